@@ -1,0 +1,34 @@
+# saaskit: `make run` to run the product, `make test` to run the suite. Both install what they need.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test bench stop services lint
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+run: install
+	$(PY) manage.py dev
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) manage.py migrate --verbosity 0
+	$(PY) bench/tokens.py
+
+services: install
+	$(PY) manage.py services start
+
+stop: install
+	$(PY) manage.py services stop
+
+lint: install
+	$(VENV)/bin/ruff check .

@@ -1,0 +1,95 @@
+"""Users, tenants ("instances") and profiles: one profile per user and instance, holding exactly one role.
+
+Roles live in code (``authz.roles``); a profile stores the role's name. A role that is not bound to an
+instance (``super_admin``) is held by a profile whose ``instance`` is NULL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        user = self.model(email=self.normalize_email(email).lower(), **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        return self.create_user(email, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    email = models.EmailField(max_length=254, unique=True)
+    name = models.CharField(max_length=150, blank=True, default="")
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False, help_text="May log into the admin console.")
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["name"]
+
+    class Meta:
+        constraints = [models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique")]
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class InstanceQuerySet(models.QuerySet["Instance"]):
+    def active(self) -> InstanceQuerySet:
+        return self.filter(is_active=True)
+
+
+class Instance(models.Model):
+    """A tenant. Every tenant-owned row carries one and every query on it is scoped by it."""
+
+    slug = models.SlugField(max_length=63, unique=True)
+    name = models.CharField(max_length=200)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = InstanceQuerySet.as_manager()
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class ProfileQuerySet(models.QuerySet["Profile"]):
+    def for_instance(self, instance: Instance) -> ProfileQuerySet:
+        return self.filter(instance=instance)
+
+
+class Profile(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="profiles")
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="profiles", null=True, blank=True)
+    role = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProfileQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "instance"], name="accounts_profile_user_instance_unique"),
+            models.UniqueConstraint(fields=["user"], condition=Q(instance__isnull=True),
+                                    name="accounts_profile_one_global_per_user"),
+        ]
+        indexes = [models.Index(fields=["instance", "role"])]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.instance_id or '*'}:{self.role}"

@@ -1,0 +1,221 @@
+"""saaskit settings: everything comes from the environment, with development defaults from the embedded services.
+
+SAASKIT_ENV selects the mode: ``development`` (default), ``test`` or ``production``. In production every
+secret must be given; a missing one fails fast with ImproperlyConfigured naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from saaskit import embedded
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = embedded.DATA_DIR
+SAASKIT_ENV = os.environ.get("SAASKIT_ENV", "development")
+if SAASKIT_ENV not in {"development", "test", "production"}:
+    raise ImproperlyConfigured(f"SAASKIT_ENV must be development, test or production, not {SAASKIT_ENV!r}")
+PRODUCTION = SAASKIT_ENV == "production"
+
+
+def env_required(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ImproperlyConfigured(f"{name} must be set when SAASKIT_ENV=production")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _development_secret_key() -> str:
+    path = DATA_DIR / "secret_key"
+    if not path.exists():
+        DATA_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+SECRET_KEY = env_required("SECRET_KEY") if PRODUCTION else os.environ.get("SECRET_KEY") or _development_secret_key()
+DEBUG = env_bool("DEBUG", SAASKIT_ENV == "development")
+ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+DATABASE_URL = env_required("DATABASE_URL") if PRODUCTION else os.environ.get("DATABASE_URL") or embedded.postgres_url()
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))}
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SAASKIT_TEST_DB_NAME", "test_saaskit")}
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis: cache, broker, authz change feed ----------------------------------------------------
+REDIS_DB = int(os.environ.get("SAASKIT_REDIS_DB", "0"))
+REDIS_URL = env_required("REDIS_URL") if PRODUCTION else os.environ.get("REDIS_URL") or embedded.redis_url(REDIS_DB)
+
+
+def redis_url_for_kombu(url: str) -> str:
+    """kombu spells a unix-socket Redis ``redis+socket:///path?virtual_host=N``; redis-py spells it ``unix://``."""
+    if url.startswith("unix://"):
+        path, _, query = url[len("unix://"):].partition("?")
+        params = dict(p.split("=", 1) for p in query.split("&") if "=" in p)
+        return f"redis+socket://{path}?virtual_host={params.get('db', '0')}"
+    return url
+
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": os.environ.get("SAASKIT_CACHE_PREFIX", "saaskit"),
+    }
+}
+
+# --- Celery (over Redis, at-least-once) -------------------------------------------------------
+CELERY_BROKER_URL = redis_url_for_kombu(os.environ.get("CELERY_BROKER_URL") or REDIS_URL)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A message not acked within this many seconds is handed to another worker: longer than any task runs.
+CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300"))
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_VISIBILITY_TIMEOUT}
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_TASK_ALWAYS_EAGER = False
+
+# --- Django -----------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "guardian",
+    "saaskit",
+    "accounts",
+    "authz",
+    "events",
+    "inventory",
+    "payments",
+    "orders",
+]
+
+MIDDLEWARE = [
+    "saaskit.middleware.RequestBodyLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "saaskit.urls"
+WSGI_APPLICATION = "saaskit.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "guardian.backends.ObjectPermissionBackend",
+]
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+GUARDIAN_RAISE_403 = False
+ANONYMOUS_USER_NAME = None  # guardian: no anonymous user row
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Bodies above this size get a 413 JSON error before any view parses them.
+DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BODY_BYTES", str(1024 * 1024)))
+
+# --- REST API ---------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.AccessTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "saaskit.errors.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "saaskit.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_RATES": {
+        # Failed logins only (see accounts.throttling); everything else is unthrottled by default.
+        "login_failures_account": os.environ.get("THROTTLE_LOGIN_FAILURES_ACCOUNT", "5/min"),
+        "login_failures_address": os.environ.get("THROTTLE_LOGIN_FAILURES_ADDRESS", "30/min"),
+    },
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "saaskit API",
+    "DESCRIPTION": "Accounts, roles, tokens, authorization and the order saga.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Tokens -----------------------------------------------------------------------------------
+JWT_ISSUER = os.environ.get("JWT_ISSUER", "saaskit")
+JWT_AUDIENCE = os.environ.get("JWT_AUDIENCE", "saaskit-api")
+ACCESS_TOKEN_LIFETIME = timedelta(seconds=int(os.environ.get("ACCESS_TOKEN_LIFETIME_SECONDS", "300")))
+REFRESH_TOKEN_LIFETIME = timedelta(seconds=int(os.environ.get("REFRESH_TOKEN_LIFETIME_SECONDS", str(14 * 24 * 3600))))
+# Signing keys: a directory of PEM private keys named <kid>.pem; the newest signs, all verify.
+# In development they are generated under .saaskit/jwt-keys; in production JWT_KEYS_DIR is required.
+JWT_KEYS_DIR = Path(env_required("JWT_KEYS_DIR") if PRODUCTION else os.environ.get("JWT_KEYS_DIR") or DATA_DIR / "jwt-keys")
+# A retired key keeps verifying for this long after a newer key took over (>= the access token lifetime).
+JWT_KEY_RETIREMENT_GRACE = ACCESS_TOKEN_LIFETIME + timedelta(minutes=1)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"pgserver": {"level": "WARNING"}},
+}
+
+if PRODUCTION:
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
