@@ -22,7 +22,7 @@ test: install
 
 bench: install
 	$(PY) manage.py migrate --verbosity 0
-	$(PY) bench/tokens.py
+	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 services: install
 	$(PY) manage.py services start
