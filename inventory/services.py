@@ -1,0 +1,215 @@
+"""inventory writes. Stock moves only through conditional updates on rows locked in pk order.
+
+Reservation life cycle, keyed by ``(instance, order_id)`` and written at most once per transition:
+``reserved -> committed`` (order approved: the goods leave ``stock_on_hand``), ``reserved|committed -> released``
+(order canceled: compensation), ``rejected`` (could not reserve; nothing held). A cancellation that arrives
+before the order's reservation leaves a ``released`` tombstone, so a late order-created reserves nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from accounts.models import Instance
+from inventory.choices import ReservationStatus
+from inventory.error_codes import InventoryErrorCode, ReservationFailure
+from inventory.models import Product, Reservation
+from inventory.signals import product_reservation_failed, product_reserved
+from saaskit.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+
+CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+CENT = Decimal("0.01")
+MAX_PRICE = Decimal("9999999999.99")
+
+
+def _money(value: Any, *, field: str) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        raise ApplicationError("Not a decimal amount.", code=InventoryErrorCode.INVALID_PRICE,
+                               fields={field: ["Not a decimal amount."]}) from None
+    if not amount.is_finite() or amount < 0 or amount > MAX_PRICE or amount != amount.quantize(CENT):
+        raise ApplicationError("Amount must be between 0 and 9999999999.99 with at most 2 decimals.",
+                               code=InventoryErrorCode.INVALID_PRICE, fields={field: ["Out of range."]})
+    return amount.quantize(CENT)
+
+
+def _positive_int(value: Any, *, field: str, allow_zero: bool = False) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1) or value > 2**31 - 1:
+        raise ApplicationError("Must be a positive integer.", code=InventoryErrorCode.INVALID_QUANTITY,
+                               fields={field: ["Must be a positive integer."]})
+    return value
+
+
+@transaction.atomic
+def product_create(*, instance: Instance, sku: str, name: str, price: Decimal | str, currency: str = "USD",
+                   stock_on_hand: int = 0) -> Product:
+    sku = (sku or "").strip()
+    if not sku or len(sku) > 64:
+        raise ApplicationError("SKU must be 1 to 64 characters.", code=InventoryErrorCode.INVALID_SKU,
+                               fields={"sku": ["Must be 1 to 64 characters."]})
+    if not isinstance(currency, str) or not CURRENCY_RE.match(currency):
+        raise ApplicationError("Currency must be a 3-letter ISO code.", code=InventoryErrorCode.INVALID_CURRENCY,
+                               fields={"currency": ["Must be a 3-letter upper-case ISO code."]})
+    product = Product(instance=instance, sku=sku, name=name, price=_money(price, field="price"), currency=currency,
+                      stock_on_hand=_positive_int(stock_on_hand, field="stock_on_hand", allow_zero=True))
+    try:
+        with transaction.atomic():
+            product.save()
+    except IntegrityError:
+        raise ApplicationError("A product with this SKU already exists.", code=InventoryErrorCode.SKU_TAKEN,
+                               fields={"sku": ["Already taken in this instance."]}, status_code=409) from None
+    return product
+
+
+@transaction.atomic
+def product_restock(*, product: Product, quantity: int) -> Product:
+    """Add ``quantity`` units to ``stock_on_hand`` (an atomic increment: concurrent restocks all count)."""
+    quantity = _positive_int(quantity, field="quantity")
+    Product.objects.filter(pk=product.pk).update(stock_on_hand=F("stock_on_hand") + quantity)
+    product.refresh_from_db()
+    return product
+
+
+@dataclass(frozen=True)
+class _Line:
+    product_id: int
+    quantity: int
+
+
+def _normalize_lines(lines: Any) -> list[_Line] | None:
+    """Order lines from an event payload, merged per product and sorted by product id; None when malformed."""
+    if not isinstance(lines, list) or not lines:
+        return None
+    merged: dict[int, int] = {}
+    for line in lines:
+        if not isinstance(line, dict):
+            return None
+        product_id, quantity = line.get("product_id"), line.get("quantity")
+        for value in (product_id, quantity):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1 or value > 2**31 - 1:
+                return None
+        merged[product_id] = merged.get(product_id, 0) + quantity
+    return [_Line(pid, qty) for pid, qty in sorted(merged.items())]
+
+
+def _locked_products(instance: Instance, product_ids: list[int]) -> dict[int, Product]:
+    """Lock the instance's products with these ids, always in pk order so concurrent reservations never deadlock."""
+    locked = Product.objects.for_instance(instance).filter(pk__in=product_ids).order_by("pk").select_for_update()
+    return {p.pk: p for p in locked}
+
+
+@transaction.atomic
+def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer_id: int, lines: Any,
+                                  currency: str, causation_id: str | None = None) -> Reservation:
+    """Hold stock for every line of the order, or for none of them.
+
+    On success sends ``product_reserved`` with the amount to charge; on failure changes no stock, records a
+    ``rejected`` reservation and sends ``product_reservation_failed``. A second call for the same order
+    (redelivery, or a cancellation that got here first) returns the existing row and sends nothing.
+    """
+    try:
+        with transaction.atomic():
+            # Claim the order first: a concurrent call for the same order waits on the unique index, then fails.
+            reservation = Reservation.objects.create(instance=instance, order_id=order_id,
+                                                     status=ReservationStatus.RESERVED, currency=str(currency)[:3])
+    except IntegrityError:
+        return Reservation.objects.for_instance(instance).get(order_id=order_id)
+
+    normalized = _normalize_lines(lines)
+    failure: ReservationFailure | None = None
+    if normalized is None:
+        failure = ReservationFailure.INVALID_LINES
+    else:
+        products = _locked_products(instance, [line.product_id for line in normalized])
+        if len(products) != len(normalized):
+            failure = ReservationFailure.UNKNOWN_PRODUCT
+        elif any(p.currency != currency for p in products.values()):
+            failure = ReservationFailure.CURRENCY_MISMATCH
+        elif any(products[line.product_id].stock_available < line.quantity for line in normalized):
+            failure = ReservationFailure.INSUFFICIENT_STOCK
+
+    if failure is not None:
+        reservation.status = ReservationStatus.REJECTED
+        reservation.reason = failure
+        reservation.save(update_fields=["status", "reason", "updated_at"])
+        product_reservation_failed.send(sender=Reservation, instance=instance, causation_id=causation_id,
+                                        payload={"order_id": order_id, "reason": str(failure)})
+        return reservation
+
+    assert normalized is not None
+    amount = Decimal("0.00")
+    stored_lines = []
+    for line in normalized:
+        product = products[line.product_id]
+        # The rows are locked, so this cannot miss; the condition is the last guard before the CHECK constraint.
+        updated = Product.objects.filter(
+            pk=product.pk, stock_on_hand__gte=F("stock_reserved") + line.quantity,
+        ).update(stock_reserved=F("stock_reserved") + line.quantity)
+        if updated != 1:  # pragma: no cover - defended by the row lock
+            raise RuntimeError(f"stock of product {product.pk} changed under its lock")
+        amount += product.price * line.quantity
+        stored_lines.append({"product_id": product.pk, "quantity": line.quantity, "unit_price": str(product.price)})
+    reservation.lines = stored_lines
+    reservation.amount = amount.quantize(CENT)
+    reservation.save(update_fields=["lines", "amount", "updated_at"])
+    product_reserved.send(sender=Reservation, instance=instance, causation_id=causation_id,
+                          payload={"order_id": order_id, "customer_id": customer_id,
+                                   "amount": str(reservation.amount), "currency": currency})
+    return reservation
+
+
+def _move_stock(instance: Instance, lines: list[dict[str, Any]], *, on_hand_sign: int, reserved_sign: int) -> None:
+    products = _locked_products(instance, [int(line["product_id"]) for line in lines])
+    quantities = {int(line["product_id"]): int(line["quantity"]) for line in lines}
+    for pk in sorted(products):
+        qty = quantities[pk]
+        Product.objects.filter(pk=pk).update(stock_on_hand=F("stock_on_hand") + on_hand_sign * qty,
+                                             stock_reserved=F("stock_reserved") + reserved_sign * qty)
+
+
+@transaction.atomic
+def reservation_commit_for_order(*, instance: Instance, order_id: int) -> bool:
+    """Order approved: the reserved units leave the shelf. Returns whether anything changed (only from reserved)."""
+    if not Reservation.objects.for_instance(instance).filter(
+            order_id=order_id, status=ReservationStatus.RESERVED).update(status=ReservationStatus.COMMITTED):
+        return False
+    reservation = Reservation.objects.for_instance(instance).get(order_id=order_id)
+    _move_stock(instance, reservation.lines, on_hand_sign=-1, reserved_sign=-1)
+    return True
+
+
+@transaction.atomic
+def reservation_release_for_order(*, instance: Instance, order_id: int, reason: str = "") -> bool:
+    """Order canceled: give the stock back. Idempotent; returns whether any stock moved.
+
+    From ``reserved`` the hold is dropped; from ``committed`` the units return to ``stock_on_hand``. With no
+    reservation yet (the cancellation overtook order-created) a ``released`` tombstone is written.
+    """
+    reservations = Reservation.objects.for_instance(instance).filter(order_id=order_id)
+    if reservations.filter(status=ReservationStatus.RESERVED).update(status=ReservationStatus.RELEASED,
+                                                                      reason=reason[:64]):
+        _move_stock(instance, reservations.get().lines, on_hand_sign=0, reserved_sign=-1)
+        return True
+    if reservations.filter(status=ReservationStatus.COMMITTED).update(status=ReservationStatus.RELEASED,
+                                                                       reason=reason[:64]):
+        _move_stock(instance, reservations.get().lines, on_hand_sign=1, reserved_sign=0)
+        return True
+    if not reservations.exists():
+        try:
+            with transaction.atomic():
+                Reservation.objects.create(instance=instance, order_id=order_id, status=ReservationStatus.RELEASED,
+                                           reason=reason[:64])
+        except IntegrityError:
+            # A reservation appeared meanwhile (its transaction just committed): release that one instead.
+            return reservation_release_for_order(instance=instance, order_id=order_id, reason=reason)
+    return False

@@ -1,0 +1,40 @@
+from django.contrib import admin
+
+from orders.models import Order, OrderEvent, OrderLine
+
+
+class OrderLineInline(admin.TabularInline):
+    model = OrderLine
+    extra = 0
+    can_delete = False
+    readonly_fields = ("product_id", "quantity", "unit_price")
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+class OrderEventInline(admin.TabularInline):
+    model = OrderEvent
+    extra = 0
+    can_delete = False
+    readonly_fields = ("kind", "detail", "causation_id", "created_at")
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    """Read-only: orders change state only through the saga's services."""
+
+    list_display = ("id", "instance", "customer", "status", "total", "currency", "reason", "created_at")
+    list_filter = ("status", "instance", "currency")
+    search_fields = ("id", "customer__email")
+    readonly_fields = [f.name for f in Order._meta.fields]
+    inlines = [OrderLineInline, OrderEventInline]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False

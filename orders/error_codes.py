@@ -1,0 +1,9 @@
+from enum import StrEnum
+
+
+class OrdersErrorCode(StrEnum):
+    INVALID_LINES = "invalid_lines"
+    INVALID_CURRENCY = "invalid_currency"
+    UNKNOWN_PRODUCT = "unknown_product"
+    ORDER_NOT_FOUND = "order_not_found"
+    INVALID_TRANSITION = "invalid_transition"

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from accounts.models import Instance
+from orders.choices import OrderEventKind, OrderStatus
+
+
+class OrderQuerySet(models.QuerySet["Order"]):
+    def for_instance(self, instance: Instance | int) -> OrderQuerySet:
+        return self.filter(instance=instance)
+
+
+class Order(models.Model):
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="orders")
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders")
+    status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING)
+    currency = models.CharField(max_length=3)
+    # Sum of list prices when the order was placed; the amount actually charged is on the payment.
+    total = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    reason = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    canceled_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(total__gte=0), name="orders_order_total_non_negative")]
+        indexes = [models.Index(fields=["instance", "customer", "-created_at"]),
+                   models.Index(fields=["instance", "status"])]
+
+    def __str__(self) -> str:
+        return f"order {self.pk}: {self.status}"
+
+
+class OrderLine(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    # A plain integer: inventory owns products and checks them when it reserves.
+    product_id = models.BigIntegerField()
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="orders_orderline_quantity_positive"),
+            models.UniqueConstraint(fields=["order", "product_id"], name="orders_orderline_one_per_product"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.quantity} x {self.product_id}"
+
+
+class OrderEvent(models.Model):
+    """The order's timeline: one row per transition, with the bus event that caused it (if any)."""
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="timeline")
+    kind = models.CharField(max_length=16, choices=OrderEventKind.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    causation_id = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"order {self.order_id} {self.kind}"

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from accounts.models import Instance, User
+from orders.error_codes import OrdersErrorCode
+from orders.models import Order
+from saaskit.errors import NotFoundError
+
+
+def order_exists(*, instance: Instance | int, order_id: int) -> bool:
+    return Order.objects.for_instance(instance).filter(pk=order_id).exists()
+
+
+def order_get(*, instance: Instance | int, order_id: int) -> Order:
+    """The instance's order, or the same 404 whether it is missing or belongs to another instance."""
+    order = Order.objects.for_instance(instance).prefetch_related("lines", "timeline").filter(pk=order_id).first()
+    if order is None:
+        raise NotFoundError("Order not found.", code=OrdersErrorCode.ORDER_NOT_FOUND)
+    return order
+
+
+def order_list_for_customer(*, instance: Instance, customer: User) -> QuerySet[Order]:
+    return Order.objects.for_instance(instance).filter(customer=customer).order_by("-created_at", "-id")

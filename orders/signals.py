@@ -1,0 +1,13 @@
+"""orders' domain signals, sent by services inside their transaction (``events`` writes the outbox rows).
+
+``order_created``: ``{order_id, customer_id, lines: [{product_id, quantity}], currency}``
+``order_canceled``: ``{order_id, reason}``; ``order_approved``: ``{order_id}``
+``policy_upsert_requested``: ``{policies: ["sub:action:orders:id", ...]}`` (event-upsert-policy)
+"""
+
+from django.dispatch import Signal
+
+order_created = Signal()
+order_canceled = Signal()
+order_approved = Signal()
+policy_upsert_requested = Signal()

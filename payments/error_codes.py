@@ -1,0 +1,20 @@
+from enum import StrEnum
+
+
+class PaymentsErrorCode(StrEnum):
+    INVALID_AMOUNT = "invalid_amount"
+    INVALID_CURRENCY = "invalid_currency"
+    WALLET_EXISTS = "wallet_exists"
+    WALLET_NOT_FOUND = "wallet_not_found"
+
+
+class PaymentFailure(StrEnum):
+    """``reason`` values of a failed event-payment."""
+
+    NO_WALLET = "no_wallet"
+    INSUFFICIENT_FUNDS = "insufficient_funds"
+    INVALID_AMOUNT = "invalid_amount"
+
+
+class SuspiciousKind(StrEnum):
+    REPEATED_INSUFFICIENT_FUNDS = "repeated_insufficient_funds"
