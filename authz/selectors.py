@@ -1,0 +1,250 @@
+"""Reads of the ACL: the database check (one statement), explain, listings, and the per-subject load
+the in-process cache (``authz.cache``) uses."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import connection
+from django.db.models import Q, QuerySet
+
+from accounts.models import Instance, User
+from authz.models import Group, GroupMembership, Policy, Resource
+from authz.registry import WILDCARD, get_type
+from authz.role_grants import granting_role, role_allows
+from saaskit.errors import NotFoundError
+
+# One round trip: the subject's role in the instance, and whether any policy of the subject (directly
+# or through a group) names the object, ``*``, or (for folders) one of the object's ancestors.
+_CHECK_SQL = """
+WITH ids AS (SELECT unnest(%(ids)s::varchar[]) AS id {ancestors})
+SELECT
+  (SELECT role FROM accounts_profile WHERE user_id = %(user)s AND instance_id = %(instance)s),
+  EXISTS (SELECT 1 FROM authz_policy p
+          WHERE p.instance_id = %(instance)s AND p.user_id = %(user)s AND p.resource_type = %(type)s
+            AND p.action = %(action)s AND p.resource_id IN (SELECT id FROM ids))
+  OR EXISTS (SELECT 1 FROM authz_groupmembership m JOIN authz_policy p ON p.group_id = m.group_id
+             WHERE m.user_id = %(user)s AND p.instance_id = %(instance)s AND p.resource_type = %(type)s
+               AND p.action = %(action)s AND p.resource_id IN (SELECT id FROM ids))
+"""
+_ANCESTORS_SQL = """
+  UNION ALL SELECT unnest(string_to_array(trim(both '/' from r.path), '/'))::varchar
+  FROM authz_resource r WHERE r.id = %(object_pk)s AND r.instance_id = %(instance)s
+"""
+
+
+def _check_sql(resource_type: str, resource_id: str) -> tuple[str, bool]:
+    rtype = get_type(resource_type)
+    folders = bool(rtype and rtype.hierarchical and resource_id.isdigit() and len(resource_id) < 19)
+    return _CHECK_SQL.format(ancestors=_ANCESTORS_SQL if folders else ""), folders
+
+
+def check(*, instance_id: int, user_id: int, action: str, resource_type: str, resource_id: str,
+          role: str | None = None, use_profile_role: bool = True) -> bool:
+    """Whether the user may do ``action`` on the object, straight from PostgreSQL (one statement).
+
+    Counts direct, ``*``, group and folder grants, and what the role allows (``authz.role_grants``):
+    ``role`` when given (the caller's acting role), else the user's profile role in the instance.
+    """
+    rtype = get_type(resource_type)
+    if rtype is None or action not in rtype.actions:
+        return False
+    if role is not None and role_allows(role, action, resource_type):
+        return True
+    resource_id = str(resource_id)
+    sql, folders = _check_sql(resource_type, resource_id)
+    params = {"ids": [resource_id, WILDCARD], "user": user_id, "instance": instance_id, "type": resource_type,
+              "action": action, "object_pk": int(resource_id) if folders else None}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        profile_role, granted = cursor.fetchone()
+    if profile_role is None:  # not (or no longer) a member of the instance: nothing applies
+        return False
+    if granted:
+        return True
+    return use_profile_role and role is None and role_allows(profile_role, action, resource_type)
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    allowed: bool
+    reason: str  # role | policy | wildcard | group | folder | none
+    policy: str | None = None
+    role: str | None = None
+    group_id: int | None = None
+    folder_id: int | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"allowed": self.allowed, "reason": self.reason, "policy": self.policy, "role": self.role,
+                "group_id": self.group_id, "folder_id": self.folder_id}
+
+
+def explain(*, instance_id: int, user_id: int, action: str, resource_type: str, resource_id: str) -> Explanation:
+    """Why the check answers as it does: the first of role, direct policy, ``*``, group, folder grant."""
+    resource_id = str(resource_id)
+    profile_role = (User.objects.filter(pk=user_id, profiles__instance_id=instance_id)
+                    .values_list("profiles__role", flat=True).first())
+    granted_by = granting_role(profile_role, action, resource_type)
+    if granted_by is not None:
+        return Explanation(True, "role", role=granted_by)
+    rtype = get_type(resource_type)
+    ancestors: list[str] = []
+    if rtype is not None and rtype.hierarchical and resource_id.isdigit():
+        path = Resource.objects.filter(pk=int(resource_id), instance_id=instance_id).values_list("path", flat=True)
+        ancestors = [p for p in (path.first() or "").strip("/").split("/") if p and p != resource_id]
+    candidates = list(Policy.objects.filter(
+        Q(user_id=user_id) | Q(group__memberships__user_id=user_id), instance_id=instance_id,
+        resource_type=resource_type, action=action, resource_id__in=[resource_id, WILDCARD, *ancestors]))
+
+    def rank(p: Policy) -> tuple[int, int]:
+        if p.resource_id == resource_id:
+            kind = 0
+        elif p.resource_id == WILDCARD:
+            kind = 1
+        else:
+            kind = 2 + len(ancestors) - ancestors.index(p.resource_id)  # nearest folder first
+        return (1 if p.group_id else 0, kind)
+
+    if not candidates:
+        return Explanation(False, "none")
+    best = min(candidates, key=rank)
+    if best.resource_id not in (resource_id, WILDCARD):
+        return Explanation(True, "folder", policy=best.as_string(), group_id=best.group_id,
+                           folder_id=int(best.resource_id))
+    if best.group_id is not None:
+        return Explanation(True, "group", policy=best.as_string(), group_id=best.group_id)
+    return Explanation(True, "wildcard" if best.resource_id == WILDCARD else "policy", policy=best.as_string())
+
+
+# --- what the in-process cache loads --------------------------------------------------------------
+_LOAD_SQL = """
+WITH grants AS (
+  SELECT resource_type, action, resource_id FROM authz_policy
+   WHERE instance_id = %(instance)s AND user_id = %(user)s AND resource_type = ANY(%(types)s::varchar[])
+  UNION
+  SELECT p.resource_type, p.action, p.resource_id FROM authz_groupmembership m
+    JOIN authz_policy p ON p.group_id = m.group_id
+   WHERE m.user_id = %(user)s AND p.instance_id = %(instance)s AND p.resource_type = ANY(%(types)s::varchar[])
+)
+SELECT resource_type, action, resource_id FROM grants
+UNION
+SELECT g.resource_type, g.action, d.id::varchar FROM grants g
+  JOIN authz_resource f ON f.instance_id = %(instance)s AND f.id::varchar = g.resource_id
+  JOIN authz_resource d ON d.path LIKE f.path || '%%' AND d.instance_id = %(instance)s
+ WHERE g.resource_type = ANY(%(folder_types)s::varchar[]) AND g.resource_id <> '*'
+"""
+
+
+def subject_grants(*, instance_id: int, user_id: int,
+                   resource_types: Iterable[str]) -> frozenset[tuple[str, str, str]]:
+    """Every (resource_type, action, resource_id) the user holds by policy in the instance, for the
+    given types, directly or through groups, with folder grants expanded to their subtrees. One query."""
+    types = sorted(set(resource_types))
+    folder_types = [t for t in types if (rt := get_type(t)) is not None and rt.hierarchical]
+    with connection.cursor() as cursor:
+        cursor.execute(_LOAD_SQL, {"instance": instance_id, "user": user_id, "types": types,
+                                   "folder_types": folder_types})
+        return frozenset(cursor.fetchall())
+
+
+# --- listings -------------------------------------------------------------------------------------
+def policy_list(*, instance: Instance, subject: int | None = None, resource_type: str | None = None,
+                resource_id: str | None = None) -> QuerySet[Policy]:
+    qs = Policy.objects.filter(instance=instance)
+    if subject is not None:
+        qs = qs.filter(user_id=subject)
+    if resource_type:
+        qs = qs.filter(resource_type=resource_type)
+    if resource_id:
+        qs = qs.filter(resource_id=resource_id)
+    return qs.order_by("pk")
+
+
+def subject_objects(*, instance: Instance, user_id: int, action: str, resource_type: str) -> QuerySet:
+    """Ids the user holds ``action`` on by policy (direct or group; ``*`` shows as ``*``), sorted."""
+    groups = GroupMembership.objects.filter(user_id=user_id, group__instance=instance).values("group_id")
+    return (Policy.objects.filter(Q(user_id=user_id) | Q(group_id__in=groups), instance=instance,
+                                  resource_type=resource_type, action=action)
+            .order_by("resource_id").values_list("resource_id", flat=True).distinct())
+
+
+def object_subjects(*, instance: Instance, resource_type: str, resource_id: str, action: str) -> QuerySet:
+    """Users holding ``action`` on the object by a direct or ``*`` policy or through a group, sorted by id."""
+    names = [str(resource_id), WILDCARD]
+    direct = Policy.objects.filter(instance=instance, resource_type=resource_type, action=action,
+                                   resource_id__in=names, user__isnull=False).values("user_id")
+    groups = Policy.objects.filter(instance=instance, resource_type=resource_type, action=action,
+                                   resource_id__in=names, group__isnull=False).values("group_id")
+    via_groups = GroupMembership.objects.filter(group_id__in=groups).values("user_id")
+    return (User.objects.filter(Q(pk__in=direct) | Q(pk__in=via_groups), profiles__instance=instance)
+            .order_by("pk").values_list("pk", flat=True))
+
+
+def group_list(*, instance: Instance) -> QuerySet[Group]:
+    return Group.objects.for_instance(instance).order_by("pk")
+
+
+def access_group_by_id(*, instance: Instance, group_id: object) -> Group:
+    """The instance's group, or 404 group_not_found for missing, foreign or malformed ids alike."""
+    try:
+        pk = int(str(group_id))
+    except ValueError:
+        pk = None
+    group = Group.objects.for_instance(instance).filter(pk=pk).first() if pk and pk > 0 else None
+    if group is None:
+        raise NotFoundError("Group not found.", code="group_not_found")
+    return group
+
+
+def group_user_ids(*, group: Group) -> QuerySet:
+    return GroupMembership.objects.filter(group=group).order_by("user_id").values_list("user_id", flat=True)
+
+
+def resource_list(*, instance: Instance) -> QuerySet[Resource]:
+    return Resource.objects.for_instance(instance).order_by("pk")
+
+
+def access_resource_by_id(*, instance: Instance, resource_id: object) -> Resource:
+    try:
+        pk = int(str(resource_id))
+    except ValueError:
+        pk = None
+    resource = Resource.objects.for_instance(instance).filter(pk=pk).first() if pk and pk > 0 else None
+    if resource is None:
+        raise NotFoundError("Resource not found.", code="resource_not_found")
+    return resource
+
+
+def group_resources(*, group: Group) -> QuerySet[Resource]:
+    ids = Policy.objects.filter(group=group, resource_type="resources").exclude(resource_id=WILDCARD)
+    return (Resource.objects.filter(instance_id=group.instance_id, pk__in=[int(i) for i in
+            ids.values_list("resource_id", flat=True).distinct()]).order_by("pk"))
+
+
+_AUTHORIZED_SQL = """
+WITH r AS (SELECT id, path FROM authz_resource WHERE instance_id = %(instance)s AND name = %(name)s),
+ids AS (SELECT '*'::varchar AS id WHERE EXISTS (SELECT 1 FROM r)
+        UNION ALL SELECT unnest(string_to_array(trim(both '/' from r.path), '/'))::varchar FROM r)
+SELECT
+  (SELECT role FROM accounts_profile WHERE user_id = %(user)s AND instance_id = %(instance)s),
+  EXISTS (SELECT 1 FROM r),
+  EXISTS (SELECT 1 FROM authz_policy p
+          WHERE p.instance_id = %(instance)s AND p.user_id = %(user)s AND p.resource_type = 'resources'
+            AND p.action = %(action)s AND p.resource_id IN (SELECT id FROM ids))
+  OR EXISTS (SELECT 1 FROM authz_groupmembership m JOIN authz_policy p ON p.group_id = m.group_id
+             WHERE m.user_id = %(user)s AND p.instance_id = %(instance)s AND p.resource_type = 'resources'
+               AND p.action = %(action)s AND p.resource_id IN (SELECT id FROM ids))
+"""
+
+
+def authorized(*, instance_id: int, user_id: int, resource_name: str, action: str = "get") -> bool:
+    """Seed 004's question: may this user access the resource of this name (one statement)? Counts
+    group grants, direct and ``*`` policies, folder grants and the user's role in the instance."""
+    with connection.cursor() as cursor:
+        cursor.execute(_AUTHORIZED_SQL, {"instance": instance_id, "name": resource_name, "user": user_id,
+                                         "action": action})
+        profile_role, exists, granted = cursor.fetchone()
+    if not exists or profile_role is None:
+        return False
+    return bool(granted) or role_allows(profile_role, action, "resources")
