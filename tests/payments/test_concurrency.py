@@ -1,0 +1,27 @@
+"""Concurrent charges against one wallet in real transactions: the balance never goes below zero."""
+
+from decimal import Decimal
+
+import pytest
+
+from payments.choices import PaymentStatus
+from payments.services import payment_charge_for_order, wallet_create
+from tests.factories import InstanceFactory, UserFactory
+from tests.inventory.support import run_concurrently
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_concurrent_charges_never_overdraw():
+    instance, customer = InstanceFactory(), UserFactory()
+    wallet = wallet_create(instance=instance, user=customer, currency="USD", balance="50.00")
+
+    def order(order_id: int):
+        return lambda: payment_charge_for_order(instance=instance, order_id=order_id, customer_id=customer.pk,
+                                                amount="15.00", currency="USD")
+
+    results = run_concurrently([order(i) for i in range(1, 11)])
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert sorted(r.status for r in results) == [PaymentStatus.FAILED] * 7 + [PaymentStatus.SUCCEEDED] * 3
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("5.00")
