@@ -1,0 +1,159 @@
+from decimal import Decimal
+
+import pytest
+
+from inventory.services import product_create
+from orders.choices import OrderEventKind, OrderStatus
+from orders.models import Order, OrderEvent, OrderLine
+from orders.services import order_approve, order_cancel, order_cancel_pending, order_place
+from saaskit.errors import ApplicationError
+from tests.inventory.support import Sent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def apple(instance):
+    return product_create(instance=instance, sku="APL", name="Apple", price="1.50", stock_on_hand=10)
+
+
+@pytest.fixture
+def pear(instance):
+    return product_create(instance=instance, sku="PR", name="Pear", price="2.25", stock_on_hand=3)
+
+
+@pytest.fixture
+def order(instance, customer, apple):
+    return order_place(instance=instance, customer=customer, lines=[{"product_id": apple.pk, "quantity": 2}],
+                       currency="USD")
+
+
+def timeline(order: Order) -> list[tuple[str, dict, str]]:
+    return list(OrderEvent.objects.filter(order=order).values_list("kind", "detail", "causation_id"))
+
+
+def test_order_place_writes_order_lines_timeline_and_publishes(instance, customer, apple, pear, sent):
+    order = order_place(instance=instance, customer=customer, currency="USD", lines=[
+        {"product_id": pear.pk, "quantity": 1}, {"product_id": apple.pk, "quantity": 2},
+        {"product_id": pear.pk, "quantity": 1}])
+    order.refresh_from_db()
+    assert (order.instance_id, order.customer_id, order.status, order.currency, order.total, order.reason) == (
+        instance.pk, customer.pk, OrderStatus.PENDING, "USD", Decimal("7.50"), "")
+    assert list(OrderLine.objects.filter(order=order).order_by("product_id").values_list(
+        "product_id", "quantity", "unit_price")) == [(apple.pk, 2, Decimal("1.50")), (pear.pk, 2, Decimal("2.25"))]
+    assert timeline(order) == [(OrderEventKind.PLACED, {"total": "7.50"}, "")]
+    assert sent.sent == [
+        Sent("order_created", instance.pk, {
+            "order_id": order.pk, "customer_id": customer.pk, "currency": "USD",
+            "lines": [{"product_id": apple.pk, "quantity": 2}, {"product_id": pear.pk, "quantity": 2}]}, None),
+        Sent("policy_upsert_requested", instance.pk, {"policies": [
+            f"{customer.pk}:get:orders:{order.pk}", f"{customer.pk}:cancel:orders:{order.pk}"]}, None),
+    ]
+
+
+@pytest.mark.parametrize("lines", [
+    [], None, "abc", [1], [{"product_id": 1}], [{"product_id": "1", "quantity": 1}],
+    [{"product_id": 1, "quantity": 0}], [{"product_id": True, "quantity": 1}], [{"product_id": 1, "quantity": 10_001}],
+    [{"product_id": -1, "quantity": 1}], [{"product_id": 1, "quantity": 1}] * 101,
+])
+def test_order_place_rejects_malformed_lines_and_writes_nothing(instance, customer, sent, lines):
+    with pytest.raises(ApplicationError) as err:
+        order_place(instance=instance, customer=customer, lines=lines, currency="USD")
+    assert (err.value.code, err.value.status_code) == ("invalid_lines", 400)
+    assert (Order.objects.count(), OrderLine.objects.count(), sent.sent) == (0, 0, [])
+
+
+@pytest.mark.parametrize("currency", ["usd", "", None, "EURO"])
+def test_order_place_rejects_bad_currency(instance, customer, apple, sent, currency):
+    with pytest.raises(ApplicationError) as err:
+        order_place(instance=instance, customer=customer, lines=[{"product_id": apple.pk, "quantity": 1}],
+                    currency=currency)
+    assert err.value.code == "invalid_currency"
+    assert (Order.objects.count(), sent.sent) == (0, [])
+
+
+def test_order_place_rejects_products_of_another_instance(instance, other_instance, customer, sent):
+    foreign = product_create(instance=other_instance, sku="F", name="F", price="1", stock_on_hand=5)
+    with pytest.raises(ApplicationError) as err:
+        order_place(instance=instance, customer=customer, lines=[{"product_id": foreign.pk, "quantity": 1}],
+                    currency="USD")
+    assert (err.value.code, err.value.fields) == ("unknown_product", {"lines": [f"Unknown product id {foreign.pk}."]})
+    assert (Order.objects.count(), sent.sent) == (0, [])
+
+
+def test_approve_pending_order_once(instance, order, sent):
+    sent.clear()
+    assert order_approve(instance=instance, order_id=order.pk, causation_id="evt-p") is True
+    assert order_approve(instance=instance, order_id=order.pk, causation_id="evt-p") is False
+    order.refresh_from_db()
+    assert order.status == OrderStatus.APPROVED
+    assert order.approved_at is not None
+    assert [row[0] for row in timeline(order)] == [OrderEventKind.PLACED, OrderEventKind.APPROVED]
+    assert timeline(order)[1][2] == "evt-p"
+    assert sent.sent == [Sent("order_approved", instance.pk, {"order_id": order.pk}, "evt-p")]
+
+
+def test_approve_of_another_instance_order_changes_nothing(other_instance, order, sent):
+    sent.clear()
+    assert order_approve(instance=other_instance, order_id=order.pk) is False
+    order.refresh_from_db()
+    assert order.status == OrderStatus.PENDING
+    assert sent.sent == []
+
+
+def test_cancel_pending_for_failure_once(instance, order, sent):
+    sent.clear()
+    assert order_cancel_pending(instance=instance, order_id=order.pk, reason="payment_failed",
+                                causation_id="evt-f") is True
+    assert order_cancel_pending(instance=instance, order_id=order.pk, reason="payment_failed") is False
+    order.refresh_from_db()
+    assert (order.status, order.reason) == (OrderStatus.CANCELED, "payment_failed")
+    assert order.canceled_at is not None
+    assert timeline(order)[1:] == [(OrderEventKind.CANCELED, {"reason": "payment_failed"}, "evt-f")]
+    assert sent.sent == [Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "payment_failed"},
+                              "evt-f")]
+
+
+def test_failure_does_not_cancel_an_approved_order(instance, order, sent):
+    order_approve(instance=instance, order_id=order.pk)
+    sent.clear()
+    assert order_cancel_pending(instance=instance, order_id=order.pk, reason="payment_failed") is False
+    order.refresh_from_db()
+    assert order.status == OrderStatus.APPROVED
+    assert sent.sent == []
+
+
+def test_approve_after_cancel_changes_nothing(instance, order, sent):
+    order_cancel(order=order)
+    sent.clear()
+    assert order_approve(instance=instance, order_id=order.pk) is False
+    order.refresh_from_db()
+    assert (order.status, order.reason) == (OrderStatus.CANCELED, "customer_request")
+    assert sent.sent == []
+
+
+def test_customer_cancels_pending_order(instance, order, sent):
+    sent.clear()
+    result = order_cancel(order=order)
+    assert (result.status, result.reason) == (OrderStatus.CANCELED, "customer_request")
+    assert sent.sent == [Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "customer_request"},
+                              None)]
+
+
+def test_customer_cancels_approved_order(instance, order, sent):
+    order_approve(instance=instance, order_id=order.pk)
+    sent.clear()
+    assert order_cancel(order=order).status == OrderStatus.CANCELED
+    assert sent.names() == ["order_canceled"]
+
+
+def test_cancel_of_canceled_order_is_409_and_changes_nothing(instance, order, sent):
+    order_cancel_pending(instance=instance, order_id=order.pk, reason="payment_failed")
+    sent.clear()
+    with pytest.raises(ApplicationError) as err:
+        order_cancel(order=order)
+    assert (err.value.code, err.value.status_code) == ("invalid_transition", 409)
+    order.refresh_from_db()
+    assert (order.status, order.reason) == (OrderStatus.CANCELED, "payment_failed")
+    assert len(timeline(order)) == 2
+    assert sent.sent == []
