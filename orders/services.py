@@ -86,14 +86,14 @@ def order_place(*, instance: Instance, customer: User, lines: Any, currency: str
 
 
 def _cancel(*, instance: Instance | int, order_id: int, from_statuses: list[str], reason: str,
-            causation_id: str | None) -> bool:
+            causation_id: str | None, detail: dict[str, Any] | None = None) -> bool:
     now = timezone.now()
     changed = Order.objects.for_instance(instance).filter(pk=order_id, status__in=from_statuses).update(
         status=OrderStatus.CANCELED, reason=reason[:64], canceled_at=now, updated_at=now)
     if not changed:
         return False
     order = Order.objects.select_related("instance").get(pk=order_id)
-    OrderEvent.objects.create(order=order, kind=OrderEventKind.CANCELED, detail={"reason": order.reason},
+    OrderEvent.objects.create(order=order, kind=OrderEventKind.CANCELED, detail={"reason": order.reason, **(detail or {})},
                               causation_id=causation_id or "")
     order_canceled.send(sender=Order, instance=order.instance, causation_id=causation_id,
                         payload={"order_id": order.pk, "reason": order.reason})
@@ -113,10 +113,13 @@ def order_cancel(*, order: Order, reason: str = CancelReason.CUSTOMER) -> Order:
 
 @transaction.atomic
 def order_cancel_pending(*, instance: Instance | int, order_id: int, reason: str,
-                         causation_id: str | None = None) -> bool:
-    """The saga gave up on a pending order (payment failed, stock not reservable). No-op otherwise."""
+                         causation_id: str | None = None, cause: str = "") -> bool:
+    """The saga gave up on a pending order (payment failed, stock not reservable). No-op otherwise.
+
+    ``cause`` (e.g. ``insufficient_funds``) goes to the timeline; the order's ``reason`` stays a ``CancelReason``.
+    """
     return _cancel(instance=instance, order_id=order_id, from_statuses=[OrderStatus.PENDING], reason=reason,
-                   causation_id=causation_id)
+                   causation_id=causation_id, detail={"cause": cause[:64]} if cause else None)
 
 
 @transaction.atomic

@@ -1,0 +1,48 @@
+"""orders' side of the saga: approve on a succeeded payment, cancel on a failed one or on a failed reservation.
+
+An event about an order this instance does not have yet raises ``NotReady``: the bus parks it and retries
+after later events. Transitions are conditional, so redelivery and late events change nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from events.consumers import NotReady, consumer
+from inventory.consumers import event_instance, payload_int
+from orders.choices import CancelReason
+from orders.selectors import order_exists
+from orders.services import order_approve, order_cancel_pending
+
+
+def _existing_order_id(event: Any, instance: Any) -> int:
+    order_id = payload_int(event, "order_id")
+    if not order_exists(instance=instance, order_id=order_id):
+        raise NotReady(f"order {order_id} does not exist yet")
+    return order_id
+
+
+@consumer("event-payment", name="orders.apply_payment")
+def apply_payment(event: Any) -> None:
+    instance = event_instance(event)
+    if instance is None:
+        return
+    order_id = _existing_order_id(event, instance)
+    status = event.payload.get("status")
+    if status == "succeeded":
+        order_approve(instance=instance, order_id=order_id, causation_id=str(event.id))
+    elif status == "failed":
+        order_cancel_pending(instance=instance, order_id=order_id, reason=CancelReason.PAYMENT_FAILED,
+                             cause=str(event.payload.get("reason") or ""), causation_id=str(event.id))
+    else:
+        raise ValueError(f"event-payment {event.id}: unknown status {status!r}")
+
+
+@consumer("event-err-reserving-product", name="orders.cancel_unreservable")
+def cancel_unreservable(event: Any) -> None:
+    instance = event_instance(event)
+    if instance is None:
+        return
+    order_id = _existing_order_id(event, instance)
+    order_cancel_pending(instance=instance, order_id=order_id, reason=CancelReason.RESERVATION_FAILED,
+                         cause=str(event.payload.get("reason") or ""), causation_id=str(event.id))
