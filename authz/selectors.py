@@ -119,13 +119,16 @@ def explain(*, instance_id: int, user_id: int, action: str, resource_type: str, 
 
 # --- what the in-process cache loads --------------------------------------------------------------
 _LOAD_SQL = """
-WITH grants AS (
+WITH member AS (SELECT 1 FROM accounts_profile WHERE user_id = %(user)s AND instance_id = %(instance)s),
+grants AS (
   SELECT resource_type, action, resource_id FROM authz_policy
    WHERE instance_id = %(instance)s AND user_id = %(user)s AND resource_type = ANY(%(types)s::varchar[])
+     AND EXISTS (SELECT 1 FROM member)
   UNION
   SELECT p.resource_type, p.action, p.resource_id FROM authz_groupmembership m
     JOIN authz_policy p ON p.group_id = m.group_id
    WHERE m.user_id = %(user)s AND p.instance_id = %(instance)s AND p.resource_type = ANY(%(types)s::varchar[])
+     AND EXISTS (SELECT 1 FROM member)
 )
 SELECT resource_type, action, resource_id FROM grants
 UNION
@@ -139,7 +142,8 @@ SELECT g.resource_type, g.action, d.id::varchar FROM grants g
 def subject_grants(*, instance_id: int, user_id: int,
                    resource_types: Iterable[str]) -> frozenset[tuple[str, str, str]]:
     """Every (resource_type, action, resource_id) the user holds by policy in the instance, for the
-    given types, directly or through groups, with folder grants expanded to their subtrees. One query."""
+    given types, directly or through groups, with folder grants expanded to their subtrees. One query.
+    Empty when the user is not a member of the instance."""
     types = sorted(set(resource_types))
     folder_types = [t for t in types if (rt := get_type(t)) is not None and rt.hierarchical]
     with connection.cursor() as cursor:

@@ -1,0 +1,244 @@
+"""The local cached authz library: per process, in memory, the policies of recently served subjects.
+
+    cache = AuthzCache(["orders"])          # the resource types this process's app owns
+    cache.allowed(instance_id, user_id, "cancel", "orders", "15", role=ctx.role)
+
+A warm check is a few dict/set lookups: it touches neither PostgreSQL nor Redis. A miss loads that
+subject's grants for the cache's types in one query (``selectors.subject_grants``) into a bounded LRU
+with a TTL.
+
+Invalidation, in every process that uses a cache: one daemon watcher thread per process follows the
+change feed in Redis (``authz.changefeed``: a stream read with a blocking XREAD, woken at once by new
+entries and returning at least every ``POLL_SECONDS``) and drops the affected subjects. Each successful
+read stamps ``synced_at``; a check serves from memory only while ``now - synced_at <= STALENESS_SECONDS``
+(1 s), otherwise it asks PostgreSQL. So one second after a revocation is committed and written to the
+feed, no process allows it from memory, even when the watcher is stuck or Redis is unreachable.
+
+A load that raced with an invalidation (the watcher applied a change while the query ran) is answered
+but not stored. The watcher starts lazily on the first check (not at import) and is restarted in a
+forked child (``os.register_at_fork``), whose inherited entries are dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from authz import changefeed, selectors
+from authz.registry import RESOURCE_TYPES, WILDCARD
+from authz.role_grants import ROLE_PAIRS
+
+logger = logging.getLogger(__name__)
+
+STALENESS_SECONDS = 1.0
+POLL_SECONDS = 0.25
+_EMPTY_PAIRS: frozenset[tuple[str, str]] = frozenset()
+_monotonic = time.monotonic
+
+Entry = tuple[float, frozenset[tuple[str, str, str]]]  # (expires_at, {(type, action, id)})
+
+
+class _Watcher:
+    """Follows the change feed for every cache of this process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.synced_at = float("-inf")
+        self.generation = 0
+        self.caches: weakref.WeakSet[AuthzCache] = weakref.WeakSet()
+        self.thread: threading.Thread | None = None
+        self.last_id: bytes | None = None
+        self.applied = 0  # changes applied (for tests and diagnostics)
+        self._stop = threading.Event()
+
+    def ensure_started(self) -> None:
+        if self.thread is not None and self.thread.is_alive():
+            return
+        with self.lock:
+            if self.thread is not None and self.thread.is_alive():
+                return
+            self._stop = threading.Event()
+            self.thread = threading.Thread(target=self._run, args=(self._stop,), name="authz-cache-watcher",
+                                           daemon=True)
+            self.thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread (tests); the next check starts a fresh one."""
+        self._stop.set()
+        thread = self.thread
+        if thread is not None:
+            thread.join(timeout=POLL_SECONDS * 4 + 1)
+        self.thread = None
+        self.last_id = None
+        self.synced_at = float("-inf")
+
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self._poll_once()
+            except Exception:  # Redis down or a bad entry: forget everything, reconnect, try again
+                logger.warning("authz cache watcher lost the change feed; dropping cached policies", exc_info=True)
+                self.last_id = None
+                self.drop_all()
+                stop.wait(0.2)
+
+    def _poll_once(self) -> None:
+        client = changefeed.client()
+        started = _monotonic()
+        if self.last_id is None:
+            last = client.xrevrange(changefeed.STREAM, count=1)
+            self.last_id = last[0][0] if last else b"0-0"
+            self.drop_all()  # entries loaded while nobody watched cannot be trusted
+            self.synced_at = started
+            return
+        response = client.xread({changefeed.STREAM: self.last_id}, count=1000, block=int(POLL_SECONDS * 1000))
+        entries = response[0][1] if response else []
+        if entries:
+            self.apply([changefeed.decode(fields) for _, fields in entries])
+            self.last_id = entries[-1][0]
+        if len(entries) < 1000:  # caught up with everything written before ``started``
+            self.synced_at = started
+
+    def apply(self, changes: Iterable[changefeed.Change]) -> None:
+        with self.lock:
+            for change in changes:
+                for cache in list(self.caches):
+                    cache._drop(change)
+                self.applied += 1
+            self.generation += 1
+
+    def drop_all(self) -> None:
+        with self.lock:
+            for cache in list(self.caches):
+                cache._entries.clear()
+            self.generation += 1
+
+    def after_fork_in_child(self) -> None:
+        self.lock = threading.Lock()
+        self.thread = None
+        self.last_id = None
+        self.synced_at = float("-inf")
+        self._stop = threading.Event()
+        for cache in list(self.caches):
+            cache._entries.clear()
+
+
+watcher = _Watcher()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=watcher.after_fork_in_child)
+
+
+class AuthzCache:
+    """Policies of recently served subjects for ``resource_types``, in this process's memory."""
+
+    def __init__(self, resource_types: Iterable[str] | None = None, *, max_subjects: int = 10_000,
+                 ttl_seconds: float = 300.0) -> None:
+        types = frozenset(resource_types) if resource_types is not None else frozenset(RESOURCE_TYPES)
+        unknown = sorted(types - set(RESOURCE_TYPES))
+        if unknown:
+            raise ValueError(f"unknown resource types: {', '.join(unknown)}")
+        self.resource_types = types
+        self._type_list = sorted(types)
+        self.max_subjects = max_subjects
+        self.ttl_seconds = ttl_seconds
+        self._entries: OrderedDict[tuple[int, int], Entry] = OrderedDict()
+        self.loads = 0  # misses that went to PostgreSQL (tests, diagnostics)
+        watcher.caches.add(self)
+
+    # --- the check ---------------------------------------------------------------------------------
+    def allowed(self, instance_id: int, user_id: int, action: str, resource_type: str, resource_id: object,
+                role: str | None = None) -> bool:
+        """Whether the user may ``action`` the object: policies (direct, ``*``, group, folder) plus what
+        ``role`` (the caller's acting role, if given) allows. Warm: no I/O."""
+        if role is not None and (resource_type, action) in ROLE_PAIRS.get(role, _EMPTY_PAIRS):
+            return True
+        if resource_id.__class__ is not str:
+            resource_id = str(resource_id)
+        now = _monotonic()
+        if now - watcher.synced_at > STALENESS_SECONDS or resource_type not in self.resource_types:
+            watcher.ensure_started()
+            return selectors.check(instance_id=instance_id, user_id=user_id, action=action,
+                                   resource_type=resource_type, resource_id=resource_id, use_profile_role=False)
+        key = (instance_id, user_id)
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < now:
+            entry = self._load(key, now)
+        else:
+            try:
+                self._entries.move_to_end(key)
+            except KeyError:  # the watcher dropped it a moment ago; this answer is still within the bound
+                pass
+        grants = entry[1]
+        return (resource_type, action, resource_id) in grants or (resource_type, action, WILDCARD) in grants
+
+    def visible_ids(self, instance_id: int, user_id: int, action: str, resource_type: str) -> frozenset[str]:
+        """Ids the user holds ``action`` on by policy (``*`` included when granted), from the cache."""
+        now = _monotonic()
+        if now - watcher.synced_at > STALENESS_SECONDS or resource_type not in self.resource_types:
+            watcher.ensure_started()
+            grants = selectors.subject_grants(instance_id=instance_id, user_id=user_id, resource_types=[resource_type])
+        else:
+            key = (instance_id, user_id)
+            entry = self._entries.get(key)
+            if entry is None or entry[0] < now:
+                entry = self._load(key, now)
+            grants = entry[1]
+        return frozenset(rid for rtype, act, rid in grants if rtype == resource_type and act == action)
+
+    def warm(self, instance_id: int, user_id: int) -> None:
+        """Load a subject now (e.g. when it authenticates) so its first request is a hit."""
+        if _monotonic() - watcher.synced_at > STALENESS_SECONDS:
+            watcher.ensure_started()
+            return
+        self._load((instance_id, user_id), _monotonic())
+
+    def clear(self) -> None:
+        with watcher.lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: tuple[int, int]) -> bool:
+        return key in self._entries
+
+    # --- internals ---------------------------------------------------------------------------------
+    def _load(self, key: tuple[int, int], now: float) -> Entry:
+        generation = watcher.generation
+        grants = selectors.subject_grants(instance_id=key[0], user_id=key[1], resource_types=self._type_list)
+        self.loads += 1
+        entry = (now + self.ttl_seconds, grants)
+        with watcher.lock:
+            if watcher.generation == generation:  # no invalidation ran while we read: safe to keep
+                self._entries[key] = entry
+                self._entries.move_to_end(key)
+                while len(self._entries) > self.max_subjects:
+                    self._entries.popitem(last=False)
+        return entry
+
+    def _drop(self, change: changefeed.Change) -> None:
+        """Called by the watcher under its lock."""
+        if change.resource_types and not (change.resource_types & self.resource_types):
+            return
+        if change.subject_ids is None:
+            for key in [k for k in self._entries if k[0] == change.instance_id]:
+                del self._entries[key]
+        else:
+            for subject in change.subject_ids:
+                self._entries.pop((change.instance_id, subject), None)
+
+
+_default: AuthzCache | None = None
+
+
+def default_cache() -> AuthzCache:
+    """The process-wide cache over every registered resource type (apps may make narrower ones)."""
+    global _default
+    if _default is None:
+        _default = AuthzCache()
+    return _default
