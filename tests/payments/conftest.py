@@ -26,3 +26,8 @@ def customer(db) -> User:
 def sent() -> Iterator[SignalRecorder]:
     with recording() as recorder:
         yield recorder
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

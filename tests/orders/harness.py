@@ -1,0 +1,126 @@
+"""An in-process delivery harness for the saga's consumers (no broker): signals -> events -> consumers.
+
+What the domain signals sent becomes envelope-like events; each is delivered to every consumer of its name in
+its own transaction, in an order the test chooses (in order, shuffled, each delivered twice). ``NotReady``
+parks the delivery until some other delivery succeeds, like the bus does. This checks the domain's own
+idempotency and convergence; the real bus (outbox, Celery, idempotency records) is tested with a worker in
+test_saga_integration.py.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from django.db import transaction
+
+from tests.inventory.support import Sent, SignalRecorder
+
+SIGNAL_TO_EVENT = {
+    "order_created": "event-order-created",
+    "order_canceled": "event-order-canceled",
+    "order_approved": "event-order-approved",
+    "product_reserved": "event-product-reserved",
+    "product_reservation_failed": "event-err-reserving-product",
+    "payment_processed": "event-payment",
+    "suspicious_activity": "event-suspicious-activity",
+    "policy_upsert_requested": "event-upsert-policy",
+}
+
+
+@dataclass(frozen=True)
+class FakeEvent:
+    """Has the attributes of ``events.envelope.Event`` that the saga's consumers read."""
+
+    name: str
+    payload: dict[str, Any]
+    instance_id: int | None
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    version: int = 1
+    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    instance_slug: str | None = None
+    correlation_id: str | None = None
+    causation_id: str | None = None
+
+
+def event_from(sent: Sent) -> FakeEvent:
+    return FakeEvent(name=SIGNAL_TO_EVENT[sent.signal], payload=sent.payload, instance_id=sent.instance_id,
+                     causation_id=sent.causation_id)
+
+
+def saga_consumers() -> dict[str, list[Any]]:
+    from inventory import consumers as inventory_consumers
+    from orders import consumers as orders_consumers
+    from payments import consumers as payments_consumers
+
+    return {
+        "event-order-created": [inventory_consumers.reserve_for_order],
+        "event-order-approved": [inventory_consumers.commit_for_order],
+        "event-order-canceled": [inventory_consumers.release_for_order, payments_consumers.refund_for_order],
+        "event-product-reserved": [payments_consumers.charge_for_order],
+        "event-err-reserving-product": [orders_consumers.cancel_unreservable],
+        "event-payment": [orders_consumers.apply_payment],
+    }
+
+
+def call_consumer(handler: Any, event: Any) -> None:
+    """Run one consumer the way the bus does: in one transaction."""
+    with transaction.atomic():
+        handler(event)
+
+
+class Harness:
+    def __init__(self, recorder: SignalRecorder, *, seed: int | None = None, duplicate: bool = False,
+                 lifo: bool = False) -> None:
+        from events.consumers import NotReady
+
+        self.not_ready = NotReady
+        self.recorder = recorder
+        self.consumers = saga_consumers()
+        self.rng = random.Random(seed) if seed is not None else None
+        self.duplicate = duplicate
+        self.lifo = lifo
+        self.pending: list[tuple[Any, FakeEvent]] = []
+        self.parked: list[tuple[Any, FakeEvent]] = []
+        self.seen = 0
+        self.delivered: list[tuple[str, str]] = []
+        self.parked_count = 0
+
+    def _collect(self) -> None:
+        for sent in self.recorder.sent[self.seen:]:
+            event = event_from(sent)
+            for handler in self.consumers.get(event.name, []):
+                copies = 2 if self.duplicate else 1
+                self.pending.extend([(handler, event)] * copies)
+        self.seen = len(self.recorder.sent)
+
+    def run(self, *, max_steps: int = 1000, before_step: Any = None) -> None:
+        """Deliver until nothing is pending; fail if something stays parked.
+
+        ``before_step(n)`` runs before the n-th delivery attempt (e.g. a customer acting mid-saga)."""
+        for step in itertools.count():
+            if before_step is not None:
+                before_step(step)
+            self._collect()
+            if not self.pending:
+                break
+            assert len(self.delivered) < max_steps, "saga did not settle"
+            if self.rng:
+                index = self.rng.randrange(len(self.pending))
+            else:
+                index = len(self.pending) - 1 if self.lifo else 0
+            handler, event = self.pending.pop(index)
+            try:
+                call_consumer(handler, event)
+            except self.not_ready:
+                self.parked.append((handler, event))
+                self.parked_count += 1
+                continue
+            self.delivered.append((event.name, getattr(handler, "__name__", repr(handler))))
+            self.pending.extend(self.parked)
+            self.parked.clear()
+        assert self.parked == [], f"still parked: {self.parked}"
