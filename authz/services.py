@@ -300,3 +300,50 @@ def resource_delete(*, instance: Instance, resource: Resource) -> int:
             "authz.Resource", 0)
         _policies_changed(instance=instance, subject_ids=None, resource_types=["resources"])
     return deleted
+
+
+# --- event-driven entry points (called by authz.consumers; tests call them directly) ------------------
+def policies_apply_requested(*, instance_id: int | None, policies: Sequence[object], remove: bool) -> list[str]:
+    """Apply the policies of an ``event-upsert-policy`` / ``event-remove-policy`` event.
+
+    Unlike the API, an event cannot be answered with a 400: strings that are invalid for the instance
+    are skipped (and returned, for the log) and the valid ones are applied together. Idempotent.
+    """
+    import logging
+
+    if instance_id is None:
+        return [str(p) for p in policies]
+    instance = Instance.objects.filter(pk=instance_id).first()
+    if instance is None:
+        return [str(p) for p in policies]
+    valid: list[object] = []
+    rejected: list[str] = []
+    for text in policies:
+        try:
+            policies_validate(instance=instance, policies=[text])
+            valid.append(text)
+        except ApplicationError:
+            rejected.append(str(text))
+    for start in range(0, len(valid), MAX_POLICIES_PER_CALL):
+        chunk = valid[start:start + MAX_POLICIES_PER_CALL]
+        if remove:
+            policies_remove(instance=instance, policies=chunk)
+        else:
+            policies_upsert(instance=instance, policies=chunk)
+    if rejected:
+        logging.getLogger(__name__).warning("skipped %d invalid policies for instance %s: %s", len(rejected),
+                                            instance_id, rejected[:10])
+    return rejected
+
+
+def cache_warm_for(*, user_id: int, instance_slug: str | None) -> bool:
+    """Load a freshly authenticated subject into this process's cache (event-account-authenticated)."""
+    from authz.cache import default_cache
+
+    if instance_slug is None:
+        return False
+    instance_id = Instance.objects.filter(slug=instance_slug).values_list("pk", flat=True).first()
+    if instance_id is None:
+        return False
+    default_cache().warm(instance_id, user_id)
+    return True
