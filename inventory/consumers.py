@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from accounts.models import Instance
 from events.consumers import NotReady, consumer
+
+from accounts.models import Instance
 from inventory.selectors import reservation_for_order
 from inventory.services import (
     reservation_commit_for_order,
@@ -32,7 +33,7 @@ def event_instance(event: Any) -> Instance | None:
 def payload_int(event: Any, key: str) -> int:
     value = event.payload.get(key) if isinstance(event.payload, dict) else None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{event.name} {event.id}: payload.{key} must be an integer, got {value!r}")
+        raise ValueError(f"{event.name} {event.id}: payload.{key} must be an integer, got {value!r}")  # noqa: TRY004
     return value
 
 

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from accounts.models import Instance
-from inventory.models import Product, Reservation
 from inventory.error_codes import InventoryErrorCode
+from inventory.models import Product, Reservation
 from saaskit.errors import NotFoundError
 
 

@@ -121,7 +121,8 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
         with transaction.atomic():
             # Claim the order first: a concurrent call for the same order waits on the unique index, then fails.
             reservation = Reservation.objects.create(instance=instance, order_id=order_id,
-                                                     status=ReservationStatus.RESERVED, currency=str(currency)[:3])
+                                                     status=ReservationStatus.RESERVED,
+                                                     currency=currency[:3] if isinstance(currency, str) else "")
     except IntegrityError:
         return Reservation.objects.for_instance(instance).get(order_id=order_id)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from events.consumers import NotReady, consumer
+
 from inventory.consumers import event_instance, payload_int
 from orders.choices import CancelReason
 from orders.selectors import order_exists

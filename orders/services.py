@@ -20,7 +20,12 @@ from inventory.selectors import products_by_id
 from orders.choices import CancelReason, OrderEventKind, OrderStatus
 from orders.error_codes import OrdersErrorCode
 from orders.models import Order, OrderEvent, OrderLine
-from orders.signals import order_approved, order_canceled, order_created, policy_upsert_requested
+from orders.signals import (
+    order_approved,
+    order_canceled,
+    order_created,
+    policy_upsert_requested,
+)
 from saaskit.errors import ApplicationError
 
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
@@ -69,6 +74,10 @@ def order_place(*, instance: Instance, customer: User, lines: Any, currency: str
     if unknown:
         raise ApplicationError("Unknown product.", code=OrdersErrorCode.UNKNOWN_PRODUCT,
                                fields={"lines": [f"Unknown product id {pid}." for pid in unknown]})
+    mismatched = sorted(pid for pid, product in products.items() if product.currency != currency)
+    if mismatched:
+        raise ApplicationError("Product priced in another currency.", code=OrdersErrorCode.CURRENCY_MISMATCH,
+                               fields={"lines": [f"Product {pid} is not sold in {currency}." for pid in mismatched]})
     total = sum((products[pid].price * qty for pid, qty in quantities.items()), Decimal("0.00"))
     order = Order.objects.create(instance=instance, customer=customer, currency=currency, total=total)
     OrderLine.objects.bulk_create([

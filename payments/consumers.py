@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from accounts.models import Instance
 from events.consumers import consumer
+
+from accounts.models import Instance
 from payments.services import payment_charge_for_order, payment_refund_for_order
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ def event_instance(event: Any) -> Instance | None:
 def payload_int(event: Any, key: str) -> int:
     value = event.payload.get(key) if isinstance(event.payload, dict) else None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{event.name} {event.id}: payload.{key} must be an integer, got {value!r}")
+        raise ValueError(f"{event.name} {event.id}: payload.{key} must be an integer, got {value!r}")  # noqa: TRY004
     return value
 
 

@@ -107,7 +107,7 @@ def payment_charge_for_order(*, instance: Instance, order_id: int, customer_id: 
             # Claim the order: a concurrent charge for it waits on the unique index and then backs off.
             payment = Payment.objects.create(instance=instance, order_id=order_id, status=PaymentStatus.FAILED,
                                              customer_id=customer_id if customer_exists else None,
-                                             currency=str(currency)[:3])
+                                             currency=currency[:3] if isinstance(currency, str) else "")
     except IntegrityError:
         return Payment.objects.for_instance(instance).get(order_id=order_id)
 

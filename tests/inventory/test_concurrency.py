@@ -49,7 +49,7 @@ def test_concurrent_reservations_in_opposite_line_order_do_not_deadlock():
 def test_concurrent_deliveries_of_the_same_order_reserve_once():
     instance = InstanceFactory()
     product = product_create(instance=instance, sku="ONE", name="One", price="1.00", stock_on_hand=10)
-    call = lambda: reservation_reserve_for_order(instance=instance, order_id=77, customer_id=1,  # noqa: E731
+    call = lambda: reservation_reserve_for_order(instance=instance, order_id=77, customer_id=1,
                                                  lines=[{"product_id": product.pk, "quantity": 3}], currency="USD")
     results = run_concurrently([call] * 6)
     assert [r for r in results if isinstance(r, Exception)] == []

@@ -2,13 +2,14 @@ import pytest
 
 pytest.importorskip("events.consumers")
 
-from events.consumers import NotReady  # noqa: E402
-from inventory.choices import ReservationStatus  # noqa: E402
-from inventory.consumers import commit_for_order, release_for_order, reserve_for_order  # noqa: E402
-from inventory.models import Product, Reservation  # noqa: E402
-from inventory.services import product_create  # noqa: E402
-from tests.inventory.support import Sent  # noqa: E402
-from tests.orders.harness import FakeEvent, call_consumer  # noqa: E402
+from events.consumers import NotReady
+
+from inventory.choices import ReservationStatus
+from inventory.consumers import commit_for_order, release_for_order, reserve_for_order
+from inventory.models import Product, Reservation
+from inventory.services import product_create
+from tests.inventory.support import Sent
+from tests.orders.harness import FakeEvent, call_consumer
 
 pytestmark = pytest.mark.django_db
 

@@ -2,14 +2,15 @@ import pytest
 
 pytest.importorskip("events.consumers")
 
-from events.consumers import NotReady  # noqa: E402
-from inventory.services import product_create  # noqa: E402
-from orders.choices import OrderStatus  # noqa: E402
-from orders.consumers import apply_payment, cancel_unreservable  # noqa: E402
-from orders.models import OrderEvent  # noqa: E402
-from orders.services import order_place  # noqa: E402
-from tests.inventory.support import Sent  # noqa: E402
-from tests.orders.harness import FakeEvent, call_consumer  # noqa: E402
+from events.consumers import NotReady
+
+from inventory.services import product_create
+from orders.choices import OrderStatus
+from orders.consumers import apply_payment, cancel_unreservable
+from orders.models import OrderEvent
+from orders.services import order_place
+from tests.inventory.support import Sent
+from tests.orders.harness import FakeEvent, call_consumer
 
 pytestmark = pytest.mark.django_db
 

@@ -10,15 +10,15 @@ import pytest
 
 pytest.importorskip("events.consumers")
 
-from inventory.models import Product  # noqa: E402
-from inventory.services import product_create  # noqa: E402
-from orders.models import Order  # noqa: E402
-from orders.services import order_cancel, order_place  # noqa: E402
-from payments.models import Wallet  # noqa: E402
-from payments.services import wallet_create  # noqa: E402
-from saaskit.errors import ApplicationError  # noqa: E402
-from tests.factories import UserFactory  # noqa: E402
-from tests.orders.harness import Harness  # noqa: E402
+from inventory.models import Product
+from inventory.services import product_create
+from orders.models import Order
+from orders.services import order_cancel, order_place
+from payments.models import Wallet
+from payments.services import wallet_create
+from saaskit.errors import ApplicationError
+from tests.factories import UserFactory
+from tests.orders.harness import Harness
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,12 @@ import pytest
 from inventory.services import product_create
 from orders.choices import OrderEventKind, OrderStatus
 from orders.models import Order, OrderEvent, OrderLine
-from orders.services import order_approve, order_cancel, order_cancel_pending, order_place
+from orders.services import (
+    order_approve,
+    order_cancel,
+    order_cancel_pending,
+    order_place,
+)
 from saaskit.errors import ApplicationError
 from tests.inventory.support import Sent
 
@@ -78,6 +83,14 @@ def test_order_place_rejects_products_of_another_instance(instance, other_instan
         order_place(instance=instance, customer=customer, lines=[{"product_id": foreign.pk, "quantity": 1}],
                     currency="USD")
     assert (err.value.code, err.value.fields) == ("unknown_product", {"lines": [f"Unknown product id {foreign.pk}."]})
+    assert (Order.objects.count(), sent.sent) == (0, [])
+
+
+def test_order_place_rejects_products_priced_in_another_currency(instance, customer, apple, sent):
+    with pytest.raises(ApplicationError) as err:
+        order_place(instance=instance, customer=customer, lines=[{"product_id": apple.pk, "quantity": 1}],
+                    currency="EUR")
+    assert (err.value.code, err.value.fields) == ("currency_mismatch", {"lines": [f"Product {apple.pk} is not sold in EUR."]})
     assert (Order.objects.count(), sent.sent) == (0, [])
 
 

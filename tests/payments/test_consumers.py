@@ -4,12 +4,12 @@ import pytest
 
 pytest.importorskip("events.consumers")
 
-from payments.choices import PaymentStatus  # noqa: E402
-from payments.consumers import charge_for_order, refund_for_order  # noqa: E402
-from payments.models import Payment, Wallet  # noqa: E402
-from payments.services import wallet_create  # noqa: E402
-from tests.inventory.support import Sent  # noqa: E402
-from tests.orders.harness import FakeEvent, call_consumer  # noqa: E402
+from payments.choices import PaymentStatus
+from payments.consumers import charge_for_order, refund_for_order
+from payments.models import Payment, Wallet
+from payments.services import wallet_create
+from tests.inventory.support import Sent
+from tests.orders.harness import FakeEvent, call_consumer
 
 pytestmark = pytest.mark.django_db
 

@@ -5,7 +5,12 @@ from django.db import IntegrityError, transaction
 
 from payments.choices import PaymentStatus
 from payments.models import Payment, Wallet
-from payments.services import payment_charge_for_order, payment_refund_for_order, wallet_create, wallet_top_up
+from payments.services import (
+    payment_charge_for_order,
+    payment_refund_for_order,
+    wallet_create,
+    wallet_top_up,
+)
 from saaskit.errors import ApplicationError
 from tests.factories import UserFactory
 from tests.inventory.support import Sent
@@ -117,7 +122,7 @@ def test_charge_for_unknown_customer_fails_with_no_wallet(instance, wallet, sent
 def test_charge_with_malformed_amount_fails(instance, customer, wallet, sent, amount):
     payment = charge(instance, 17, customer.pk, amount)
     assert (payment.status, payment.reason, payment.amount) == (PaymentStatus.FAILED, "invalid_amount",
-                                                                Decimal("0"))
+                                                                Decimal(0))
     assert balance(wallet) == Decimal("100.00")
     assert sent.sent[0].payload["status"] == "failed"
 
