@@ -22,3 +22,23 @@ def order_get(*, instance: Instance | int, order_id: int) -> Order:
 
 def order_list_for_customer(*, instance: Instance, customer: User) -> QuerySet[Order]:
     return Order.objects.for_instance(instance).filter(customer=customer).order_by("-created_at", "-id")
+
+
+def access_order_by_id(*, actor: User, order_id: int, instance: Instance, action: str = "get",
+                       ctx: object | None = None) -> Order:
+    """The order if the actor may ``action`` it: its customer, or anyone authz allows. Otherwise the same 404
+    for missing, foreign-instance and not-yours orders."""
+    order = Order.objects.for_instance(instance).prefetch_related("lines").filter(pk=order_id).first()
+    if order is None or not (order.customer_id == actor.pk or _authz_allows(ctx, action, order)):
+        raise NotFoundError("Order not found.", code=OrdersErrorCode.ORDER_NOT_FOUND)
+    return order
+
+
+def _authz_allows(ctx: object | None, action: str, order: Order) -> bool:
+    if ctx is None:
+        return False
+    from authz.access import (
+        can,  # the ACL (delegated access: e.g. a clerk granted orders:get)
+    )
+
+    return can(ctx, action, order)

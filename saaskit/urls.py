@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/authz/", include("authz.api.urls")),
     path("api/v1/events/", include("events.api.urls")),
+    path("api/v1/orders/", include("orders.api.urls")),
 ]
 
 handler400 = "saaskit.errors.handler400"

@@ -1,0 +1,75 @@
+"""Orders HTTP API (``/api/v1/orders/``): a customer places, lists, reads and cancels their orders.
+
+Adapters only: validate the shape, call one service or selector, serialize. Everything is scoped to the
+caller's instance (from the token); another customer's or another instance's order is the same 404.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api.base import InstanceScopedAPIView
+from orders import selectors, services
+from orders.models import Order
+from saaskit.pagination import Pagination
+
+
+class OrderOutput(serializers.ModelSerializer):
+    class Line(serializers.Serializer):
+        product_id = serializers.IntegerField()
+        quantity = serializers.IntegerField()
+        unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+    lines = Line(many=True)
+
+    class Meta:
+        model = Order
+        fields = ["id", "status", "currency", "total", "reason", "lines", "created_at", "approved_at", "canceled_at"]
+
+
+class OrderListCreateApi(InstanceScopedAPIView):
+    class LineInput(serializers.Serializer):
+        product_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+        quantity = serializers.IntegerField(min_value=1, max_value=services.MAX_QUANTITY)
+
+    class InputSerializer(serializers.Serializer):
+        currency = serializers.RegexField(r"^[A-Z]{3}$")
+        lines = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=services.MAX_LINES)
+
+        def validate_lines(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            line = OrderListCreateApi.LineInput(data=value, many=True)
+            line.is_valid(raise_exception=True)
+            return [dict(item) for item in line.validated_data]
+
+    def get(self, request: Request) -> Response:
+        orders = selectors.order_list_for_customer(instance=self.instance, customer=request.user).prefetch_related(
+            "lines")
+        paginator = Pagination()
+        page = paginator.paginate_queryset(orders, request, view=self)
+        return paginator.get_paginated_response(OrderOutput(page, many=True).data)
+
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        order = services.order_place(instance=self.instance, customer=request.user, **data.validated_data)
+        order = selectors.order_get(instance=self.instance, order_id=order.pk)
+        return Response(OrderOutput(order).data, status=status.HTTP_201_CREATED)
+
+
+class OrderDetailApi(InstanceScopedAPIView):
+    def get(self, request: Request, order_id: int) -> Response:
+        order = selectors.access_order_by_id(actor=request.user, order_id=order_id, instance=self.instance,
+                                             ctx=request.auth)
+        return Response(OrderOutput(order).data)
+
+
+class OrderCancelApi(InstanceScopedAPIView):
+    def post(self, request: Request, order_id: int) -> Response:
+        order = selectors.access_order_by_id(actor=request.user, order_id=order_id, instance=self.instance,
+                                             action="cancel", ctx=request.auth)
+        services.order_cancel(order=order)
+        return Response(OrderOutput(selectors.order_get(instance=self.instance, order_id=order.pk)).data)
