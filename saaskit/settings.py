@@ -94,6 +94,25 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_ALWAYS_EAGER = False
 
+# --- Event bus (events app): outbox relay, per-consumer deliveries, sweeps ---------------------
+EVENTS_RELAY_ON_COMMIT = env_bool("EVENTS_RELAY_ON_COMMIT", True)  # off: only the sweep relays (tests)
+EVENTS_MAX_ATTEMPTS = int(os.environ.get("EVENTS_MAX_ATTEMPTS", "8"))  # then the delivery is dead-lettered
+EVENTS_RETRY_BASE_SECONDS = float(os.environ.get("EVENTS_RETRY_BASE_SECONDS", "2"))
+EVENTS_RETRY_MAX_SECONDS = float(os.environ.get("EVENTS_RETRY_MAX_SECONDS", "600"))
+EVENTS_TASK_SOFT_TIME_LIMIT = int(os.environ.get("EVENTS_TASK_SOFT_TIME_LIMIT", "60"))
+# A delivery not done this long after its last send is sent again (a message lost by Redis or stuck unacked).
+# Longer than any consumer runs; shorter than the broker's visibility timeout.
+EVENTS_REDELIVER_AFTER_SECONDS = float(os.environ.get("EVENTS_REDELIVER_AFTER_SECONDS", "120"))
+EVENTS_SWEEP_INTERVAL_SECONDS = float(os.environ.get("EVENTS_SWEEP_INTERVAL_SECONDS", "10"))
+EVENTS_RETENTION_DAYS = float(os.environ.get("EVENTS_RETENTION_DAYS", "30"))
+EVENTS_PURGE_INTERVAL_SECONDS = float(os.environ.get("EVENTS_PURGE_INTERVAL_SECONDS", "3600"))
+EVENTS_EXTRA_CONSUMER_MODULES = [m for m in os.environ.get("EVENTS_EXTRA_CONSUMER_MODULES", "").split(",") if m]
+CELERY_TASK_ROUTES = {"events.sweep": {"queue": "events"}, "events.purge": {"queue": "events"}}
+CELERY_BEAT_SCHEDULE = {
+    "events-sweep": {"task": "events.sweep", "schedule": EVENTS_SWEEP_INTERVAL_SECONDS, "options": {"queue": "events"}},
+    "events-purge": {"task": "events.purge", "schedule": EVENTS_PURGE_INTERVAL_SECONDS, "options": {"queue": "events"}},
+}
+
 # --- Django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "django.contrib.admin",

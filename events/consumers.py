@@ -1,0 +1,67 @@
+"""Subscribing to events: ``@consumer(event_name, name="app.function")`` and ``NotReady``.
+
+The decorated function is returned unchanged (call it directly in tests); the bus delivers each event to it as
+a Celery task on its queue (the app label of its module unless ``queue=`` says otherwise), inside one
+transaction with its idempotency record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from events.catalogue import BY_NAME
+from events.errors import ConsumerRegistrationError
+
+Handler = Callable[[Any], None]
+
+
+class NotReady(Exception):  # noqa: N818 - the contract's name
+    """Raised by a consumer that needs an event that has not arrived yet: the delivery is parked and retried
+    after other deliveries complete (its writes are rolled back)."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    event_name: str
+    name: str
+    queue: str
+    handler: Handler
+
+
+_REGISTRY: dict[str, Subscription] = {}
+
+
+def consumer(event_name: str, *, name: str, queue: str | None = None) -> Callable[[Handler], Handler]:
+    if event_name not in BY_NAME:
+        raise ConsumerRegistrationError(f"@consumer({event_name!r}): unknown event, see events.catalogue")
+
+    def register(handler: Handler) -> Handler:
+        sub = Subscription(event_name=event_name, name=name, queue=queue or handler.__module__.split(".")[0],
+                           handler=handler)
+        existing = _REGISTRY.get(name)
+        if existing is not None and (existing.event_name, existing.queue) != (sub.event_name, sub.queue):
+            raise ConsumerRegistrationError(f"consumer name {name!r} is already registered for "
+                                            f"{existing.event_name}")
+        _REGISTRY[name] = sub
+        return handler
+
+    return register
+
+
+def subscriptions_for(event_name: str) -> list[Subscription]:
+    return [sub for sub in _REGISTRY.values() if sub.event_name == event_name]
+
+
+def get_subscription(name: str) -> Subscription | None:
+    return _REGISTRY.get(name)
+
+
+def all_subscriptions() -> list[Subscription]:
+    return sorted(_REGISTRY.values(), key=lambda s: (s.event_name, s.name))
+
+
+def unregister(name: str) -> None:
+    """For tests that register throwaway consumers."""
+    _REGISTRY.pop(name, None)

@@ -1,0 +1,79 @@
+"""The envelope every event travels in, and the checks that keep malformed ones out."""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jsonschema import Draft7Validator
+
+from events.catalogue import BY_NAME
+from events.errors import PayloadSchemaError, UnknownEventError
+
+ENVELOPE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "format": "uuid", "description": "unique per event; the idempotency key"},
+        "name": {"type": "string", "description": "catalogued event name"},
+        "version": {"type": "integer", "minimum": 1, "description": "payload schema version"},
+        "time": {"type": "string", "format": "date-time"},
+        "instance": {
+            "type": ["object", "null"],
+            "properties": {"id": {"type": "integer"}, "slug": {"type": ["string", "null"]}},
+            "required": ["id", "slug"],
+        },
+        "correlation_id": {"type": "string", "description": "id of the first event of the chain"},
+        "causation_id": {"type": ["string", "null"], "description": "id of the event that caused this one"},
+        "payload": {"type": "object"},
+    },
+    "required": ["id", "name", "version", "time", "instance", "correlation_id", "causation_id", "payload"],
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a consumer receives. ``id`` is a UUID; ``instance_id``/``instance_slug`` name the tenant (or None)."""
+
+    id: uuid.UUID
+    name: str
+    version: int
+    occurred_at: datetime
+    instance_id: int | None
+    instance_slug: str | None
+    correlation_id: str
+    causation_id: str | None
+    payload: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The wire form described in the AsyncAPI document."""
+        return {
+            "id": str(self.id),
+            "name": self.name,
+            "version": self.version,
+            "time": self.occurred_at.isoformat(),
+            "instance": None if self.instance_id is None else {"id": self.instance_id, "slug": self.instance_slug},
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+            "payload": self.payload,
+        }
+
+
+@functools.cache
+def payload_validator(name: str) -> Draft7Validator:
+    spec = BY_NAME[name]
+    return Draft7Validator(spec.payload)
+
+
+def check_payload(name: str, payload: Any) -> None:
+    """Raise ``UnknownEventError`` or ``PayloadSchemaError`` (naming the first bad field) for a bad event."""
+    if name not in BY_NAME:
+        raise UnknownEventError(f"unknown event {name!r}: it is not declared in events.catalogue")
+    errors = sorted(payload_validator(name).iter_errors(payload), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = "/".join(str(p) for p in first.absolute_path) or "(payload)"
+        raise PayloadSchemaError(f"{name} payload does not match its schema v{BY_NAME[name].version}: "
+                                 f"{where}: {first.message}", errors=[e.message for e in errors])

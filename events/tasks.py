@@ -1,0 +1,39 @@
+"""Thin Celery tasks of the bus. Stable names, JSON arguments (ids), soft time limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+
+from events import services
+
+
+@shared_task(name="events.deliver", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+             soft_time_limit=settings.EVENTS_TASK_SOFT_TIME_LIMIT,
+             time_limit=settings.EVENTS_TASK_SOFT_TIME_LIMIT + 15)
+def deliver(*args: Any, **kwargs: Any) -> str:
+    """Run delivery ``args[0]`` (an int id). Anything else is recorded as a rejected message, never raised."""
+    if kwargs or len(args) != 1 or isinstance(args[0], bool) or not isinstance(args[0], int):
+        services.message_reject(task_name="events.deliver", body=json.dumps([args, kwargs], default=repr),
+                                reason="expected exactly one integer delivery id")
+        return "rejected"
+    return services.delivery_run(delivery_id=args[0]).outcome
+
+
+@shared_task(name="events.sweep", ignore_result=True, soft_time_limit=120, time_limit=150)
+def sweep() -> dict[str, int]:
+    result = services.bus_sweep()
+    return {"relayed": result.relayed, "resent": result.resent, "retried": result.retried, "woken": result.woken}
+
+
+@shared_task(name="events.purge", ignore_result=True, soft_time_limit=600, time_limit=660)
+def purge() -> int:
+    return services.events_purge()
+
+
+@shared_task(name="events.noop", ignore_result=True)
+def noop(*args: Any) -> None:
+    """Baseline for bench/events.py: a raw Celery task that does nothing."""
