@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench stop services lint
+.PHONY: install run test bench stop services lint asyncapi-specs
 
 install: $(STAMP)
 
@@ -14,10 +14,17 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $(STAMP)
 
+# The official AsyncAPI JSON Schemas (npm @asyncapi/specs) for tests/events/test_asyncapi.py; git-ignored, installed once.
+ASYNCAPI_SPECS := .saaskit/npm/node_modules/@asyncapi/specs/schemas/3.0.0.json
+asyncapi-specs: $(ASYNCAPI_SPECS)
+$(ASYNCAPI_SPECS):
+	mkdir -p .saaskit/npm
+	npm install --prefix .saaskit/npm --no-audit --no-fund --silent @asyncapi/specs@6
+
 run: install
 	$(PY) manage.py dev
 
-test: install
+test: install asyncapi-specs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install

@@ -62,6 +62,7 @@ CATALOGUE: tuple[EventSpec, ...] = (
         payload=_object({"user_id": _ID}),
         producer="accounts",
         signals=("accounts.signals.account_deleted",),
+        consumers=("authz.purge_subject",),
     ),
     EventSpec(
         name="event-account-authenticated",
@@ -70,6 +71,7 @@ CATALOGUE: tuple[EventSpec, ...] = (
         payload=_object({"user_id": _ID, "instance": {"type": ["string", "null"]}, "role": {"type": "string"}}),
         producer="accounts",
         signals=("accounts.signals.account_authenticated",),
+        consumers=("authz.warm_cache",),
     ),
     EventSpec(
         name="event-upsert-policy",
@@ -78,6 +80,7 @@ CATALOGUE: tuple[EventSpec, ...] = (
         payload=_object({"policies": {"type": "array", "items": _POLICY, "minItems": 1}}),
         producer="any",
         signals=("*.signals.policy_upsert_requested",),
+        consumers=("authz.upsert_policies",),
     ),
     EventSpec(
         name="event-policy-updated",
@@ -99,6 +102,7 @@ CATALOGUE: tuple[EventSpec, ...] = (
         payload=_object({"policies": {"type": "array", "items": _POLICY, "minItems": 1}}),
         producer="any",
         signals=("*.signals.policy_remove_requested",),
+        consumers=("authz.remove_policies",),
     ),
     EventSpec(
         name="event-order-created",

@@ -1,1 +1,7 @@
-urlpatterns: list = []
+from django.urls import path
+
+from events.api.endpoints import AsyncApiDocumentApi
+
+urlpatterns = [
+    path("asyncapi.json", AsyncApiDocumentApi.as_view(), name="events-asyncapi"),
+]

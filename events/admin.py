@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from events import services
+from events.choices import DeliveryStatus
+from events.models import Delivery, OutboxEvent, RejectedMessage
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class DeliveryInline(admin.TabularInline):
+    model = Delivery
+    fields = ["consumer", "queue", "status", "failures", "last_error", "sent_at", "done_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(OutboxEvent)
+class OutboxEventAdmin(ReadOnlyAdmin):
+    list_display = ["id", "name", "version", "instance_slug", "occurred_at", "relayed_at"]
+    list_filter = ["name"]
+    search_fields = ["id", "correlation_id", "causation_id"]
+    inlines = [DeliveryInline]
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "consumer", "queue", "status", "failures", "event", "sent_at", "done_at"]
+    list_filter = ["status", "queue", "consumer"]
+    search_fields = ["event__id", "consumer"]
+    actions = ["retry_dead"]
+
+    @admin.action(description="Re-deliver selected dead-lettered deliveries")
+    def retry_dead(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
+        ids = list(queryset.filter(status=DeliveryStatus.DEAD).values_list("id", flat=True))
+        count = services.deliveries_retry(delivery_ids=ids)
+        self.message_user(request, f"Re-delivered {count} deliveries.", messages.SUCCESS)
+
+
+@admin.register(RejectedMessage)
+class RejectedMessageAdmin(ReadOnlyAdmin):
+    list_display = ["id", "task_name", "reason", "created_at"]
