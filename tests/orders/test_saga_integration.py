@@ -1,0 +1,96 @@
+"""The whole saga over the real bus: outbox -> Celery (Redis) -> a real worker process on every queue -> consumers.
+
+A placed order ends approved with its stock taken off the shelf and the wallet debited; an order its customer
+cannot pay for ends canceled with the stock back on the shelf and the wallet untouched.
+"""
+
+from collections.abc import Iterator
+from decimal import Decimal
+
+import pytest
+import redis
+from django.conf import settings
+
+from events.models import Delivery
+from inventory.models import Product, Reservation
+from inventory.services import product_create
+from orders.models import Order, OrderEvent
+from orders.services import order_place
+from payments.models import Payment, Wallet
+from payments.services import wallet_create
+from tests.factories import InstanceFactory, UserFactory
+from tests.support import Worker, start_worker, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+WORKER_ENV = {
+    "EVENTS_SWEEP_INTERVAL_SECONDS": "0.5",
+    "EVENTS_REDELIVER_AFTER_SECONDS": "3",
+    "EVENTS_RETRY_BASE_SECONDS": "0.2",
+    "EVENTS_RETRY_MAX_SECONDS": "0.5",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+@pytest.fixture
+def worker() -> Iterator[Worker]:
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()  # this run's own Redis DB: no stale messages
+    started = start_worker(beat=True, env=WORKER_ENV)  # every queue, one process
+    try:
+        yield started
+    finally:
+        started.stop()
+
+
+def stock(product: Product) -> tuple[int, int]:
+    product.refresh_from_db()
+    return product.stock_on_hand, product.stock_reserved
+
+
+def settled(order: Order, worker: Worker, *, reservation_status: str) -> Order:
+    """Wait until the order left pending and inventory applied the final event (commit or release)."""
+    def done() -> bool:
+        order.refresh_from_db()
+        return (order.status != "pending" and Reservation.objects.filter(
+            order_id=order.pk, status=reservation_status).exists())
+    wait_until(done, timeout=60, message=lambda: f"order {order.status}; deliveries "
+               f"{list(Delivery.objects.values_list('consumer', 'status'))}; worker log:\n{worker.log()[-3000:]}")
+    return order
+
+
+def test_placed_order_ends_approved_with_stock_and_money_moved(worker):
+    instance, customer = InstanceFactory(), UserFactory()
+    wallet = wallet_create(instance=instance, user=customer, currency="USD", balance="100.00")
+    apple = product_create(instance=instance, sku="APL", name="Apple", price="12.50", stock_on_hand=5)
+
+    order = order_place(instance=instance, customer=customer, currency="USD",
+                        lines=[{"product_id": apple.pk, "quantity": 2}])
+
+    settled(order, worker, reservation_status="committed")
+    assert (order.status, order.reason) == ("approved", "")
+    assert stock(apple) == (3, 0)
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("75.00")
+    payment = Payment.objects.get(order_id=order.pk)
+    assert (payment.status, payment.amount) == ("succeeded", Decimal("25.00"))
+    assert list(OrderEvent.objects.filter(order=order).values_list("kind", flat=True)) == ["placed", "approved"]
+
+
+def test_order_without_funds_ends_canceled_with_stock_restored(worker):
+    instance, customer = InstanceFactory(), UserFactory()
+    wallet = wallet_create(instance=instance, user=customer, currency="USD", balance="20.00")
+    apple = product_create(instance=instance, sku="APL", name="Apple", price="12.50", stock_on_hand=5)
+
+    order = order_place(instance=instance, customer=customer, currency="USD",
+                        lines=[{"product_id": apple.pk, "quantity": 2}])
+
+    settled(order, worker, reservation_status="released")
+    assert (order.status, order.reason) == ("canceled", "payment_failed")
+    assert stock(apple) == (5, 0)
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("20.00")
+    payment = Payment.objects.get(order_id=order.pk)
+    assert (payment.status, payment.reason) == ("failed", "insufficient_funds")
+    assert list(OrderEvent.objects.filter(order=order).values_list("kind", "detail")) == [
+        ("placed", {"total": "25.00"}), ("canceled", {"reason": "payment_failed", "cause": "insufficient_funds"})]
+    assert Wallet.objects.count() == 1
