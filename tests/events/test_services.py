@@ -1,0 +1,396 @@
+"""The bus without a worker: publish, relay, one delivery run, sweep, retry, replay, purge."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from events import publish
+from events.choices import DeliveryStatus
+from events.consumers import consumer, get_subscription, subscriptions_for, unregister
+from events.errors import ConsumerRegistrationError, EventError, PayloadSchemaError, UnknownEventError
+from events.models import Delivery, OutboxEvent
+from events.services import (
+    _backoff_seconds,
+    bus_sweep,
+    deliveries_retry,
+    delivery_run,
+    events_purge,
+    events_relay,
+    events_replay,
+)
+
+ACTIVITY = "tests.activity"
+
+
+def activity(kind: str, detail: str = "x", user_id: int | None = None) -> dict:
+    return {"kind": kind, "detail": detail, "user_id": user_id}
+
+
+def publish_and_relay(payload: dict, instance=None) -> Delivery:
+    row = publish("event-suspicious-activity", payload, instance=instance)
+    assert events_relay(event_ids=[row.id]) == 1
+    return Delivery.objects.get(event=row, consumer=ACTIVITY)
+
+
+# --- publish -------------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_publish_writes_one_outbox_row_with_the_envelope(instance):
+    with CaptureQueriesContext(connection) as queries:
+        row = publish("event-order-approved", {"order_id": 7}, instance=instance, correlation_id="corr-1",
+                      causation_id="cause-1")
+
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
+    stored = OutboxEvent.objects.get()
+    assert stored.id == row.id and isinstance(stored.id, uuid.UUID)
+    assert (stored.name, stored.version, stored.payload) == ("event-order-approved", 1, {"order_id": 7})
+    assert (stored.instance_id, stored.instance_slug) == (instance.pk, instance.slug)
+    assert (stored.correlation_id, stored.causation_id, stored.relayed_at) == ("corr-1", "cause-1", None)
+
+
+@pytest.mark.django_db
+def test_publish_without_correlation_starts_a_chain_of_its_own():
+    row = publish("event-account-deleted", {"user_id": 3}, instance=None)
+
+    assert (row.correlation_id, row.causation_id, row.instance_id, row.instance_slug) == (str(row.id), None, None, None)
+
+
+@pytest.mark.django_db
+def test_publish_unknown_event_raises_and_writes_nothing():
+    with pytest.raises(UnknownEventError, match="unknown event 'event-nope'"):
+        publish("event-nope", {}, instance=None)
+
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("payload", "message"), [
+    ({"order_id": "7"}, "order_id: '7' is not of type 'integer'"),
+    ({}, "(payload): 'order_id' is a required property"),
+    ({"order_id": 7, "extra": 1}, "(payload): Additional properties are not allowed ('extra' was unexpected)"),
+    ([1], "(payload): [1] is not of type 'object'"),
+])
+def test_publish_payload_breaking_the_schema_raises_at_the_call_site(payload, message):
+    with pytest.raises(PayloadSchemaError) as raised:
+        publish("event-order-approved", payload, instance=None)
+
+    assert str(raised.value) == f"event-order-approved payload does not match its schema v1: {message}"
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_publish_rejects_an_instance_that_is_not_one():
+    with pytest.raises(EventError, match="instance must be an Instance"):
+        publish("event-order-approved", {"order_id": 1}, instance="acme")
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_domain_signal_publishes_through_the_catalogue(instance):
+    from orders.signals import order_approved
+
+    order_approved.send(sender=None, instance=instance, payload={"order_id": 5}, causation_id="c-9")
+
+    row = OutboxEvent.objects.get()
+    assert (row.name, row.payload, row.instance_id, row.causation_id) == (
+        "event-order-approved", {"order_id": 5}, instance.pk, "c-9")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rolled_back_transaction_publishes_nothing_and_relays_nothing(test_consumers, django_capture_on_commit_callbacks):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        publish("event-suspicious-activity", activity("record"), instance=None)
+        raise RuntimeError("rollback")
+
+    assert OutboxEvent.objects.count() == 0
+    assert Delivery.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_commit_relays_into_one_delivery_per_subscriber(test_consumers, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        row = publish("event-order-canceled", {"order_id": 1, "reason": "customer"}, instance=None)
+
+    assert len(callbacks) == 1
+    row.refresh_from_db()
+    assert row.relayed_at is not None
+    assert sorted(Delivery.objects.values_list("consumer", "queue", "status")) == [
+        ("inventory.release_for_order", "inventory", "pending"),
+        ("payments.refund_for_order", "payments", "pending"),
+        ("tests.sink.event-order-canceled", "events_test", "pending"),
+    ]
+
+
+@pytest.mark.django_db
+def test_relay_is_once_only(test_consumers):
+    row = publish("event-suspicious-activity", activity("record"), instance=None)
+
+    assert events_relay(event_ids=[row.id]) == 1
+    assert events_relay(event_ids=[row.id]) == 0
+    assert events_relay() == 0
+    assert Delivery.objects.filter(event=row).count() == 1
+
+
+# --- consumer registration ------------------------------------------------------------------------------------
+
+def test_consumer_for_an_unknown_event_is_refused():
+    with pytest.raises(ConsumerRegistrationError, match="unknown event"):
+        consumer("event-nope", name="tests.nope")(lambda event: None)
+    assert get_subscription("tests.nope") is None
+
+
+def test_consumer_name_reused_for_another_event_is_refused():
+    consumer("event-order-approved", name="tests.once", queue="events_test")(lambda event: None)
+    try:
+        with pytest.raises(ConsumerRegistrationError, match="already registered"):
+            consumer("event-order-created", name="tests.once", queue="events_test")(lambda event: None)
+        assert [s.event_name for s in subscriptions_for("event-order-approved") if s.name == "tests.once"] == [
+            "event-order-approved"]
+    finally:
+        unregister("tests.once")
+
+
+# --- running one delivery ---------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_delivery_runs_once_and_a_redelivery_changes_nothing(test_consumers):
+    delivery = publish_and_relay(activity("record", "a"))
+
+    first = delivery_run(delivery_id=delivery.pk)
+    second = delivery_run(delivery_id=delivery.pk)
+
+    assert (first.outcome, second.outcome) == ("done", "skipped")
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "a")]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.failures, delivery.last_error) == ("done", 0, "")
+    assert delivery.done_at is not None
+
+
+@pytest.mark.django_db
+def test_unknown_delivery_id_is_missing():
+    assert delivery_run(delivery_id=999_999).outcome == "missing"
+
+
+@pytest.mark.django_db
+def test_failure_rolls_back_the_consumer_and_schedules_a_retry_with_backoff(test_consumers, bus_settings):
+    delivery = publish_and_relay(activity("chain-boom", "c"))
+    before = timezone.now()
+
+    result = delivery_run(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert result.outcome == "retrying"
+    assert (delivery.status, delivery.failures, delivery.last_error) == (
+        "retrying", 1, "RuntimeError: failed after publishing")
+    assert before + timedelta(seconds=0.1) <= delivery.next_attempt_at <= timezone.now() + timedelta(seconds=0.2)
+    assert test_consumers.effects() == []
+    assert OutboxEvent.objects.count() == 1  # the follow-up it published was rolled back with it
+
+
+@pytest.mark.django_db
+def test_a_retry_not_yet_due_is_skipped(test_consumers, bus_settings):
+    delivery = publish_and_relay(activity("boom"))
+    delivery_run(delivery_id=delivery.pk)
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+
+    assert delivery_run(delivery_id=delivery.pk).outcome == "skipped"
+    assert Delivery.objects.get(pk=delivery.pk).failures == 1
+
+
+@pytest.mark.django_db
+def test_last_failure_dead_letters_with_the_error(test_consumers, bus_settings):
+    delivery = publish_and_relay(activity("boom", "b"))
+
+    outcomes = []
+    for _ in range(3):
+        outcomes.append(delivery_run(delivery_id=delivery.pk).outcome)
+        Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+
+    delivery.refresh_from_db()
+    assert outcomes == ["retrying", "retrying", "dead"]
+    assert (delivery.status, delivery.failures, delivery.last_error) == ("dead", 3, "RuntimeError: boom b")
+    assert delivery_run(delivery_id=delivery.pk).outcome == "skipped"
+
+
+@pytest.mark.django_db
+def test_dead_letter_retry_gives_a_fresh_budget(test_consumers, bus_settings):
+    delivery = publish_and_relay(activity("record", "r"))
+    Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.DEAD, failures=3, last_error="x")
+
+    assert deliveries_retry(delivery_ids=[delivery.pk]) == 1
+
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.failures) == ("pending", 0)
+    assert delivery_run(delivery_id=delivery.pk).outcome == "done"
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "r")]
+
+
+@pytest.mark.django_db
+def test_retry_leaves_deliveries_that_are_not_dead_alone(test_consumers):
+    delivery = publish_and_relay(activity("record"))
+    delivery_run(delivery_id=delivery.pk)
+
+    assert deliveries_retry(delivery_ids=[delivery.pk]) == 0
+    assert deliveries_retry(all_dead=True) == 0
+    assert Delivery.objects.get(pk=delivery.pk).status == "done"
+
+
+@pytest.mark.django_db
+def test_malformed_event_is_parked_as_failed_with_the_reason(test_consumers):
+    row = OutboxEvent.objects.create(name="event-suspicious-activity", version=1, occurred_at=timezone.now(),
+                                     correlation_id="c", payload={"kind": 5})
+    delivery = Delivery.objects.create(event=row, consumer=ACTIVITY, queue="events_test")
+
+    result = delivery_run(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert result.outcome == "dead"
+    assert delivery.status == "dead"
+    assert delivery.last_error == ("malformed event: event-suspicious-activity payload does not match its schema v1: "
+                                   "(payload): 'detail' is a required property")
+    assert test_consumers.effects() == []
+
+
+@pytest.mark.django_db
+def test_unknown_event_name_in_the_log_is_parked_as_failed(test_consumers):
+    row = OutboxEvent.objects.create(name="event-gone", version=1, occurred_at=timezone.now(), correlation_id="c",
+                                     payload={})
+    delivery = Delivery.objects.create(event=row, consumer=ACTIVITY, queue="events_test")
+
+    assert delivery_run(delivery_id=delivery.pk).outcome == "dead"
+    assert Delivery.objects.get(pk=delivery.pk).last_error == "malformed event: unknown event 'event-gone'"
+
+
+@pytest.mark.django_db
+def test_consumer_missing_from_this_process_is_retried_not_lost(test_consumers, bus_settings):
+    delivery = publish_and_relay(activity("record"))
+    Delivery.objects.filter(pk=delivery.pk).update(consumer="tests.gone")
+
+    assert delivery_run(delivery_id=delivery.pk).outcome == "retrying"
+    assert Delivery.objects.get(pk=delivery.pk).last_error == (
+        "LookupError: consumer 'tests.gone' is not registered in this worker")
+
+
+@pytest.mark.django_db
+def test_events_published_by_a_consumer_commit_with_it_and_carry_its_ids(test_consumers):
+    delivery = publish_and_relay(activity("chain", "c"))
+
+    assert delivery_run(delivery_id=delivery.pk).outcome == "done"
+
+    cause = delivery.event
+    follow_up = OutboxEvent.objects.exclude(pk=cause.pk).get()
+    assert follow_up.payload == {"kind": "record", "detail": "c/next", "user_id": None}
+    assert (follow_up.causation_id, follow_up.correlation_id) == (str(cause.id), cause.correlation_id)
+
+
+# --- parking -----------------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_not_ready_parks_and_a_completion_wakes_the_parked(test_consumers):
+    second = publish_and_relay(activity("step", "p:2"))
+    third = publish_and_relay(activity("step", "p:3"))
+    first = publish_and_relay(activity("step", "p:1"))
+
+    assert [delivery_run(delivery_id=d.pk).outcome for d in (third, second)] == ["parked", "parked"]
+    assert Delivery.objects.get(pk=second.pk).last_error == "not ready: p:1 not applied yet"
+    assert delivery_run(delivery_id=second.pk).outcome == "skipped"  # parked ones wait to be woken
+
+    assert delivery_run(delivery_id=first.pk).outcome == "done"  # wakes 2 and 3
+    assert sorted(Delivery.objects.values_list("status", flat=True)) == ["done", "pending", "pending"]
+    assert delivery_run(delivery_id=third.pk).outcome == "parked"  # still waits for 2
+    assert delivery_run(delivery_id=second.pk).outcome == "done"  # wakes 3
+    assert delivery_run(delivery_id=third.pk).outcome == "done"
+    assert [e[2] for e in test_consumers.effects()] == ["p:1", "p:2", "p:3"]
+
+
+# --- sweep ---------------------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_sweep_relays_forgotten_rows_resends_stale_and_due_and_wakes_old_parked(test_consumers, bus_settings):
+    forgotten = publish("event-suspicious-activity", activity("record"), instance=None)
+    stale = publish_and_relay(activity("record"))
+    due = publish_and_relay(activity("record"))
+    parked = publish_and_relay(activity("record"))
+    fresh = publish_and_relay(activity("record"))
+    long_ago = timezone.now() - timedelta(seconds=10)
+    Delivery.objects.filter(pk=stale.pk).update(sent_at=long_ago)
+    Delivery.objects.filter(pk=due.pk).update(status=DeliveryStatus.RETRYING, next_attempt_at=timezone.now())
+    Delivery.objects.filter(pk=parked.pk).update(status=DeliveryStatus.PARKED)
+    Delivery.objects.filter(pk=parked.pk).update(updated_at=long_ago)  # auto_now: a second update sets it back
+
+    result = bus_sweep()
+
+    assert (result.relayed, result.resent, result.retried, result.woken) == (1, 1, 1, 1)
+    assert Delivery.objects.filter(event=forgotten).count() == 1
+    statuses = dict(Delivery.objects.values_list("pk", "status"))
+    assert [statuses[d.pk] for d in (stale, due, parked, fresh)] == ["pending"] * 4
+    assert Delivery.objects.get(pk=stale.pk).sent_at > long_ago
+    assert bus_sweep() == type(result)(0, 0, 0, 0)
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap(settings):
+    settings.EVENTS_RETRY_BASE_SECONDS = 1
+    settings.EVENTS_RETRY_MAX_SECONDS = 10
+    for failures, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (9, 10)]:
+        samples = [_backoff_seconds(failures) for _ in range(200)]
+        assert all(ceiling / 2 <= s <= ceiling for s in samples)
+        assert len(set(samples)) > 1
+
+
+# --- replay and purge --------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_replay_creates_missing_deliveries_and_resends_relying_on_idempotency(test_consumers):
+    done = publish_and_relay(activity("record", "d"))
+    delivery_run(delivery_id=done.pk)
+    Delivery.objects.filter(pk=done.pk).delete()  # e.g. a consumer added after the event
+    other = publish_and_relay(activity("record", "o"))
+    old = publish_and_relay(activity("record", "old"))
+    OutboxEvent.objects.filter(pk=old.event_id).update(occurred_at=timezone.now() - timedelta(days=2))
+
+    result = events_replay(since=timezone.now() - timedelta(hours=1), name="event-suspicious-activity",
+                           consumer=ACTIVITY)
+
+    assert (result.events, result.created, result.sent) == (2, 1, 2)
+    recreated = Delivery.objects.get(event_id=done.event_id)
+    assert delivery_run(delivery_id=recreated.pk).outcome == "done"
+    assert delivery_run(delivery_id=other.pk).outcome == "done"
+    # the first one was applied once before and once on replay: consumers must be idempotent on their own too
+    assert [e[2] for e in test_consumers.effects()] == ["d", "d", "o"]
+
+
+@pytest.mark.django_db
+def test_replay_of_done_deliveries_changes_nothing(test_consumers):
+    delivery = publish_and_relay(activity("record", "d"))
+    delivery_run(delivery_id=delivery.pk)
+
+    result = events_replay(since=timezone.now() - timedelta(hours=1))
+
+    assert (result.events, result.created, result.sent) == (1, 0, 1)
+    assert delivery_run(delivery_id=delivery.pk).outcome == "skipped"
+    assert [e[2] for e in test_consumers.effects()] == ["d"]
+
+
+@pytest.mark.django_db
+def test_purge_deletes_old_fully_done_events_only(test_consumers, settings):
+    settings.EVENTS_RETENTION_DAYS = 7
+    old_done = publish_and_relay(activity("record"))
+    delivery_run(delivery_id=old_done.pk)
+    old_open = publish_and_relay(activity("record"))
+    old_dead = publish_and_relay(activity("record"))
+    Delivery.objects.filter(pk=old_dead.pk).update(status=DeliveryStatus.DEAD)
+    recent_done = publish_and_relay(activity("record"))
+    delivery_run(delivery_id=recent_done.pk)
+    OutboxEvent.objects.exclude(pk=recent_done.event_id).update(occurred_at=timezone.now() - timedelta(days=8))
+
+    assert events_purge() == 1
+
+    assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {
+        old_open.event_id, old_dead.event_id, recent_done.event_id}
+    assert not Delivery.objects.filter(pk=old_done.pk).exists()
