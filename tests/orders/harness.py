@@ -52,19 +52,18 @@ def event_from(sent: Sent) -> FakeEvent:
                      causation_id=sent.causation_id)
 
 
-def saga_consumers() -> dict[str, list[Any]]:
-    from inventory import consumers as inventory_consumers
-    from orders import consumers as orders_consumers
-    from payments import consumers as payments_consumers
+SAGA_QUEUES = ("orders", "inventory", "payments")
 
-    return {
-        "event-order-created": [inventory_consumers.reserve_for_order],
-        "event-order-approved": [inventory_consumers.commit_for_order],
-        "event-order-canceled": [inventory_consumers.release_for_order, payments_consumers.refund_for_order],
-        "event-product-reserved": [payments_consumers.charge_for_order],
-        "event-err-reserving-product": [orders_consumers.cancel_unreservable],
-        "event-payment": [orders_consumers.apply_payment],
-    }
+
+def saga_consumers() -> dict[str, list[Any]]:
+    """The live ``@consumer`` registry, restricted to the saga's queues: event name -> handlers."""
+    from events.consumers import all_subscriptions
+
+    found: dict[str, list[Any]] = {}
+    for sub in all_subscriptions():
+        if sub.queue in SAGA_QUEUES:
+            found.setdefault(sub.event_name, []).append(sub.handler)
+    return found
 
 
 def call_consumer(handler: Any, event: Any) -> None:

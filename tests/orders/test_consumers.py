@@ -98,3 +98,19 @@ def test_payment_with_unknown_status_raises_and_changes_nothing(instance, order,
     order.refresh_from_db()
     assert order.status == OrderStatus.PENDING
     assert sent.sent == []
+
+
+def test_saga_consumers_are_registered_on_their_queues():
+    from events.consumers import all_subscriptions
+
+    saga = sorted((s.event_name, s.name, s.queue) for s in all_subscriptions()
+                  if s.queue in ("orders", "inventory", "payments"))
+    assert saga == [
+        ("event-err-reserving-product", "orders.cancel_unreservable", "orders"),
+        ("event-order-approved", "inventory.commit_for_order", "inventory"),
+        ("event-order-canceled", "inventory.release_for_order", "inventory"),
+        ("event-order-canceled", "payments.refund_for_order", "payments"),
+        ("event-order-created", "inventory.reserve_for_order", "inventory"),
+        ("event-payment", "orders.apply_payment", "orders"),
+        ("event-product-reserved", "payments.charge_for_order", "payments"),
+    ]

@@ -11,7 +11,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from events.models import Delivery
+from events.models import Delivery, OutboxEvent
 from inventory.models import Product, Reservation
 from inventory.services import product_create
 from orders.models import Order, OrderEvent
@@ -74,6 +74,14 @@ def test_placed_order_ends_approved_with_stock_and_money_moved(worker):
     payment = Payment.objects.get(order_id=order.pk)
     assert (payment.status, payment.amount) == ("succeeded", Decimal("25.00"))
     assert list(OrderEvent.objects.filter(order=order).values_list("kind", flat=True)) == ["placed", "approved"]
+    # One chain: each saga event was caused by the previous one and carries the order-created event's id.
+    chain = list(OutboxEvent.objects.exclude(name="event-upsert-policy").order_by("occurred_at").values_list(
+        "name", "id", "causation_id", "correlation_id"))
+    assert [c[0] for c in chain] == ["event-order-created", "event-product-reserved", "event-payment",
+                                     "event-order-approved"]
+    root = str(chain[0][1])
+    assert [c[3] for c in chain] == [root] * 4
+    assert [c[2] for c in chain] == [None, root, str(chain[1][1]), str(chain[2][1])]
 
 
 def test_order_without_funds_ends_canceled_with_stock_restored(worker):
