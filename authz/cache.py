@@ -40,7 +40,8 @@ POLL_SECONDS = 0.25
 _EMPTY_PAIRS: frozenset[tuple[str, str]] = frozenset()
 _monotonic = time.monotonic
 
-Entry = tuple[float, frozenset[tuple[str, str, str]]]  # (expires_at, {(type, action, id)})
+# (expires_at, {(type, action, id)}, profile role or None, loaded_at)
+Entry = tuple[float, frozenset[tuple[str, str, str]], str | None, float]
 
 
 class _Watcher:
@@ -116,6 +117,7 @@ class _Watcher:
         with self.lock:
             for cache in list(self.caches):
                 cache._entries.clear()
+                cache._names.clear()
             self.generation += 1
 
     def after_fork_in_child(self) -> None:
@@ -126,6 +128,7 @@ class _Watcher:
         self._stop = threading.Event()
         for cache in list(self.caches):
             cache._entries.clear()
+            cache._names.clear()
 
 
 watcher = _Watcher()
@@ -147,6 +150,7 @@ class AuthzCache:
         self.max_subjects = max_subjects
         self.ttl_seconds = ttl_seconds
         self._entries: OrderedDict[tuple[int, int], Entry] = OrderedDict()
+        self._names: dict[tuple[int, str], int] = {}  # (instance_id, resource name) -> Resource id
         self.loads = 0  # misses that went to PostgreSQL (tests, diagnostics)
         watcher.caches.add(self)
 
@@ -176,6 +180,45 @@ class AuthzCache:
         grants = entry[1]
         return (resource_type, action, resource_id) in grants or (resource_type, action, WILDCARD) in grants
 
+    def allowed_for_subject(self, instance_id: int, user_id: int, action: str, resource_type: str,
+                            resource_id: object) -> bool:
+        """Like ``allowed`` for a subject named by id (not the caller): its *profile* role counts. The role
+        is not in the change feed (accounts owns it), so an entry older than ``STALENESS_SECONDS`` is
+        reloaded before its role is trusted: one query per subject per second at most."""
+        if resource_id.__class__ is not str:
+            resource_id = str(resource_id)
+        now = _monotonic()
+        if now - watcher.synced_at > STALENESS_SECONDS or resource_type not in self.resource_types:
+            watcher.ensure_started()
+            return selectors.check(instance_id=instance_id, user_id=user_id, action=action,
+                                   resource_type=resource_type, resource_id=resource_id)
+        key = (instance_id, user_id)
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < now or now - entry[3] > STALENESS_SECONDS:
+            entry = self._load(key, now)
+        grants = entry[1]
+        return ((resource_type, action, resource_id) in grants or (resource_type, action, WILDCARD) in grants
+                or (resource_type, action) in ROLE_PAIRS.get(entry[2], _EMPTY_PAIRS))  # type: ignore[arg-type]
+
+    def authorized(self, instance_id: int, user_id: int, resource_name: str, action: str = "get") -> bool:
+        """Seed 004's question (may the user access the resource of this name) from memory when warm."""
+        if "resources" not in self.resource_types or _monotonic() - watcher.synced_at > STALENESS_SECONDS:
+            watcher.ensure_started()
+            return selectors.authorized(instance_id=instance_id, user_id=user_id, resource_name=resource_name,
+                                        action=action)
+        resource_id = self._names.get((instance_id, resource_name))
+        if resource_id is None:
+            generation = watcher.generation
+            resource_id = selectors.resource_id_by_name(instance_id=instance_id, name=resource_name)
+            if resource_id is None:
+                return False
+            with watcher.lock:
+                if watcher.generation == generation:
+                    if len(self._names) >= self.max_subjects * 10:
+                        self._names.clear()
+                    self._names[(instance_id, resource_name)] = resource_id
+        return self.allowed_for_subject(instance_id, user_id, action, "resources", resource_id)
+
     def visible_ids(self, instance_id: int, user_id: int, action: str, resource_type: str) -> frozenset[str]:
         """Ids the user holds ``action`` on by policy (``*`` included when granted), from the cache."""
         now = _monotonic()
@@ -200,6 +243,7 @@ class AuthzCache:
     def clear(self) -> None:
         with watcher.lock:
             self._entries.clear()
+            self._names.clear()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -210,9 +254,10 @@ class AuthzCache:
     # --- internals ---------------------------------------------------------------------------------
     def _load(self, key: tuple[int, int], now: float) -> Entry:
         generation = watcher.generation
-        grants = selectors.subject_grants(instance_id=key[0], user_id=key[1], resource_types=self._type_list)
+        role, grants = selectors.subject_role_and_grants(instance_id=key[0], user_id=key[1],
+                                                         resource_types=self._type_list)
         self.loads += 1
-        entry = (now + self.ttl_seconds, grants)
+        entry = (now + self.ttl_seconds, grants, role, now)
         with watcher.lock:
             if watcher.generation == generation:  # no invalidation ran while we read: safe to keep
                 self._entries[key] = entry
@@ -228,6 +273,9 @@ class AuthzCache:
         if change.subject_ids is None:
             for key in [k for k in self._entries if k[0] == change.instance_id]:
                 del self._entries[key]
+            if not change.resource_types or "resources" in change.resource_types:  # moved or deleted folders
+                for name_key in [k for k in self._names if k[0] == change.instance_id]:
+                    del self._names[name_key]
         else:
             for subject in change.subject_ids:
                 self._entries.pop((change.instance_id, subject), None)

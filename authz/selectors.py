@@ -130,12 +130,15 @@ grants AS (
    WHERE m.user_id = %(user)s AND p.instance_id = %(instance)s AND p.resource_type = ANY(%(types)s::varchar[])
      AND EXISTS (SELECT 1 FROM member)
 )
+SELECT '#role', role, '' FROM accounts_profile WHERE user_id = %(user)s AND instance_id = %(instance)s
+UNION ALL (
 SELECT resource_type, action, resource_id FROM grants
 UNION
 SELECT g.resource_type, g.action, d.id::varchar FROM grants g
   JOIN authz_resource f ON f.instance_id = %(instance)s AND f.id::varchar = g.resource_id
   JOIN authz_resource d ON d.path LIKE f.path || '%%' AND d.instance_id = %(instance)s
  WHERE g.resource_type = ANY(%(folder_types)s::varchar[]) AND g.resource_id <> '*'
+)
 """
 
 
@@ -144,12 +147,20 @@ def subject_grants(*, instance_id: int, user_id: int,
     """Every (resource_type, action, resource_id) the user holds by policy in the instance, for the
     given types, directly or through groups, with folder grants expanded to their subtrees. One query.
     Empty when the user is not a member of the instance."""
+    return subject_role_and_grants(instance_id=instance_id, user_id=user_id, resource_types=resource_types)[1]
+
+
+def subject_role_and_grants(*, instance_id: int, user_id: int, resource_types: Iterable[str],
+                            ) -> tuple[str | None, frozenset[tuple[str, str, str]]]:
+    """The user's profile role in the instance (None: not a member) and ``subject_grants``, in one query."""
     types = sorted(set(resource_types))
     folder_types = [t for t in types if (rt := get_type(t)) is not None and rt.hierarchical]
     with connection.cursor() as cursor:
         cursor.execute(_LOAD_SQL, {"instance": instance_id, "user": user_id, "types": types,
                                    "folder_types": folder_types})
-        return frozenset(cursor.fetchall())
+        rows = cursor.fetchall()
+    role = next((r[1] for r in rows if r[0] == "#role"), None)
+    return role, frozenset(r for r in rows if r[0] != "#role")
 
 
 # --- listings -------------------------------------------------------------------------------------
@@ -240,6 +251,10 @@ SELECT
              WHERE m.user_id = %(user)s AND p.instance_id = %(instance)s AND p.resource_type = 'resources'
                AND p.action = %(action)s AND p.resource_id IN (SELECT id FROM ids))
 """
+
+
+def resource_id_by_name(*, instance_id: int, name: str) -> int | None:
+    return Resource.objects.filter(instance_id=instance_id, name=name).values_list("pk", flat=True).first()
 
 
 def authorized(*, instance_id: int, user_id: int, resource_name: str, action: str = "get") -> bool:

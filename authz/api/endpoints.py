@@ -19,6 +19,7 @@ from rest_framework.response import Response
 from accounts.api.base import InstanceScopedAPIView
 from accounts.models import Profile
 from authz import selectors, services
+from authz.cache import default_cache
 from authz.error_codes import AuthzErrorCode
 from authz.permissions import CanActIn
 from authz.registry import RESOURCE_TYPES, get_type
@@ -312,6 +313,6 @@ class AuthorizedApi(InstanceScopedAPIView):
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
-        ok = selectors.authorized(instance_id=self.instance.pk, user_id=int(filters.validated_data["userId"]),
-                                  resource_name=filters.validated_data["resourceName"])
+        ok = default_cache().authorized(self.instance.pk, int(filters.validated_data["userId"]),
+                                        filters.validated_data["resourceName"])
         return Response({"authorized": ok}, status=status.HTTP_200_OK if ok else status.HTTP_403_FORBIDDEN)

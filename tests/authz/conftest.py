@@ -6,6 +6,16 @@ from authz import changefeed
 from tests.factories import InstanceFactory, ProfileFactory
 
 
+@pytest.fixture(autouse=True)
+def _empty_default_cache():
+    """The process-wide cache outlives a test's rolled-back data: start every test with it empty."""
+    from authz.cache import default_cache
+
+    default_cache().clear()
+    yield
+    default_cache().clear()
+
+
 @pytest.fixture
 def instance():
     return InstanceFactory()

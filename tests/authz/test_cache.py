@@ -153,14 +153,14 @@ def test_expired_entries_reload(synced, instance, member):
 
 def test_a_load_racing_an_invalidation_is_not_kept(synced, instance, member, monkeypatch):
     services.policies_upsert(instance=instance, policies=[f"{member.pk}:get:orders:1"])
-    real = selectors.subject_grants
+    real = selectors.subject_role_and_grants
 
     def racing(**kwargs):
         result = real(**kwargs)
         watcher.apply([changefeed.Change(instance.pk, frozenset({member.pk}), frozenset({"orders"}), 0)])
         return result
 
-    monkeypatch.setattr(selectors, "subject_grants", racing)
+    monkeypatch.setattr(selectors, "subject_role_and_grants", racing)
     cache = AuthzCache(["orders"])
 
     assert cache.allowed(instance.pk, member.pk, "get", "orders", "1") is True
@@ -183,6 +183,45 @@ def test_fork_restarts_the_watcher_with_an_empty_cache(synced, instance, member)
 
     assert json.loads(os.read(read, 1000)) == {"thread": True, "entries": 0, "stale": True}
     assert len(cache) == 1
+
+
+def test_subject_checks_count_the_profile_role_and_refresh_it(synced, instance, member, monkeypatch,
+                                                               django_assert_num_queries):
+    cache = AuthzCache(["products"])
+    assert cache.allowed_for_subject(instance.pk, member.pk, "update", "products", "1") is False
+    member.profiles.update(role="clerk")
+
+    with django_assert_num_queries(0):  # still within the one second the role is trusted
+        assert cache.allowed_for_subject(instance.pk, member.pk, "update", "products", "1") is False
+    monkeypatch.setattr(cache_module, "_monotonic", lambda: time.monotonic() + 1.5)
+    monkeypatch.setattr(watcher, "synced_at", time.monotonic() + 1.5)
+
+    assert cache.allowed_for_subject(instance.pk, member.pk, "update", "products", "1") is True
+
+
+def test_authorized_from_memory(synced, instance, member, django_assert_num_queries,
+                                django_capture_on_commit_callbacks):
+    folder = services.resource_create(instance=instance, name="folder")
+    services.resource_create(instance=instance, name="leaf", parent_id=folder.pk)
+    services.resource_create(instance=instance, name="other")
+    services.policies_upsert(instance=instance, policies=[f"{member.pk}:get:resources:{folder.pk}"])
+    cache = AuthzCache()
+    assert cache.authorized(instance.pk, member.pk, "leaf") is True
+    assert cache.authorized(instance.pk, member.pk, "folder") is True
+
+    with django_assert_num_queries(0):
+        assert cache.authorized(instance.pk, member.pk, "leaf") is True
+        assert cache.authorized(instance.pk, member.pk, "folder") is True
+    assert cache.authorized(instance.pk, member.pk, "other") is False
+    assert cache.authorized(instance.pk, member.pk, "missing") is False
+
+    applied = watcher.applied
+    with django_capture_on_commit_callbacks(execute=True):
+        services.resource_delete(instance=instance, resource=folder)
+    wait_until(lambda: watcher.applied > applied)
+
+    assert (instance.pk, "leaf") not in cache._names
+    assert cache.authorized(instance.pk, member.pk, "leaf") is False
 
 
 def test_default_cache_is_one_per_process():
