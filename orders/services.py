@@ -24,6 +24,7 @@ from orders.signals import (
     order_approved,
     order_canceled,
     order_created,
+    policy_remove_requested,
     policy_upsert_requested,
 )
 from saaskit.errors import ApplicationError
@@ -106,6 +107,9 @@ def _cancel(*, instance: Instance | int, order_id: int, from_statuses: list[str]
                               causation_id=causation_id or "")
     order_canceled.send(sender=Order, instance=order.instance, causation_id=causation_id,
                         payload={"order_id": order.pk, "reason": order.reason})
+    # The customer keeps reading the order but can no longer cancel it.
+    policy_remove_requested.send(sender=Order, instance=order.instance, causation_id=causation_id,
+                                 payload={"policies": [f"{order.customer_id}:cancel:orders:{order.pk}"]})
     return True
 
 

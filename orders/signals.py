@@ -3,6 +3,7 @@
 ``order_created``: ``{order_id, customer_id, lines: [{product_id, quantity}], currency}``
 ``order_canceled``: ``{order_id, reason}``; ``order_approved``: ``{order_id}``
 ``policy_upsert_requested``: ``{policies: ["sub:action:orders:id", ...]}`` (event-upsert-policy)
+``policy_remove_requested``: ``{policies: [...]}`` (event-remove-policy): a canceled order cannot be canceled again
 """
 
 from django.dispatch import Signal
@@ -11,3 +12,4 @@ order_created = Signal()
 order_canceled = Signal()
 order_approved = Signal()
 policy_upsert_requested = Signal()
+policy_remove_requested = Signal()

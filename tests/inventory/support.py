@@ -20,6 +20,7 @@ SAGA_SIGNALS: dict[str, Signal] = {
     "order_canceled": orders_signals.order_canceled,
     "order_approved": orders_signals.order_approved,
     "policy_upsert_requested": orders_signals.policy_upsert_requested,
+    "policy_remove_requested": orders_signals.policy_remove_requested,
     "product_reserved": inventory_signals.product_reserved,
     "product_reservation_failed": inventory_signals.product_reservation_failed,
     "payment_processed": payments_signals.payment_processed,

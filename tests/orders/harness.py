@@ -29,6 +29,7 @@ SIGNAL_TO_EVENT = {
     "payment_processed": "event-payment",
     "suspicious_activity": "event-suspicious-activity",
     "policy_upsert_requested": "event-upsert-policy",
+    "policy_remove_requested": "event-remove-policy",
 }
 
 

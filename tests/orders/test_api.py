@@ -118,7 +118,7 @@ def test_cancel_my_order_then_again_is_409(client, instance, order, sent):
         200, "canceled", "customer_request")
     response = client.post(f"/api/v1/orders/{order.pk}/cancel")
     assert (response.status_code, response.json()["error"]["code"]) == (409, "invalid_transition")
-    assert sent.names() == ["order_canceled"]
+    assert sent.names() == ["order_canceled", "policy_remove_requested"]
 
 
 def test_anonymous_is_refused(order):

@@ -46,8 +46,11 @@ def test_payment_failed_cancels_once_with_reason_and_cause(instance, order, sent
     assert (order.status, order.reason) == (OrderStatus.CANCELED, "payment_failed")
     assert list(OrderEvent.objects.filter(order=order, kind="canceled").values_list("detail", "causation_id")) == [
         ({"reason": "payment_failed", "cause": "insufficient_funds"}, event.id)]
-    assert sent.sent == [Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "payment_failed"},
-                              event.id)]
+    assert sent.sent == [
+        Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "payment_failed"}, event.id),
+        Sent("policy_remove_requested", instance.pk, {"policies": [f"{order.customer_id}:cancel:orders:{order.pk}"]},
+             event.id),
+    ]
 
 
 def test_err_reserving_cancels_pending_order(instance, order, sent):
@@ -58,7 +61,7 @@ def test_err_reserving_cancels_pending_order(instance, order, sent):
     call_consumer(cancel_unreservable, event)
     order.refresh_from_db()
     assert (order.status, order.reason) == (OrderStatus.CANCELED, "reservation_failed")
-    assert sent.names() == ["order_canceled"]
+    assert sent.names() == ["order_canceled", "policy_remove_requested"]
 
 
 def test_payment_for_unknown_order_is_not_ready(instance, order, sent):

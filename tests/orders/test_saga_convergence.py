@@ -117,4 +117,5 @@ def test_cancel_overtaking_order_created_reserves_and_charges_nothing(world, sen
         "event-order-canceled", "event-order-canceled", "event-order-created"]
     assert snapshot()["stock"] == [("APL", 5, 0), ("PR", 2, 0), ("RARE", 1, 0)]
     assert Wallet.objects.get(user=world["rich"]).balance == Decimal("100.00")
-    assert [s.signal for s in sent.sent] == ["order_created", "policy_upsert_requested", "order_canceled"]
+    assert [s.signal for s in sent.sent] == ["order_created", "policy_upsert_requested", "order_canceled",
+                                             "policy_remove_requested"]

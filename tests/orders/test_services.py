@@ -123,8 +123,11 @@ def test_cancel_pending_for_failure_once(instance, order, sent):
     assert (order.status, order.reason) == (OrderStatus.CANCELED, "payment_failed")
     assert order.canceled_at is not None
     assert timeline(order)[1:] == [(OrderEventKind.CANCELED, {"reason": "payment_failed"}, "evt-f")]
-    assert sent.sent == [Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "payment_failed"},
-                              "evt-f")]
+    assert sent.sent == [
+        Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "payment_failed"}, "evt-f"),
+        Sent("policy_remove_requested", instance.pk, {"policies": [f"{order.customer_id}:cancel:orders:{order.pk}"]},
+             "evt-f"),
+    ]
 
 
 def test_failure_does_not_cancel_an_approved_order(instance, order, sent):
@@ -149,15 +152,18 @@ def test_customer_cancels_pending_order(instance, order, sent):
     sent.clear()
     result = order_cancel(order=order)
     assert (result.status, result.reason) == (OrderStatus.CANCELED, "customer_request")
-    assert sent.sent == [Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "customer_request"},
-                              None)]
+    assert sent.sent == [
+        Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "customer_request"}, None),
+        Sent("policy_remove_requested", instance.pk, {"policies": [f"{order.customer_id}:cancel:orders:{order.pk}"]},
+             None),
+    ]
 
 
 def test_customer_cancels_approved_order(instance, order, sent):
     order_approve(instance=instance, order_id=order.pk)
     sent.clear()
     assert order_cancel(order=order).status == OrderStatus.CANCELED
-    assert sent.names() == ["order_canceled"]
+    assert sent.names() == ["order_canceled", "policy_remove_requested"]
 
 
 def test_cancel_of_canceled_order_is_409_and_changes_nothing(instance, order, sent):
