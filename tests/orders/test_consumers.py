@@ -3,7 +3,6 @@ import pytest
 pytest.importorskip("events.consumers")
 
 from events.consumers import NotReady
-
 from inventory.services import product_create
 from orders.choices import OrderStatus
 from orders.consumers import apply_payment, cancel_unreservable
