@@ -1,9 +1,6 @@
 import pytest
 
-pytest.importorskip("events.consumers")
-
 from events.consumers import NotReady
-
 from inventory.choices import ReservationStatus
 from inventory.consumers import commit_for_order, release_for_order, reserve_for_order
 from inventory.models import Product, Reservation

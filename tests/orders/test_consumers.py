@@ -1,7 +1,5 @@
 import pytest
 
-pytest.importorskip("events.consumers")
-
 from events.consumers import NotReady
 from inventory.services import product_create
 from orders.choices import OrderStatus

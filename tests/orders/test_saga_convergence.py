@@ -8,8 +8,6 @@ from decimal import Decimal
 
 import pytest
 
-pytest.importorskip("events.consumers")
-
 from inventory.models import Product
 from inventory.services import product_create
 from orders.models import Order

@@ -2,8 +2,6 @@ from decimal import Decimal
 
 import pytest
 
-pytest.importorskip("events.consumers")
-
 from payments.choices import PaymentStatus
 from payments.consumers import charge_for_order, refund_for_order
 from payments.models import Payment, Wallet
