@@ -6,7 +6,7 @@ from inventory.consumers import commit_for_order, release_for_order, reserve_for
 from inventory.models import Product, Reservation
 from inventory.services import product_create
 from tests.inventory.support import Sent
-from tests.orders.harness import FakeEvent, call_consumer
+from tests.orders.harness import call_consumer, make_event
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +22,7 @@ def stock(product: Product) -> tuple[int, int]:
 
 
 def order_created(instance, apple, order_id=5, quantity=4):
-    return FakeEvent("event-order-created", {"order_id": order_id, "customer_id": 3, "currency": "USD",
+    return make_event("event-order-created", {"order_id": order_id, "customer_id": 3, "currency": "USD",
                                              "lines": [{"product_id": apple.pk, "quantity": quantity}]}, instance.pk)
 
 
@@ -32,7 +32,7 @@ def test_order_created_reserves_once_however_often_delivered(instance, apple, se
     call_consumer(reserve_for_order, event)
     assert stock(apple) == (10, 4)
     assert sent.sent == [Sent("product_reserved", instance.pk,
-                              {"order_id": 5, "customer_id": 3, "amount": "6.00", "currency": "USD"}, event.id)]
+                              {"order_id": 5, "customer_id": 3, "amount": "6.00", "currency": "USD"}, str(event.id))]
 
 
 def test_order_created_without_stock_sends_err_reserving(instance, apple, sent):
@@ -41,12 +41,12 @@ def test_order_created_without_stock_sends_err_reserving(instance, apple, sent):
     call_consumer(reserve_for_order, event)
     assert stock(apple) == (10, 0)
     assert sent.sent == [Sent("product_reservation_failed", instance.pk,
-                              {"order_id": 5, "reason": "insufficient_stock"}, event.id)]
+                              {"order_id": 5, "reason": "insufficient_stock"}, str(event.id))]
 
 
 def test_order_approved_commits_once(instance, apple):
     call_consumer(reserve_for_order, order_created(instance, apple))
-    event = FakeEvent("event-order-approved", {"order_id": 5}, instance.pk)
+    event = make_event("event-order-approved", {"order_id": 5}, instance.pk)
     call_consumer(commit_for_order, event)
     call_consumer(commit_for_order, event)
     assert stock(apple) == (6, 0)
@@ -54,14 +54,14 @@ def test_order_approved_commits_once(instance, apple):
 
 def test_order_approved_before_its_reservation_is_not_ready_and_changes_nothing(instance, apple):
     with pytest.raises(NotReady):
-        call_consumer(commit_for_order, FakeEvent("event-order-approved", {"order_id": 5}, instance.pk))
+        call_consumer(commit_for_order, make_event("event-order-approved", {"order_id": 5}, instance.pk))
     assert stock(apple) == (10, 0)
     assert Reservation.objects.count() == 0
 
 
 def test_order_canceled_releases_once(instance, apple):
     call_consumer(reserve_for_order, order_created(instance, apple))
-    event = FakeEvent("event-order-canceled", {"order_id": 5, "reason": "payment_failed"}, instance.pk)
+    event = make_event("event-order-canceled", {"order_id": 5, "reason": "payment_failed"}, instance.pk)
     call_consumer(release_for_order, event)
     call_consumer(release_for_order, event)
     assert stock(apple) == (10, 0)
@@ -70,16 +70,16 @@ def test_order_canceled_releases_once(instance, apple):
 
 def test_events_of_another_instance_touch_nothing(instance, other_instance, apple, sent):
     call_consumer(reserve_for_order, order_created(instance, apple))
-    call_consumer(commit_for_order, FakeEvent("event-order-approved", {"order_id": 5}, instance.pk))
+    call_consumer(commit_for_order, make_event("event-order-approved", {"order_id": 5}, instance.pk))
     sent.clear()
-    call_consumer(release_for_order, FakeEvent("event-order-canceled", {"order_id": 5, "reason": "x"},
+    call_consumer(release_for_order, make_event("event-order-canceled", {"order_id": 5, "reason": "x"},
                                                other_instance.pk))
     assert stock(apple) == (6, 0)
     assert Reservation.objects.get(instance=instance).status == ReservationStatus.COMMITTED
 
 
 def test_event_for_a_vanished_instance_is_skipped(apple, sent):
-    call_consumer(reserve_for_order, FakeEvent("event-order-created", {"order_id": 1, "customer_id": 1, "lines": [
+    call_consumer(reserve_for_order, make_event("event-order-created", {"order_id": 1, "customer_id": 1, "lines": [
         {"product_id": apple.pk, "quantity": 1}], "currency": "USD"}, 987654))
     assert (stock(apple), Reservation.objects.count(), sent.sent) == ((10, 0), 0, [])
 
@@ -87,5 +87,5 @@ def test_event_for_a_vanished_instance_is_skipped(apple, sent):
 @pytest.mark.parametrize("payload", [{}, {"order_id": "5"}, {"order_id": None}, {"order_id": True}])
 def test_malformed_payload_raises_and_changes_nothing(instance, apple, payload):
     with pytest.raises(ValueError):
-        call_consumer(release_for_order, FakeEvent("event-order-canceled", payload, instance.pk))
+        call_consumer(release_for_order, make_event("event-order-canceled", payload, instance.pk))
     assert Reservation.objects.count() == 0

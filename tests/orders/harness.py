@@ -12,12 +12,12 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from django.db import transaction
 
+from events.envelope import Event
 from tests.inventory.support import Sent, SignalRecorder
 
 SIGNAL_TO_EVENT = {
@@ -33,23 +33,16 @@ SIGNAL_TO_EVENT = {
 }
 
 
-@dataclass(frozen=True)
-class FakeEvent:
-    """Has the attributes of ``events.envelope.Event`` that the saga's consumers read."""
-
-    name: str
-    payload: dict[str, Any]
-    instance_id: int | None
-    id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    version: int = 1
-    occurred_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    instance_slug: str | None = None
-    correlation_id: str | None = None
-    causation_id: str | None = None
+def make_event(name: str, payload: dict[str, Any], instance_id: int | None, *,
+              causation_id: str | None = None) -> Event:
+    """A real ``events.envelope.Event`` as the bus would hand it to a consumer (fresh id, own correlation)."""
+    event_id = uuid.uuid4()
+    return Event(id=event_id, name=name, version=1, occurred_at=datetime.now(UTC), instance_id=instance_id,
+                 instance_slug=None, correlation_id=str(event_id), causation_id=causation_id, payload=payload)
 
 
-def event_from(sent: Sent) -> FakeEvent:
-    return FakeEvent(name=SIGNAL_TO_EVENT[sent.signal], payload=sent.payload, instance_id=sent.instance_id,
+def event_from(sent: Sent) -> Event:
+    return make_event(name=SIGNAL_TO_EVENT[sent.signal], payload=sent.payload, instance_id=sent.instance_id,
                      causation_id=sent.causation_id)
 
 
@@ -84,8 +77,8 @@ class Harness:
         self.rng = random.Random(seed) if seed is not None else None
         self.duplicate = duplicate
         self.lifo = lifo
-        self.pending: list[tuple[Any, FakeEvent]] = []
-        self.parked: list[tuple[Any, FakeEvent]] = []
+        self.pending: list[tuple[Any, Event]] = []
+        self.parked: list[tuple[Any, Event]] = []
         self.seen = 0
         self.delivered: list[tuple[str, str]] = []
         self.parked_count = 0

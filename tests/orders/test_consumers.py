@@ -7,7 +7,7 @@ from orders.consumers import apply_payment, cancel_unreservable
 from orders.models import OrderEvent
 from orders.services import order_place
 from tests.inventory.support import Sent
-from tests.orders.harness import FakeEvent, call_consumer
+from tests.orders.harness import call_consumer, make_event
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ def order(instance, customer):
 
 
 def payment(instance, order_id, status, reason=""):
-    return FakeEvent("event-payment", {"order_id": order_id, "payment_id": 1, "status": status, "amount": "3.00",
+    return make_event("event-payment", {"order_id": order_id, "payment_id": 1, "status": status, "amount": "3.00",
                                        "reason": reason}, instance.pk)
 
 
@@ -31,7 +31,7 @@ def test_payment_succeeded_approves_once(instance, order, sent):
     call_consumer(apply_payment, event)
     order.refresh_from_db()
     assert order.status == OrderStatus.APPROVED
-    assert sent.sent == [Sent("order_approved", instance.pk, {"order_id": order.pk}, event.id)]
+    assert sent.sent == [Sent("order_approved", instance.pk, {"order_id": order.pk}, str(event.id))]
 
 
 def test_payment_failed_cancels_once_with_reason_and_cause(instance, order, sent):
@@ -42,17 +42,17 @@ def test_payment_failed_cancels_once_with_reason_and_cause(instance, order, sent
     order.refresh_from_db()
     assert (order.status, order.reason) == (OrderStatus.CANCELED, "payment_failed")
     assert list(OrderEvent.objects.filter(order=order, kind="canceled").values_list("detail", "causation_id")) == [
-        ({"reason": "payment_failed", "cause": "insufficient_funds"}, event.id)]
+        ({"reason": "payment_failed", "cause": "insufficient_funds"}, str(event.id))]
     assert sent.sent == [
-        Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "payment_failed"}, event.id),
+        Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "payment_failed"}, str(event.id)),
         Sent("policy_remove_requested", instance.pk, {"policies": [f"{order.customer_id}:cancel:orders:{order.pk}"]},
-             event.id),
+             str(event.id)),
     ]
 
 
 def test_err_reserving_cancels_pending_order(instance, order, sent):
     sent.clear()
-    event = FakeEvent("event-err-reserving-product", {"order_id": order.pk, "reason": "insufficient_stock"},
+    event = make_event("event-err-reserving-product", {"order_id": order.pk, "reason": "insufficient_stock"},
                       instance.pk)
     call_consumer(cancel_unreservable, event)
     call_consumer(cancel_unreservable, event)
@@ -66,7 +66,7 @@ def test_payment_for_unknown_order_is_not_ready(instance, order, sent):
     with pytest.raises(NotReady):
         call_consumer(apply_payment, payment(instance, order.pk + 1000, "succeeded"))
     with pytest.raises(NotReady):
-        call_consumer(cancel_unreservable, FakeEvent("event-err-reserving-product",
+        call_consumer(cancel_unreservable, make_event("event-err-reserving-product",
                                                      {"order_id": order.pk + 1000, "reason": "x"}, instance.pk))
     assert sent.sent == []
 
@@ -83,7 +83,7 @@ def test_payment_for_an_order_of_another_instance_is_not_ready(other_instance, o
 def test_late_failure_after_approval_changes_nothing(instance, order, sent):
     call_consumer(apply_payment, payment(instance, order.pk, "succeeded"))
     sent.clear()
-    call_consumer(cancel_unreservable, FakeEvent("event-err-reserving-product",
+    call_consumer(cancel_unreservable, make_event("event-err-reserving-product",
                                                  {"order_id": order.pk, "reason": "x"}, instance.pk))
     order.refresh_from_db()
     assert order.status == OrderStatus.APPROVED

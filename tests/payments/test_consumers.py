@@ -7,7 +7,7 @@ from payments.consumers import charge_for_order, refund_for_order
 from payments.models import Payment, Wallet
 from payments.services import wallet_create
 from tests.inventory.support import Sent
-from tests.orders.harness import FakeEvent, call_consumer
+from tests.orders.harness import call_consumer, make_event
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def balance(wallet: Wallet) -> Decimal:
 
 
 def reserved(instance, customer, amount="20.00"):
-    return FakeEvent("event-product-reserved", {"order_id": 9, "customer_id": customer.pk, "amount": amount,
+    return make_event("event-product-reserved", {"order_id": 9, "customer_id": customer.pk, "amount": amount,
                                                 "currency": "USD"}, instance.pk)
 
 
@@ -34,7 +34,7 @@ def test_product_reserved_charges_once(instance, customer, wallet, sent):
     assert balance(wallet) == Decimal("30.00")
     payment = Payment.objects.get()
     assert sent.sent == [Sent("payment_processed", instance.pk, {
-        "order_id": 9, "payment_id": payment.pk, "status": "succeeded", "amount": "20.00", "reason": ""}, event.id)]
+        "order_id": 9, "payment_id": payment.pk, "status": "succeeded", "amount": "20.00", "reason": ""}, str(event.id))]
 
 
 def test_product_reserved_beyond_balance_fails(instance, customer, wallet, sent):
@@ -46,7 +46,7 @@ def test_product_reserved_beyond_balance_fails(instance, customer, wallet, sent)
 
 def test_order_canceled_refunds_once(instance, customer, wallet):
     call_consumer(charge_for_order, reserved(instance, customer))
-    event = FakeEvent("event-order-canceled", {"order_id": 9, "reason": "customer_request"}, instance.pk)
+    event = make_event("event-order-canceled", {"order_id": 9, "reason": "customer_request"}, instance.pk)
     call_consumer(refund_for_order, event)
     call_consumer(refund_for_order, event)
     assert balance(wallet) == Decimal("50.00")
@@ -54,7 +54,7 @@ def test_order_canceled_refunds_once(instance, customer, wallet):
 
 
 def test_order_canceled_before_the_charge_voids_it(instance, customer, wallet, sent):
-    call_consumer(refund_for_order, FakeEvent("event-order-canceled", {"order_id": 9, "reason": "x"}, instance.pk))
+    call_consumer(refund_for_order, make_event("event-order-canceled", {"order_id": 9, "reason": "x"}, instance.pk))
     call_consumer(charge_for_order, reserved(instance, customer))
     assert balance(wallet) == Decimal("50.00")
     assert Payment.objects.get().status == PaymentStatus.VOIDED
@@ -64,5 +64,5 @@ def test_order_canceled_before_the_charge_voids_it(instance, customer, wallet, s
 @pytest.mark.parametrize("payload", [{"order_id": 9}, {"order_id": 9, "customer_id": "1"}, {"customer_id": 1}])
 def test_malformed_product_reserved_raises_and_charges_nothing(instance, wallet, payload):
     with pytest.raises(ValueError):
-        call_consumer(charge_for_order, FakeEvent("event-product-reserved", payload, instance.pk))
+        call_consumer(charge_for_order, make_event("event-product-reserved", payload, instance.pk))
     assert (balance(wallet), Payment.objects.count()) == (Decimal("50.00"), 0)
