@@ -28,6 +28,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterable
+from typing import Any
 
 from authz import changefeed, selectors
 from authz.registry import RESOURCE_TYPES, WILDCARD
@@ -40,8 +41,9 @@ POLL_SECONDS = 0.25
 _EMPTY_PAIRS: frozenset[tuple[str, str]] = frozenset()
 _monotonic = time.monotonic
 
-# (expires_at, {(type, action, id)}, profile role or None, loaded_at)
-Entry = tuple[float, frozenset[tuple[str, str, str]], str | None, float]
+# [expires_at, {(type, action): frozenset of ids (str, and int for numeric ids)}, profile role or None,
+#  loaded_at, last LRU touch]
+Entry = list[Any]
 
 
 class _Watcher:
@@ -147,6 +149,8 @@ class AuthzCache:
             raise ValueError(f"unknown resource types: {', '.join(unknown)}")
         self.resource_types = types
         self._type_list = sorted(types)
+        # every (type, action) this cache answers; each entry maps all of them (to an empty set if need be)
+        self._pairs = frozenset((t, a) for t in types for a in RESOURCE_TYPES[t].actions)
         self.max_subjects = max_subjects
         self.ttl_seconds = ttl_seconds
         self._entries: OrderedDict[tuple[int, int], Entry] = OrderedDict()
@@ -158,37 +162,47 @@ class AuthzCache:
     def allowed(self, instance_id: int, user_id: int, action: str, resource_type: str, resource_id: object,
                 role: str | None = None) -> bool:
         """Whether the user may ``action`` the object: policies (direct, ``*``, group, folder) plus what
-        ``role`` (the caller's acting role, if given) allows. Warm: no I/O."""
+        ``role`` (the caller's acting role, if given) allows. Warm: no I/O, a handful of dict lookups."""
+        now = _monotonic()
+        entry = self._entries.get((instance_id, user_id))
+        if entry is not None and now < entry[0] and now - watcher.synced_at <= STALENESS_SECONDS:
+            ids = entry[1].get((resource_type, action))
+            if ids is not None:  # None: a type this cache does not hold (or an unknown action)
+                if now - entry[4] > 1.0:
+                    self._touch(entry, now, instance_id, user_id)
+                if resource_id in ids or WILDCARD in ids:
+                    return True
+                return role is not None and (resource_type, action) in ROLE_PAIRS.get(role, _EMPTY_PAIRS)
+        return self._allowed_slow(instance_id, user_id, action, resource_type, str(resource_id), role, now)
+
+    def _allowed_slow(self, instance_id: int, user_id: int, action: str, resource_type: str, resource_id: str,
+                      role: str | None, now: float) -> bool:
         if role is not None and (resource_type, action) in ROLE_PAIRS.get(role, _EMPTY_PAIRS):
             return True
-        if resource_id.__class__ is not str:
-            resource_id = str(resource_id)
-        now = _monotonic()
-        if now - watcher.synced_at > STALENESS_SECONDS or resource_type not in self.resource_types:
+        if now - watcher.synced_at > STALENESS_SECONDS or (resource_type, action) not in self._pairs:
             watcher.ensure_started()
             return selectors.check(instance_id=instance_id, user_id=user_id, action=action,
                                    resource_type=resource_type, resource_id=resource_id, use_profile_role=False)
-        key = (instance_id, user_id)
-        entry = self._entries.get(key)
-        if entry is None or entry[0] < now:
-            entry = self._load(key, now)
-        else:
-            try:
-                self._entries.move_to_end(key)
-            except KeyError:  # the watcher dropped it a moment ago; this answer is still within the bound
-                pass
-        grants = entry[1]
-        return (resource_type, action, resource_id) in grants or (resource_type, action, WILDCARD) in grants
+        entry = self._load((instance_id, user_id), now)
+        ids = entry[1][(resource_type, action)]
+        return resource_id in ids or WILDCARD in ids
+
+    def _touch(self, entry: Entry, now: float, instance_id: int, user_id: int) -> None:
+        """LRU at one-second granularity: a hit moves its entry to the young end at most once a second."""
+        entry[4] = now
+        try:
+            self._entries.move_to_end((instance_id, user_id))
+        except KeyError:  # the watcher dropped it a moment ago; this answer is still within the bound
+            pass
 
     def allowed_for_subject(self, instance_id: int, user_id: int, action: str, resource_type: str,
                             resource_id: object) -> bool:
         """Like ``allowed`` for a subject named by id (not the caller): its *profile* role counts. The role
         is not in the change feed (accounts owns it), so an entry older than ``STALENESS_SECONDS`` is
         reloaded before its role is trusted: one query per subject per second at most."""
-        if resource_id.__class__ is not str:
-            resource_id = str(resource_id)
+        resource_id = str(resource_id)
         now = _monotonic()
-        if now - watcher.synced_at > STALENESS_SECONDS or resource_type not in self.resource_types:
+        if now - watcher.synced_at > STALENESS_SECONDS or (resource_type, action) not in self._pairs:
             watcher.ensure_started()
             return selectors.check(instance_id=instance_id, user_id=user_id, action=action,
                                    resource_type=resource_type, resource_id=resource_id)
@@ -196,8 +210,8 @@ class AuthzCache:
         entry = self._entries.get(key)
         if entry is None or entry[0] < now or now - entry[3] > STALENESS_SECONDS:
             entry = self._load(key, now)
-        grants = entry[1]
-        return ((resource_type, action, resource_id) in grants or (resource_type, action, WILDCARD) in grants
+        ids = entry[1][(resource_type, action)]
+        return (resource_id in ids or WILDCARD in ids
                 or (resource_type, action) in ROLE_PAIRS.get(entry[2], _EMPTY_PAIRS))  # type: ignore[arg-type]
 
     def authorized(self, instance_id: int, user_id: int, resource_name: str, action: str = "get") -> bool:
@@ -222,16 +236,15 @@ class AuthzCache:
     def visible_ids(self, instance_id: int, user_id: int, action: str, resource_type: str) -> frozenset[str]:
         """Ids the user holds ``action`` on by policy (``*`` included when granted), from the cache."""
         now = _monotonic()
-        if now - watcher.synced_at > STALENESS_SECONDS or resource_type not in self.resource_types:
+        if now - watcher.synced_at > STALENESS_SECONDS or (resource_type, action) not in self._pairs:
             watcher.ensure_started()
             grants = selectors.subject_grants(instance_id=instance_id, user_id=user_id, resource_types=[resource_type])
-        else:
-            key = (instance_id, user_id)
-            entry = self._entries.get(key)
-            if entry is None or entry[0] < now:
-                entry = self._load(key, now)
-            grants = entry[1]
-        return frozenset(rid for rtype, act, rid in grants if rtype == resource_type and act == action)
+            return frozenset(rid for rtype, act, rid in grants if rtype == resource_type and act == action)
+        key = (instance_id, user_id)
+        entry = self._entries.get(key)
+        if entry is None or entry[0] < now:
+            entry = self._load(key, now)
+        return frozenset(rid for rid in entry[1][(resource_type, action)] if isinstance(rid, str))
 
     def warm(self, instance_id: int, user_id: int) -> None:
         """Load a subject now (e.g. when it authenticates) so its first request is a hit."""
@@ -257,7 +270,15 @@ class AuthzCache:
         role, grants = selectors.subject_role_and_grants(instance_id=key[0], user_id=key[1],
                                                          resource_types=self._type_list)
         self.loads += 1
-        entry = (now + self.ttl_seconds, grants, role, now)
+        by_pair: dict[tuple[str, str], set[object]] = {pair: set() for pair in self._pairs}
+        for rtype, action, rid in grants:
+            ids = by_pair.get((rtype, action))
+            if ids is not None:
+                ids.add(rid)
+                if rid.isdigit() and len(rid) < 19 and str(int(rid)) == rid:
+                    ids.add(int(rid))  # so an int id needs no str() on the hot path
+        entry: Entry = [now + self.ttl_seconds, {pair: frozenset(ids) for pair, ids in by_pair.items()}, role, now,
+                        now]
         with watcher.lock:
             if watcher.generation == generation:  # no invalidation ran while we read: safe to keep
                 self._entries[key] = entry

@@ -51,6 +51,7 @@ def test_warm_check_does_no_query(synced, instance, member, django_assert_num_qu
         assert cache.allowed(instance.pk, member.pk, "get", "orders", "1") is True
     with django_assert_num_queries(0):
         assert cache.allowed(instance.pk, member.pk, "get", "orders", "1") is True
+        assert cache.allowed(instance.pk, member.pk, "get", "orders", 1) is True
         assert cache.allowed(instance.pk, member.pk, "get", "orders", 2) is False
         assert cache.allowed(instance.pk, member.pk, "cancel", "orders", "1") is False
     assert cache.loads == 1
@@ -133,13 +134,15 @@ def test_a_stale_watcher_sends_checks_to_the_database(synced, instance, member, 
 def test_lru_is_bounded(synced, instance):
     users = [ProfileFactory(instance=instance).user for _ in range(3)]
     cache = AuthzCache(["orders"], max_subjects=2)
-
-    for user in users:
-        cache.allowed(instance.pk, user.pk, "get", "orders", "1")
-    cache.allowed(instance.pk, users[1].pk, "get", "orders", "1")
     cache.allowed(instance.pk, users[0].pk, "get", "orders", "1")
+    cache.allowed(instance.pk, users[1].pk, "get", "orders", "1")
+    for entry in cache._entries.values():  # LRU has one-second granularity: age the last touches
+        entry[4] -= 2
 
-    assert list(cache._entries) == [(instance.pk, users[1].pk), (instance.pk, users[0].pk)]
+    cache.allowed(instance.pk, users[0].pk, "get", "orders", "1")  # a hit: users[0] becomes the youngest
+    cache.allowed(instance.pk, users[2].pk, "get", "orders", "1")  # a load: evicts the oldest, users[1]
+
+    assert list(cache._entries) == [(instance.pk, users[0].pk), (instance.pk, users[2].pk)]
 
 
 def test_expired_entries_reload(synced, instance, member):
