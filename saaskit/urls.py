@@ -14,6 +14,8 @@ urlpatterns = [
     path("api/v1/authz/", include("authz.api.urls")),
     path("api/v1/events/", include("events.api.urls")),
     path("api/v1/orders/", include("orders.api.urls")),
+    path("api/v1/products/", include("inventory.api.urls")),
+    path("api/v1/wallets/", include("payments.api.urls")),
 ]
 
 handler400 = "saaskit.errors.handler400"

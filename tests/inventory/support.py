@@ -90,3 +90,14 @@ def run_concurrently(calls: list[Callable[[], Any]]) -> list[Any]:
     for t in threads:
         t.join()
     return results
+
+
+def client_for(profile: Any) -> Any:
+    """An API client authenticated as the profile's user acting in its instance with its role."""
+    from rest_framework.test import APIClient
+
+    from tests.factories import context_for
+
+    client = APIClient()
+    client.force_authenticate(user=profile.user, token=context_for(profile))
+    return client
