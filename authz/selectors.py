@@ -15,29 +15,8 @@ from authz.registry import WILDCARD, get_type
 from authz.role_grants import granting_role, role_allows
 from saaskit.errors import NotFoundError
 
-# One round trip: the subject's role in the instance, and whether any policy of the subject (directly
-# or through a group) names the object, ``*``, or (for folders) one of the object's ancestors.
-_CHECK_SQL = """
-WITH ids AS (SELECT unnest(%(ids)s::varchar[]) AS id {ancestors})
-SELECT
-  (SELECT role FROM accounts_profile WHERE user_id = %(user)s AND instance_id = %(instance)s),
-  EXISTS (SELECT 1 FROM authz_policy p
-          WHERE p.instance_id = %(instance)s AND p.user_id = %(user)s AND p.resource_type = %(type)s
-            AND p.action = %(action)s AND p.resource_id IN (SELECT id FROM ids))
-  OR EXISTS (SELECT 1 FROM authz_groupmembership m JOIN authz_policy p ON p.group_id = m.group_id
-             WHERE m.user_id = %(user)s AND p.instance_id = %(instance)s AND p.resource_type = %(type)s
-               AND p.action = %(action)s AND p.resource_id IN (SELECT id FROM ids))
-"""
-_ANCESTORS_SQL = """
-  UNION ALL SELECT unnest(string_to_array(trim(both '/' from r.path), '/'))::varchar
-  FROM authz_resource r WHERE r.id = %(object_pk)s AND r.instance_id = %(instance)s
-"""
-
-
-def _check_sql(resource_type: str, resource_id: str) -> tuple[str, bool]:
-    rtype = get_type(resource_type)
-    folders = bool(rtype and rtype.hierarchical and resource_id.isdigit() and len(resource_id) < 19)
-    return _CHECK_SQL.format(ancestors=_ANCESTORS_SQL if folders else ""), folders
+# The statement of a cold check (the function is created by migration 0003_check_function).
+CHECK_SQL = "SELECT profile_role, granted FROM authz_check(%s, %s, %s, %s, %s, %s)"
 
 
 def check(*, instance_id: int, user_id: int, action: str, resource_type: str, resource_id: str,
@@ -53,11 +32,9 @@ def check(*, instance_id: int, user_id: int, action: str, resource_type: str, re
     if role is not None and role_allows(role, action, resource_type):
         return True
     resource_id = str(resource_id)
-    sql, folders = _check_sql(resource_type, resource_id)
-    params = {"ids": [resource_id, WILDCARD], "user": user_id, "instance": instance_id, "type": resource_type,
-              "action": action, "object_pk": int(resource_id) if folders else None}
+    folder_pk = int(resource_id) if rtype.hierarchical and resource_id.isdigit() and len(resource_id) < 19 else None
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(CHECK_SQL, [instance_id, user_id, resource_type, action, resource_id, folder_pk])
         profile_role, granted = cursor.fetchone()
     if profile_role is None:  # not (or no longer) a member of the instance: nothing applies
         return False
