@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import uuid
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
@@ -36,6 +38,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="May log into the admin console.")
     date_joined = models.DateTimeField(default=timezone.now)
+    # Access tokens issued before this instant are refused (revoke-all); mirrored in the cache.
+    tokens_not_before = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()
 
@@ -93,3 +97,64 @@ class Profile(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}@{self.instance_id or '*'}:{self.role}"
+
+
+class RefreshTokenState(models.TextChoices):
+    ACTIVE = "active", "active"
+    USED = "used", "used (rotated)"
+    REVOKED = "revoked", "revoked"
+    EXPIRED = "expired", "expired"
+
+
+class RefreshTokenQuerySet(models.QuerySet["RefreshToken"]):
+    def usable(self) -> RefreshTokenQuerySet:
+        return self.filter(used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=timezone.now())
+
+    def in_state(self, state: str) -> RefreshTokenQuerySet:
+        now = timezone.now()
+        if state == RefreshTokenState.REVOKED:
+            return self.filter(revoked_at__isnull=False)
+        if state == RefreshTokenState.USED:
+            return self.filter(revoked_at__isnull=True, used_at__isnull=False)
+        if state == RefreshTokenState.EXPIRED:
+            return self.filter(revoked_at__isnull=True, used_at__isnull=True, expires_at__lte=now)
+        return self.usable()
+
+
+class RefreshToken(models.Model):
+    """A stored refresh token. Only a SHA-256 of the secret is kept, never the token itself.
+
+    Every rotation makes a child in the same ``family``; presenting a used token revokes the family.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="refresh_tokens")
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    role = models.CharField(max_length=64)
+    profile_role = models.CharField(max_length=64)
+    family = models.UUIDField(db_index=True)
+    parent = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="children")
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=64, blank=True, default="")
+
+    objects = RefreshTokenQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"refresh {self.id} of {self.user_id}"
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at is not None:
+            return RefreshTokenState.REVOKED
+        if self.used_at is not None:
+            return RefreshTokenState.USED
+        if self.expires_at <= timezone.now():
+            return RefreshTokenState.EXPIRED
+        return RefreshTokenState.ACTIVE
