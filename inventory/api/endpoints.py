@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
@@ -28,7 +29,7 @@ class ProductOutput(serializers.ModelSerializer):
 
 
 class ProductListCreateApi(InstanceScopedAPIView):
-    class InputSerializer(serializers.Serializer):
+    class ProductCreateInput(serializers.Serializer):
         sku = serializers.CharField(max_length=64)
         name = serializers.CharField(max_length=200)
         price = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal(0))
@@ -39,20 +40,23 @@ class ProductListCreateApi(InstanceScopedAPIView):
         extra = [CanActIn("clerk")] if self.request.method == "POST" else []
         return [*super().get_permissions(), *extra]
 
+    @extend_schema(operation_id="products_list", responses=ProductOutput(many=True))
     def get(self, request: Request) -> Response:
         paginator = Pagination()
         page = paginator.paginate_queryset(Product.objects.for_instance(self.instance).order_by("sku"), request,
                                            view=self)
         return paginator.get_paginated_response(ProductOutput(page, many=True).data)
 
+    @extend_schema(operation_id="products_create", request=ProductCreateInput, responses={201: ProductOutput})
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.ProductCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         product = services.product_create(instance=self.instance, **data.validated_data)
         return Response(ProductOutput(product).data, status=status.HTTP_201_CREATED)
 
 
 class ProductDetailApi(InstanceScopedAPIView):
+    @extend_schema(operation_id="products_get", responses=ProductOutput)
     def get(self, request: Request, product_id: int) -> Response:
         return Response(ProductOutput(selectors.product_get(instance=self.instance, product_id=product_id)).data)
 
@@ -60,11 +64,12 @@ class ProductDetailApi(InstanceScopedAPIView):
 class ProductRestockApi(InstanceScopedAPIView):
     permission_classes = [*InstanceScopedAPIView.permission_classes, CanActIn("clerk")]
 
-    class InputSerializer(serializers.Serializer):
+    class ProductRestockInput(serializers.Serializer):
         quantity = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
 
+    @extend_schema(operation_id="products_restock", request=ProductRestockInput, responses=ProductOutput)
     def post(self, request: Request, product_id: int) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.ProductRestockInput(data=request.data)
         data.is_valid(raise_exception=True)
         product = selectors.product_get(instance=self.instance, product_id=product_id)
         product = services.product_restock(product=product, **data.validated_data)

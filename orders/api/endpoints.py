@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -36,7 +37,7 @@ class OrderListCreateApi(InstanceScopedAPIView):
         product_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
         quantity = serializers.IntegerField(min_value=1, max_value=services.MAX_QUANTITY)
 
-    class InputSerializer(serializers.Serializer):
+    class OrderPlaceInput(serializers.Serializer):
         currency = serializers.RegexField(r"^[A-Z]{3}$")
         lines = serializers.ListField(child=serializers.DictField(), min_length=1, max_length=services.MAX_LINES)
 
@@ -45,6 +46,7 @@ class OrderListCreateApi(InstanceScopedAPIView):
             line.is_valid(raise_exception=True)
             return [dict(item) for item in line.validated_data]
 
+    @extend_schema(operation_id="orders_list", responses=OrderOutput(many=True))
     def get(self, request: Request) -> Response:
         orders = selectors.order_list_for_customer(instance=self.instance, customer=request.user).prefetch_related(
             "lines")
@@ -52,8 +54,9 @@ class OrderListCreateApi(InstanceScopedAPIView):
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderOutput(page, many=True).data)
 
+    @extend_schema(operation_id="orders_place", request=OrderPlaceInput, responses={201: OrderOutput})
     def post(self, request: Request) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.OrderPlaceInput(data=request.data)
         data.is_valid(raise_exception=True)
         order = services.order_place(instance=self.instance, customer=request.user, **data.validated_data)
         order = selectors.order_get(instance=self.instance, order_id=order.pk)
@@ -61,6 +64,7 @@ class OrderListCreateApi(InstanceScopedAPIView):
 
 
 class OrderDetailApi(InstanceScopedAPIView):
+    @extend_schema(operation_id="orders_get", responses=OrderOutput)
     def get(self, request: Request, order_id: int) -> Response:
         order = selectors.access_order_by_id(actor=request.user, order_id=order_id, instance=self.instance,
                                              ctx=request.auth)
@@ -68,6 +72,7 @@ class OrderDetailApi(InstanceScopedAPIView):
 
 
 class OrderCancelApi(InstanceScopedAPIView):
+    @extend_schema(operation_id="orders_cancel", request=None, responses=OrderOutput)
     def post(self, request: Request, order_id: int) -> Response:
         order = selectors.access_order_by_id(actor=request.user, order_id=order_id, instance=self.instance,
                                              action="cancel", ctx=request.auth)
