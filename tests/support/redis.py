@@ -61,6 +61,18 @@ class RedisServer:
         while self.ping() and time.monotonic() < deadline:
             time.sleep(0.02)
 
+    def kill(self) -> None:
+        """SIGKILL the server: what AOF (fsync every second) had not written yet is lost, like a crash."""
+        import os
+        import signal
+
+        pid = int((self.directory / "redis.pid").read_text().strip())
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while self.ping() and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def restart(self, *, down_for: float = 0.0) -> None:
         self.stop()
         time.sleep(down_for)
