@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from events.consumers import NotReady, consumer
-
 from inventory.consumers import event_instance, payload_int
 from orders.choices import CancelReason
 from orders.selectors import order_exists
@@ -31,7 +30,9 @@ def apply_payment(event: Any) -> None:
     order_id = _existing_order_id(event, instance)
     status = event.payload.get("status")
     if status == "succeeded":
-        order_approve(instance=instance, order_id=order_id, causation_id=str(event.id))
+        amount = event.payload.get("amount")
+        order_approve(instance=instance, order_id=order_id, causation_id=str(event.id),
+                      charged=amount if isinstance(amount, str) else None)
     elif status == "failed":
         order_cancel_pending(instance=instance, order_id=order_id, reason=CancelReason.PAYMENT_FAILED,
                              cause=str(event.payload.get("reason") or ""), causation_id=str(event.id))

@@ -15,7 +15,10 @@ class OrderQuerySet(models.QuerySet["Order"]):
 
 class Order(models.Model):
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="orders")
-    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="orders")
+    # SET_NULL: an order is a business record that outlives its customer's account; one still in flight
+    # finishes its saga (no wallet left -> payment fails -> stock released).
+    customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                 related_name="orders")
     status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING)
     currency = models.CharField(max_length=3)
     # Sum of list prices when the order was placed; the amount actually charged is on the payment.

@@ -107,9 +107,9 @@ def _cancel(*, instance: Instance | int, order_id: int, from_statuses: list[str]
                               causation_id=causation_id or "")
     order_canceled.send(sender=Order, instance=order.instance, causation_id=causation_id,
                         payload={"order_id": order.pk, "reason": order.reason})
-    # The customer keeps reading the order but can no longer cancel it.
-    policy_remove_requested.send(sender=Order, instance=order.instance, causation_id=causation_id,
-                                 payload={"policies": [f"{order.customer_id}:cancel:orders:{order.pk}"]})
+    if order.customer_id is not None:  # the customer keeps reading the order but can no longer cancel it
+        policy_remove_requested.send(sender=Order, instance=order.instance, causation_id=causation_id,
+                                     payload={"policies": [f"{order.customer_id}:cancel:orders:{order.pk}"]})
     return True
 
 
@@ -136,15 +136,20 @@ def order_cancel_pending(*, instance: Instance | int, order_id: int, reason: str
 
 
 @transaction.atomic
-def order_approve(*, instance: Instance | int, order_id: int, causation_id: str | None = None) -> bool:
+def order_approve(*, instance: Instance | int, order_id: int, causation_id: str | None = None,
+                  charged: str | None = None) -> bool:
     """Payment succeeded: a pending order becomes approved and event-order-approved is sent. No-op otherwise
-    (a customer who canceled first is refunded by payments on event-order-canceled)."""
+    (a customer who canceled first is refunded by payments on event-order-canceled).
+
+    ``charged`` (the payment's amount, priced by inventory at reservation time) goes to the timeline: it can
+    differ from ``Order.total`` when a price changed between placement and reservation."""
     now = timezone.now()
     if not Order.objects.for_instance(instance).filter(pk=order_id, status=OrderStatus.PENDING).update(
             status=OrderStatus.APPROVED, approved_at=now, updated_at=now):
         return False
     order = Order.objects.select_related("instance").get(pk=order_id)
-    OrderEvent.objects.create(order=order, kind=OrderEventKind.APPROVED, causation_id=causation_id or "")
+    OrderEvent.objects.create(order=order, kind=OrderEventKind.APPROVED, causation_id=causation_id or "",
+                              detail={"charged": charged} if charged is not None else {})
     order_approved.send(sender=Order, instance=order.instance, causation_id=causation_id,
                         payload={"order_id": order.pk})
     return True

@@ -31,6 +31,8 @@ def test_payment_succeeded_approves_once(instance, order, sent):
     call_consumer(apply_payment, event)
     order.refresh_from_db()
     assert order.status == OrderStatus.APPROVED
+    assert list(OrderEvent.objects.filter(order=order, kind="approved").values_list("detail", flat=True)) == [
+        {"charged": "3.00"}]
     assert sent.sent == [Sent("order_approved", instance.pk, {"order_id": order.pk}, str(event.id))]
 
 

@@ -176,3 +176,13 @@ def test_cancel_of_canceled_order_is_409_and_changes_nothing(instance, order, se
     assert (order.status, order.reason) == (OrderStatus.CANCELED, "payment_failed")
     assert len(timeline(order)) == 2
     assert sent.sent == []
+
+
+def test_order_outlives_its_customer_and_its_cancel_sends_no_policy_for_nobody(instance, customer, order, sent):
+    customer.delete()
+    order.refresh_from_db()
+    assert (order.customer_id, order.status) == (None, OrderStatus.PENDING)
+    sent.clear()
+    assert order_cancel_pending(instance=instance, order_id=order.pk, reason="payment_failed") is True
+    assert sent.sent == [Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "payment_failed"},
+                              None)]
