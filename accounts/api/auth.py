@@ -1,0 +1,173 @@
+"""Authentication endpoints: register, token, refresh, logout, logout-all, switch, JWKS."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from accounts import error_codes
+from accounts.keys import KEY_RING
+from accounts.models import Instance, Profile, User
+from accounts.services.tokens import (
+    InvalidToken,
+    TokenPair,
+    refresh_token_find,
+    refresh_token_revoke,
+    token_pair_issue,
+    token_refresh,
+    user_revoke_all_tokens,
+)
+from accounts.services.users import user_login, user_register
+from authz.context import ActingContext, acting_context
+from authz.roles import LATTICE, RoleSwitchDenied, switch_to
+from saaskit.errors import ApplicationError, ForbiddenError
+
+
+class TokenPairOutput(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+def _pair_response(pair: TokenPair, status_code: int = status.HTTP_200_OK) -> Response:
+    return Response({"access": pair.access, "refresh": pair.refresh}, status=status_code)
+
+
+class RegisterApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField(max_length=254)
+        password = serializers.CharField(max_length=128, trim_whitespace=False)
+        name = serializers.CharField(max_length=150)
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.IntegerField()
+        email = serializers.EmailField()
+        name = serializers.CharField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = user_register(**data.validated_data)
+        return Response(self.OutputSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class TokenObtainApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.CharField(max_length=254)
+        password = serializers.CharField(max_length=128, trim_whitespace=False)
+        instance = serializers.SlugField(max_length=63, required=False, allow_null=True)
+
+    @extend_schema(request=InputSerializer, responses={200: TokenPairOutput})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        pair = user_login(email=data.validated_data["email"], password=data.validated_data["password"],
+                          instance_slug=data.validated_data.get("instance"),
+                          client_address=request.META.get("REMOTE_ADDR", ""))
+        return _pair_response(pair)
+
+
+class RefreshInputSerializer(serializers.Serializer):
+    refresh = serializers.CharField(max_length=512)
+
+
+class TokenRefreshApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=RefreshInputSerializer, responses={200: TokenPairOutput})
+    def post(self, request: Request) -> Response:
+        data = RefreshInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return _pair_response(token_refresh(refresh=data.validated_data["refresh"]))
+
+
+class LogoutApi(APIView):
+    """Revoke one refresh token. Knowing the token is the proof; an access token is not required."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(request=RefreshInputSerializer, responses={204: None})
+    def post(self, request: Request) -> Response:
+        data = RefreshInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        stored = refresh_token_find(refresh=data.validated_data["refresh"])
+        if stored is None:
+            raise InvalidToken()
+        refresh_token_revoke(token=stored, reason="logout")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LogoutAllApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        user_revoke_all_tokens(user=request.user, reason="logout_all")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SwitchApi(APIView):
+    """New tokens acting in another role, along the lattice's edges from the profile role."""
+
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        instance = serializers.SlugField(max_length=63, required=False, allow_null=True)
+        role = serializers.CharField(max_length=64)
+
+    @extend_schema(request=InputSerializer, responses={200: TokenPairOutput})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ctx = acting_context(request)
+        assert ctx is not None
+        role = data.validated_data["role"]
+        slug = data.validated_data.get("instance") or ctx.instance_slug
+        if role not in LATTICE.roles:
+            raise ApplicationError(f"Unknown role {role!r}.", code="unknown_role", fields={"role": ["Unknown role."]})
+        user: User = request.user
+        instance = None
+        if slug:
+            instance = Instance.objects.filter(slug=slug, is_active=True).first()
+            if instance is None:
+                raise ForbiddenError("You cannot switch into that instance.", code=error_codes.ROLE_SWITCH_DENIED)
+        # The base of every switch is the user's profile where the switch lands (or the global profile).
+        global_profile = Profile.objects.filter(user=user, instance__isnull=True).first()
+        local_profile = Profile.objects.filter(user=user, instance=instance).first() if instance else None
+        profile = local_profile or global_profile
+        if profile is None:
+            raise ForbiddenError("You have no profile to switch from.", code=error_codes.ROLE_SWITCH_DENIED)
+        base = ActingContext(user_id=user.pk, instance_id=profile.instance_id,
+                             instance_slug=profile.instance.slug if profile.instance else None,
+                             role=profile.role, profile_role=profile.role)
+        try:
+            switched = switch_to(base, role, instance)
+        except RoleSwitchDenied as exc:
+            raise ForbiddenError(f"Switch denied: {exc}.", code=error_codes.ROLE_SWITCH_DENIED) from None
+        target_instance = instance if switched.instance_id is not None else None
+        with transaction.atomic():
+            pair = token_pair_issue(user=user, instance=target_instance, role=switched.role,
+                                    profile_role=profile.role)
+        return _pair_response(pair)
+
+
+class JwksApi(APIView):
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request) -> Response:
+        return Response({"keys": [key.jwk() for key in KEY_RING.all_keys()]})

@@ -1,0 +1,146 @@
+"""The signing key ring for access tokens: Ed25519 keys in ``settings.JWT_KEYS_DIR``, one PEM per key,
+file name = ``kid``. The newest key signs; every key still in the folder verifies. ``jwt_keys rotate`` adds
+a newer key; ``jwt_keys prune`` removes keys superseded longer ago than ``JWT_KEY_RETIREMENT_GRACE``.
+
+Any process verifies with public keys alone; the folder is read once and re-read when a token names an
+unknown ``kid`` (at most once a second) or every minute, so a rotation reaches every process.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import os
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from django.conf import settings
+
+ALGORITHM = "EdDSA"
+_RELOAD_EVERY_SECONDS = 60.0
+_UNKNOWN_KID_RELOAD_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    kid: str
+    created_at: datetime
+    private_key: Ed25519PrivateKey | None
+    public_key: Ed25519PublicKey
+
+    def jwk(self) -> dict[str, str]:
+        raw = self.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        return {"kty": "OKP", "crv": "Ed25519", "alg": ALGORITHM, "use": "sig", "kid": self.kid,
+                "x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode()}
+
+
+def _new_kid() -> str:
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(3)}"
+
+
+def _kid_time(kid: str) -> datetime:
+    try:
+        return datetime.strptime(kid.split("-", 1)[0], "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+    except ValueError:
+        return datetime.fromtimestamp(0, UTC)
+
+
+def generate_key(keys_dir: Path) -> str:
+    """Write a new Ed25519 private key to ``keys_dir`` and return its kid."""
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    kid = _new_kid()
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    tmp = keys_dir / f".{kid}.tmp"
+    tmp.write_bytes(pem)
+    tmp.chmod(0o600)
+    os.replace(tmp, keys_dir / f"{kid}.pem")
+    return kid
+
+
+class KeyRing:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, SigningKey] = {}
+        self._signing: SigningKey | None = None
+        self._loaded_at = 0.0
+        self._dir: Path | None = None
+
+    @property
+    def keys_dir(self) -> Path:
+        return Path(settings.JWT_KEYS_DIR)
+
+    def _load(self) -> None:
+        keys_dir = self.keys_dir
+        if not any(keys_dir.glob("*.pem")) and not settings.PRODUCTION:
+            keys_dir.mkdir(parents=True, exist_ok=True)
+            with open(keys_dir / ".lock", "w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                if not any(keys_dir.glob("*.pem")):
+                    generate_key(keys_dir)
+        keys: dict[str, SigningKey] = {}
+        for path in sorted(keys_dir.glob("*.pem")):
+            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            if not isinstance(private, Ed25519PrivateKey):
+                raise ValueError(f"{path} is not an Ed25519 private key")
+            keys[path.stem] = SigningKey(path.stem, _kid_time(path.stem), private, private.public_key())
+        if not keys:
+            raise ValueError(f"no signing keys in {keys_dir}")
+        self._keys = keys
+        self._signing = max(keys.values(), key=lambda k: (k.created_at, k.kid))
+        self._loaded_at = time.monotonic()
+        self._dir = keys_dir
+
+    def _ensure(self, *, force: bool = False) -> None:
+        stale = time.monotonic() - self._loaded_at > _RELOAD_EVERY_SECONDS or self._dir != self.keys_dir
+        if force or stale or self._signing is None:
+            with self._lock:
+                self._load()
+
+    def signing_key(self) -> SigningKey:
+        self._ensure()
+        assert self._signing is not None
+        return self._signing
+
+    def public_key(self, kid: str) -> Ed25519PublicKey | None:
+        key = self._keys.get(kid)
+        if key is None or self._signing is None or self._dir != self.keys_dir:
+            if time.monotonic() - self._loaded_at > _UNKNOWN_KID_RELOAD_SECONDS or self._dir != self.keys_dir:
+                self._ensure(force=True)
+                key = self._keys.get(kid)
+        return key.public_key if key is not None else None
+
+    def all_keys(self) -> list[SigningKey]:
+        self._ensure()
+        return sorted(self._keys.values(), key=lambda k: (k.created_at, k.kid), reverse=True)
+
+    def reload(self) -> None:
+        self._ensure(force=True)
+
+
+KEY_RING = KeyRing()
+
+
+def rotate() -> str:
+    kid = generate_key(KEY_RING.keys_dir)
+    KEY_RING.reload()
+    return kid
+
+
+def prune(*, now: datetime | None = None) -> list[str]:
+    """Delete keys that a newer key superseded more than JWT_KEY_RETIREMENT_GRACE ago."""
+    now = now or datetime.now(UTC)
+    keys = sorted(KEY_RING.all_keys(), key=lambda k: (k.created_at, k.kid))
+    removed = []
+    for older, newer in zip(keys, keys[1:], strict=False):
+        if now - newer.created_at > settings.JWT_KEY_RETIREMENT_GRACE:
+            (KEY_RING.keys_dir / f"{older.kid}.pem").unlink(missing_ok=True)
+            removed.append(older.kid)
+    KEY_RING.reload()
+    return removed

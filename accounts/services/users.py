@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from django.contrib.auth import password_validation
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+
+from accounts import error_codes
+from accounts.models import Instance, Profile, User
+from accounts.services.tokens import TokenPair, token_pair_issue
+from accounts.signals import account_authenticated, account_created, account_deleted
+from accounts.throttling import login_failure_record, login_failures_check
+from authz.roles import ANONYMOUS
+from saaskit.errors import ApplicationError
+
+
+class InvalidCredentials(ApplicationError):
+    status_code = 401
+
+    def __init__(self) -> None:
+        super().__init__("Invalid credentials.", code=error_codes.INVALID_CREDENTIALS)
+
+
+def user_register(*, email: str, password: str, name: str) -> User:
+    email = email.strip().lower()
+    candidate = User(email=email, name=name)
+    try:
+        password_validation.validate_password(password, user=candidate)
+    except DjangoValidationError as exc:
+        raise ApplicationError("The password is too weak.", code=error_codes.WEAK_PASSWORD,
+                               fields={"password": list(exc.messages)}) from None
+    if User.objects.filter(email__iexact=email).exists():
+        raise ApplicationError("A user with this email already exists.", code=error_codes.EMAIL_TAKEN,
+                               fields={"email": ["A user with this email already exists."]})
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(email, password, name=name)
+            account_created.send(sender=User, instance=None, payload={"user_id": user.pk, "email": user.email})
+    except IntegrityError:  # a concurrent registration with the same email won
+        raise ApplicationError("A user with this email already exists.", code=error_codes.EMAIL_TAKEN,
+                               fields={"email": ["A user with this email already exists."]}) from None
+    return user
+
+
+def user_delete(*, user: User) -> None:
+    with transaction.atomic():
+        user_id = user.pk
+        user.delete()
+        account_deleted.send(sender=User, instance=None, payload={"user_id": user_id})
+
+
+# One hash made at import time, so an unknown email costs the same as a wrong password.
+_DUMMY_USER = User(email="nobody@invalid")
+_DUMMY_USER.set_password("timing-equaliser-password")
+
+
+def _login_profile(*, user: User, instance_slug: str | None) -> tuple[Instance | None, str]:
+    if instance_slug:
+        profile = (Profile.objects.select_related("instance")
+                   .filter(user=user, instance__slug=instance_slug, instance__is_active=True).first())
+        if profile is None:
+            raise InvalidCredentials()
+        return profile.instance, profile.role
+    profiles = list(Profile.objects.select_related("instance").filter(user=user)
+                    .exclude(instance__is_active=False)[:3])
+    global_profile = next((p for p in profiles if p.instance_id is None), None)
+    if global_profile is not None:
+        return None, global_profile.role
+    if len(profiles) == 1:
+        return profiles[0].instance, profiles[0].role
+    if not profiles:
+        return None, ANONYMOUS
+    raise ApplicationError("This account belongs to several instances; name one.",
+                           code=error_codes.INSTANCE_REQUIRED,
+                           fields={"instance": ["Required for accounts in several instances."]})
+
+
+def user_login(*, email: str, password: str, instance_slug: str | None, client_address: str) -> TokenPair:
+    """Check credentials and issue a token pair acting in the profile's role. Failures are throttled per
+    account and per address, and answer the same whether or not the email exists."""
+    login_failures_check(email=email, address=client_address)
+    user = User.objects.filter(email__iexact=email.strip()).first()
+    if user is None or not user.is_active:
+        _DUMMY_USER.check_password(password)
+        login_failure_record(email=email, address=client_address)
+        raise InvalidCredentials()
+    if not user.check_password(password):
+        login_failure_record(email=email, address=client_address)
+        raise InvalidCredentials()
+    try:
+        instance, role = _login_profile(user=user, instance_slug=instance_slug)
+    except InvalidCredentials:
+        login_failure_record(email=email, address=client_address)
+        raise
+    with transaction.atomic():
+        pair = token_pair_issue(user=user, instance=instance, role=role, profile_role=role)
+        account_authenticated.send(sender=User, instance=instance, payload={
+            "user_id": user.pk, "instance": instance.slug if instance else None, "role": role})
+    return pair

@@ -1,0 +1,33 @@
+import pytest
+
+from accounts import authentication, keys
+from accounts.api import base
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_caches(settings, tmp_path):
+    """Each test gets its own signing keys and empty per-process caches."""
+    settings.JWT_KEYS_DIR = tmp_path / "jwt-keys"
+    keys.KEY_RING.reload()
+    authentication._user_cache.clear()
+    base._membership_cache.clear()
+    yield
+    authentication._user_cache.clear()
+    base._membership_cache.clear()
+
+
+def _delete_throttle_counters() -> None:
+    import redis
+    from django.conf import settings
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for key in client.scan_iter(match="*throttle:*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture(autouse=True)
+def _empty_throttle_counters():
+    """Not cache.clear(): the broker's queues live in the same Redis database."""
+    _delete_throttle_counters()
+    yield
+    _delete_throttle_counters()
