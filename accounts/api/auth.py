@@ -137,7 +137,7 @@ class SwitchApi(APIView):
         role = data.validated_data["role"]
         slug = data.validated_data.get("instance") or ctx.instance_slug
         if role not in LATTICE.roles:
-            raise ApplicationError(f"Unknown role {role!r}.", code="unknown_role", fields={"role": ["Unknown role."]})
+            raise ApplicationError(f"Unknown role {role!r}.", code=error_codes.ROLE_UNKNOWN, fields={"role": ["Unknown role."]})
         user: User = request.user
         instance = None
         if slug:
