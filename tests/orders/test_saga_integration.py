@@ -4,13 +4,17 @@ A placed order ends approved with its stock taken off the shelf and the wallet d
 cannot pay for ends canceled with the stock back on the shelf and the wallet untouched.
 """
 
+import queue
+import threading
 from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
 import redis
 from django.conf import settings
+from django.db import connections, transaction
 
+from events import publish
 from events.models import Delivery, OutboxEvent
 from inventory.models import Product, Reservation
 from inventory.services import product_create
@@ -102,3 +106,48 @@ def test_order_without_funds_ends_canceled_with_stock_restored(worker):
     assert list(OrderEvent.objects.filter(order=order).values_list("kind", "detail")) == [
         ("placed", {"total": "25.00"}), ("canceled", {"reason": "payment_failed", "cause": "insufficient_funds"})]
     assert Wallet.objects.count() == 1
+
+
+def test_payment_event_before_its_order_is_parked_then_applied(worker):
+    """event-payment arrives while the order's transaction is still open: the delivery parks (NotReady), and
+    once the order commits it is applied; the rest of the saga then converges (approved once, charged once)."""
+    instance, customer = InstanceFactory(), UserFactory()
+    wallet = wallet_create(instance=instance, user=customer, currency="USD", balance="100.00")
+    apple = product_create(instance=instance, sku="APL", name="Apple", price="12.50", stock_on_hand=5)
+    placed: queue.Queue[int] = queue.Queue()
+    commit = threading.Event()
+
+    def place_and_hold() -> None:
+        try:
+            with transaction.atomic():
+                order = order_place(instance=instance, customer=customer, currency="USD",
+                                    lines=[{"product_id": apple.pk, "quantity": 2}])
+                placed.put(order.pk)
+                commit.wait(timeout=60)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=place_and_hold)
+    thread.start()
+    try:
+        order_id = placed.get(timeout=30)
+        publish("event-payment", {"order_id": order_id, "payment_id": None, "status": "succeeded",
+                                  "amount": "25.00", "reason": None}, instance=instance)
+        wait_until(lambda: Delivery.objects.filter(consumer="orders.apply_payment", status="parked").exists(),
+                   timeout=30, message=lambda: worker.log()[-3000:])
+    finally:
+        commit.set()
+        thread.join(timeout=30)
+
+    order = Order.objects.get(pk=order_id)
+    settled(order, worker, reservation_status="committed")
+    wait_until(lambda: not Delivery.objects.filter(consumer__startswith="orders.", status__in=[
+        "pending", "retrying", "parked"]).exists(), timeout=30, message=lambda: str(list(
+            Delivery.objects.values_list("consumer", "status", "last_error"))))
+    assert order.status == "approved"
+    assert list(OrderEvent.objects.filter(order=order).values_list("kind", flat=True)) == ["placed", "approved"]
+    assert stock(apple) == (3, 0)
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("75.00")
+    assert list(Delivery.objects.filter(consumer="orders.apply_payment").values_list("status", flat=True)) == [
+        "done", "done"]
