@@ -4,7 +4,12 @@ import pytest
 
 from inventory.choices import ReservationStatus
 from inventory.models import Product, Reservation
-from inventory.services import product_create, reservation_reserve_for_order
+from inventory.services import (
+    product_create,
+    reservation_commit_for_order,
+    reservation_release_for_order,
+    reservation_reserve_for_order,
+)
 from tests.factories import InstanceFactory
 from tests.inventory.support import run_concurrently
 
@@ -56,3 +61,17 @@ def test_concurrent_deliveries_of_the_same_order_reserve_once():
     assert {r.pk for r in results} == {Reservation.objects.get().pk}
     product.refresh_from_db()
     assert product.stock_reserved == 3
+
+
+def test_concurrent_commit_and_release_of_one_order_end_released_with_stock_back():
+    instance = InstanceFactory()
+    product = product_create(instance=instance, sku="R", name="R", price="1.00", stock_on_hand=10)
+    reservation_reserve_for_order(instance=instance, order_id=5, customer_id=1, currency="USD",
+                                  lines=[{"product_id": product.pk, "quantity": 4}])
+    commit = lambda: reservation_commit_for_order(instance=instance, order_id=5)
+    release = lambda: reservation_release_for_order(instance=instance, order_id=5)
+    results = run_concurrently([commit, release, commit, release, release, commit])
+    assert [r for r in results if isinstance(r, Exception)] == []
+    product.refresh_from_db()
+    assert (product.stock_on_hand, product.stock_reserved) == (10, 0)
+    assert Reservation.objects.get().status == ReservationStatus.RELEASED

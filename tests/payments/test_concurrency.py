@@ -5,7 +5,11 @@ from decimal import Decimal
 import pytest
 
 from payments.choices import PaymentStatus
-from payments.services import payment_charge_for_order, wallet_create
+from payments.services import (
+    payment_charge_for_order,
+    payment_refund_for_order,
+    wallet_create,
+)
 from tests.factories import InstanceFactory, UserFactory
 from tests.inventory.support import run_concurrently
 
@@ -25,3 +29,14 @@ def test_concurrent_charges_never_overdraw():
     assert sorted(r.status for r in results) == [PaymentStatus.FAILED] * 7 + [PaymentStatus.SUCCEEDED] * 3
     wallet.refresh_from_db()
     assert wallet.balance == Decimal("5.00")
+
+
+def test_concurrent_refunds_of_one_order_refund_once():
+    instance, customer = InstanceFactory(), UserFactory()
+    wallet = wallet_create(instance=instance, user=customer, currency="USD", balance="50.00")
+    payment_charge_for_order(instance=instance, order_id=1, customer_id=customer.pk, amount="20.00", currency="USD")
+    refund = lambda: payment_refund_for_order(instance=instance, order_id=1)
+    results = run_concurrently([refund] * 6)
+    assert sorted(results) == [False] * 5 + [True]
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("50.00")
