@@ -3,19 +3,21 @@
     cache = AuthzCache(["orders"])          # the resource types this process's app owns
     cache.allowed(instance_id, user_id, "cancel", "orders", "15", role=ctx.role)
 
-A warm check is a few dict/set lookups: it touches neither PostgreSQL nor Redis. A miss loads that
-subject's grants for the cache's types in one query (``selectors.subject_grants``) into a bounded LRU
-with a TTL.
+A warm check is two dict/set lookups and no call into the clock: it touches neither PostgreSQL nor Redis.
+A miss loads that subject's grants for the cache's types in one query (``selectors.subject_role_and_grants``)
+into a bounded LRU (one-second granularity) with a TTL.
 
-Invalidation, in every process that uses a cache: one daemon watcher thread per process follows the
-change feed in Redis (``authz.changefeed``: a stream read with a blocking XREAD, woken at once by new
-entries and returning at least every ``POLL_SECONDS``) and drops the affected subjects. Each successful
-read stamps ``synced_at``; a check serves from memory only while ``now - synced_at <= STALENESS_SECONDS``
-(1 s), otherwise it asks PostgreSQL. So one second after a revocation is committed and written to the
-feed, no process allows it from memory, even when the watcher is stuck or Redis is unreachable.
+Invalidation, in every process that uses a cache: a daemon *watcher* thread follows the change feed in
+Redis (``authz.changefeed``: a stream read with a blocking XREAD, woken at once by a new entry and
+returning at least every ``POLL_SECONDS``) and drops the affected subjects. Each read that caught up with
+the feed stamps ``synced_at``. A daemon *clock* thread ticks every ``TICK_SECONDS`` and publishes the time
+and whether ``now - synced_at <= STALENESS_SECONDS``; memory answers only while that holds, otherwise
+checks go to PostgreSQL. So a process stops answering from memory at most STALENESS + TICK (0.92 s) after
+its last successful sync: one second after a revocation is committed and in the feed, no process allows
+it from memory, even when its watcher is stuck or Redis is unreachable.
 
 A load that raced with an invalidation (the watcher applied a change while the query ran) is answered
-but not stored. The watcher starts lazily on the first check (not at import) and is restarted in a
+but not stored. Both threads start lazily on the first check (not at import) and are restarted in a
 forked child (``os.register_at_fork``), whose inherited entries are dropped.
 """
 
@@ -36,49 +38,81 @@ from authz.role_grants import ROLE_PAIRS
 
 logger = logging.getLogger(__name__)
 
-STALENESS_SECONDS = 1.0
+STALENESS_SECONDS = 0.9
+TICK_SECONDS = 0.02
 POLL_SECONDS = 0.25
 _EMPTY_PAIRS: frozenset[tuple[str, str]] = frozenset()
 _monotonic = time.monotonic
 
-# [expires_at, {(type, action): frozenset of ids (str, and int for numeric ids)}, profile role or None,
-#  loaded_at, last LRU touch]
-Entry = list[Any]
+# Published by the clock thread (one-item lists: the hot path reads them with one global lookup each).
+_now = [0.0]  # monotonic time of the last tick
+_ok = [False]  # memory may answer: the watcher synced within STALENESS_SECONDS
+
+# A subject's entry: [expires_at, profile role or None, loaded_at, next LRU touch due]
+Meta = list[Any]
 
 
 class _Watcher:
-    """Follows the change feed for every cache of this process."""
+    """Follows the change feed for every cache of this process, and keeps the clock."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.synced_at = float("-inf")
+        self._synced_at = float("-inf")
         self.generation = 0
         self.caches: weakref.WeakSet[AuthzCache] = weakref.WeakSet()
         self.thread: threading.Thread | None = None
+        self.clock: threading.Thread | None = None
         self.last_id: bytes | None = None
         self.applied = 0  # changes applied (for tests and diagnostics)
         self._stop = threading.Event()
 
+    @property
+    def synced_at(self) -> float:
+        """When the last read of the feed that caught up with it began (monotonic seconds)."""
+        return self._synced_at
+
+    @synced_at.setter
+    def synced_at(self, value: float) -> None:
+        self._synced_at = value
+        self._tick()
+
+    def _tick(self) -> None:
+        now = _monotonic()
+        _now[0] = now
+        _ok[0] = now - self._synced_at <= STALENESS_SECONDS
+
     def ensure_started(self) -> None:
-        if self.thread is not None and self.thread.is_alive():
+        if self.thread is not None and self.thread.is_alive() and self.clock is not None and self.clock.is_alive():
             return
         with self.lock:
-            if self.thread is not None and self.thread.is_alive():
-                return
-            self._stop = threading.Event()
-            self.thread = threading.Thread(target=self._run, args=(self._stop,), name="authz-cache-watcher",
-                                           daemon=True)
-            self.thread.start()
+            if self.thread is None or not self.thread.is_alive():
+                self._stop = threading.Event()
+                self.thread = threading.Thread(target=self._run, args=(self._stop,), name="authz-cache-watcher",
+                                               daemon=True)
+                self.thread.start()
+            if self.clock is None or not self.clock.is_alive():
+                self.clock = threading.Thread(target=self._run_clock, args=(self._stop,), name="authz-cache-clock",
+                                              daemon=True)
+                self.clock.start()
 
     def stop(self) -> None:
-        """Stop the thread (tests); the next check starts a fresh one."""
+        """Stop both threads (tests); the next check starts fresh ones."""
         self._stop.set()
-        thread = self.thread
-        if thread is not None:
-            thread.join(timeout=POLL_SECONDS * 4 + 1)
+        for thread in (self.thread, self.clock):
+            if thread is not None:
+                thread.join(timeout=POLL_SECONDS * 4 + 1)
         self.thread = None
+        self.clock = None
         self.last_id = None
         self.synced_at = float("-inf")
+
+    def _run_clock(self, stop: threading.Event) -> None:
+        while not stop.wait(TICK_SECONDS):
+            try:
+                self._tick()
+            except Exception:  # noqa: BLE001 - the clock must keep ticking
+                _ok[0] = False
+        _ok[0] = False
 
     def _run(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -118,19 +152,18 @@ class _Watcher:
     def drop_all(self) -> None:
         with self.lock:
             for cache in list(self.caches):
-                cache._entries.clear()
-                cache._names.clear()
+                cache._clear_unlocked()
             self.generation += 1
 
     def after_fork_in_child(self) -> None:
         self.lock = threading.Lock()
         self.thread = None
+        self.clock = None
         self.last_id = None
-        self.synced_at = float("-inf")
         self._stop = threading.Event()
+        self.synced_at = float("-inf")
         for cache in list(self.caches):
-            cache._entries.clear()
-            cache._names.clear()
+            cache._clear_unlocked()
 
 
 watcher = _Watcher()
@@ -149,11 +182,15 @@ class AuthzCache:
             raise ValueError(f"unknown resource types: {', '.join(unknown)}")
         self.resource_types = types
         self._type_list = sorted(types)
-        # every (type, action) this cache answers; each entry maps all of them (to an empty set if need be)
-        self._pairs = frozenset((t, a) for t in types for a in RESOURCE_TYPES[t].actions)
+        # every (type, action) this cache answers; a loaded subject has a row for each (maybe empty)
+        self._pairs = tuple(sorted((t, a) for t in types for a in RESOURCE_TYPES[t].actions))
+        self._pair_set = frozenset(self._pairs)
         self.max_subjects = max_subjects
         self.ttl_seconds = ttl_seconds
-        self._entries: OrderedDict[tuple[int, int], Entry] = OrderedDict()
+        self._entries: OrderedDict[tuple[int, int], Meta] = OrderedDict()  # LRU of subjects
+        # (instance_id, user_id, resource_type, action) -> (meta, frozenset of ids: str, and int when numeric)
+        self._flat: dict[tuple[int, int, str, str], tuple[Meta, frozenset[object]]] = {}
+        self._get = self._flat.get
         self._names: dict[tuple[int, str], int] = {}  # (instance_id, resource name) -> Resource id
         self.loads = 0  # misses that went to PostgreSQL (tests, diagnostics)
         watcher.caches.add(self)
@@ -162,34 +199,34 @@ class AuthzCache:
     def allowed(self, instance_id: int, user_id: int, action: str, resource_type: str, resource_id: object,
                 role: str | None = None) -> bool:
         """Whether the user may ``action`` the object: policies (direct, ``*``, group, folder) plus what
-        ``role`` (the caller's acting role, if given) allows. Warm: no I/O, a handful of dict lookups."""
-        now = _monotonic()
-        entry = self._entries.get((instance_id, user_id))
-        if entry is not None and now < entry[0] and now - watcher.synced_at <= STALENESS_SECONDS:
-            ids = entry[1].get((resource_type, action))
-            if ids is not None:  # None: a type this cache does not hold (or an unknown action)
-                if now - entry[4] > 1.0:
-                    self._touch(entry, now, instance_id, user_id)
+        ``role`` (the caller's acting role, if given) allows. Warm: no I/O, two lookups."""
+        hit = self._get((instance_id, user_id, resource_type, action))
+        if hit is not None and _ok[0]:
+            meta = hit[0]
+            now = _now[0]
+            if now < meta[0]:
+                if now > meta[3]:
+                    self._touch(meta, now, instance_id, user_id)
+                ids = hit[1]
                 if resource_id in ids or WILDCARD in ids:
                     return True
                 return role is not None and (resource_type, action) in ROLE_PAIRS.get(role, _EMPTY_PAIRS)
-        return self._allowed_slow(instance_id, user_id, action, resource_type, str(resource_id), role, now)
+        return self._allowed_slow(instance_id, user_id, action, resource_type, str(resource_id), role)
 
     def _allowed_slow(self, instance_id: int, user_id: int, action: str, resource_type: str, resource_id: str,
-                      role: str | None, now: float) -> bool:
+                      role: str | None) -> bool:
         if role is not None and (resource_type, action) in ROLE_PAIRS.get(role, _EMPTY_PAIRS):
             return True
-        if now - watcher.synced_at > STALENESS_SECONDS or (resource_type, action) not in self._pairs:
+        if not _ok[0] or (resource_type, action) not in self._pair_set:
             watcher.ensure_started()
             return selectors.check(instance_id=instance_id, user_id=user_id, action=action,
                                    resource_type=resource_type, resource_id=resource_id, use_profile_role=False)
-        entry = self._load((instance_id, user_id), now)
-        ids = entry[1][(resource_type, action)]
+        ids = self._load((instance_id, user_id), _monotonic())[1][(resource_type, action)]
         return resource_id in ids or WILDCARD in ids
 
-    def _touch(self, entry: Entry, now: float, instance_id: int, user_id: int) -> None:
-        """LRU at one-second granularity: a hit moves its entry to the young end at most once a second."""
-        entry[4] = now
+    def _touch(self, meta: Meta, now: float, instance_id: int, user_id: int) -> None:
+        """LRU at one-second granularity: a hit moves its subject to the young end at most once a second."""
+        meta[3] = now + 1.0
         try:
             self._entries.move_to_end((instance_id, user_id))
         except KeyError:  # the watcher dropped it a moment ago; this answer is still within the bound
@@ -198,25 +235,28 @@ class AuthzCache:
     def allowed_for_subject(self, instance_id: int, user_id: int, action: str, resource_type: str,
                             resource_id: object) -> bool:
         """Like ``allowed`` for a subject named by id (not the caller): its *profile* role counts. The role
-        is not in the change feed (accounts owns it), so an entry older than ``STALENESS_SECONDS`` is
-        reloaded before its role is trusted: one query per subject per second at most."""
+        is not in the change feed (accounts owns it), so an entry older than one second is reloaded
+        before its role is trusted: one query per subject per second at most."""
         resource_id = str(resource_id)
-        now = _monotonic()
-        if now - watcher.synced_at > STALENESS_SECONDS or (resource_type, action) not in self._pairs:
+        if not _ok[0] or (resource_type, action) not in self._pair_set:
             watcher.ensure_started()
             return selectors.check(instance_id=instance_id, user_id=user_id, action=action,
                                    resource_type=resource_type, resource_id=resource_id)
+        now = _monotonic()
         key = (instance_id, user_id)
-        entry = self._entries.get(key)
-        if entry is None or entry[0] < now or now - entry[3] > STALENESS_SECONDS:
-            entry = self._load(key, now)
-        ids = entry[1][(resource_type, action)]
+        meta = self._entries.get(key)
+        hit = self._get((instance_id, user_id, resource_type, action))
+        if meta is None or hit is None or meta[0] < now or now - meta[2] > 1.0:
+            meta, by_pair = self._load(key, now)
+            ids = by_pair[(resource_type, action)]
+        else:
+            ids = hit[1]
         return (resource_id in ids or WILDCARD in ids
-                or (resource_type, action) in ROLE_PAIRS.get(entry[2], _EMPTY_PAIRS))  # type: ignore[arg-type]
+                or (resource_type, action) in ROLE_PAIRS.get(meta[1], _EMPTY_PAIRS))
 
     def authorized(self, instance_id: int, user_id: int, resource_name: str, action: str = "get") -> bool:
         """Seed 004's question (may the user access the resource of this name) from memory when warm."""
-        if "resources" not in self.resource_types or _monotonic() - watcher.synced_at > STALENESS_SECONDS:
+        if "resources" not in self.resource_types or not _ok[0]:
             watcher.ensure_started()
             return selectors.authorized(instance_id=instance_id, user_id=user_id, resource_name=resource_name,
                                         action=action)
@@ -235,28 +275,26 @@ class AuthzCache:
 
     def visible_ids(self, instance_id: int, user_id: int, action: str, resource_type: str) -> frozenset[str]:
         """Ids the user holds ``action`` on by policy (``*`` included when granted), from the cache."""
-        now = _monotonic()
-        if now - watcher.synced_at > STALENESS_SECONDS or (resource_type, action) not in self._pairs:
+        if not _ok[0] or (resource_type, action) not in self._pair_set:
             watcher.ensure_started()
             grants = selectors.subject_grants(instance_id=instance_id, user_id=user_id, resource_types=[resource_type])
             return frozenset(rid for rtype, act, rid in grants if rtype == resource_type and act == action)
-        key = (instance_id, user_id)
-        entry = self._entries.get(key)
-        if entry is None or entry[0] < now:
-            entry = self._load(key, now)
-        return frozenset(rid for rid in entry[1][(resource_type, action)] if isinstance(rid, str))
+        now = _monotonic()
+        hit = self._get((instance_id, user_id, resource_type, action))
+        ids = hit[1] if hit is not None and now < hit[0][0] else self._load((instance_id, user_id), now)[1][
+            (resource_type, action)]
+        return frozenset(rid for rid in ids if isinstance(rid, str))
 
     def warm(self, instance_id: int, user_id: int) -> None:
         """Load a subject now (e.g. when it authenticates) so its first request is a hit."""
-        if _monotonic() - watcher.synced_at > STALENESS_SECONDS:
+        if not _ok[0]:
             watcher.ensure_started()
             return
         self._load((instance_id, user_id), _monotonic())
 
     def clear(self) -> None:
         with watcher.lock:
-            self._entries.clear()
-            self._names.clear()
+            self._clear_unlocked()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -265,27 +303,40 @@ class AuthzCache:
         return key in self._entries
 
     # --- internals ---------------------------------------------------------------------------------
-    def _load(self, key: tuple[int, int], now: float) -> Entry:
+    def _clear_unlocked(self) -> None:
+        self._entries.clear()
+        self._flat.clear()
+        self._names.clear()
+
+    def _remove_unlocked(self, key: tuple[int, int]) -> None:
+        if self._entries.pop(key, None) is not None:
+            flat = self._flat
+            for rtype, action in self._pairs:
+                flat.pop((key[0], key[1], rtype, action), None)
+
+    def _load(self, key: tuple[int, int], now: float) -> tuple[Meta, dict[tuple[str, str], frozenset[object]]]:
         generation = watcher.generation
         role, grants = selectors.subject_role_and_grants(instance_id=key[0], user_id=key[1],
                                                          resource_types=self._type_list)
         self.loads += 1
-        by_pair: dict[tuple[str, str], set[object]] = {pair: set() for pair in self._pairs}
+        collected: dict[tuple[str, str], set[object]] = {pair: set() for pair in self._pairs}
         for rtype, action, rid in grants:
-            ids = by_pair.get((rtype, action))
+            ids = collected.get((rtype, action))
             if ids is not None:
                 ids.add(rid)
                 if rid.isdigit() and len(rid) < 19 and str(int(rid)) == rid:
                     ids.add(int(rid))  # so an int id needs no str() on the hot path
-        entry: Entry = [now + self.ttl_seconds, {pair: frozenset(ids) for pair, ids in by_pair.items()}, role, now,
-                        now]
+        by_pair = {pair: frozenset(ids) for pair, ids in collected.items()}
+        meta: Meta = [now + self.ttl_seconds, role, now, now + 1.0]
         with watcher.lock:
             if watcher.generation == generation:  # no invalidation ran while we read: safe to keep
-                self._entries[key] = entry
-                self._entries.move_to_end(key)
+                self._remove_unlocked(key)
+                self._entries[key] = meta
+                for (rtype, action), ids in by_pair.items():
+                    self._flat[(key[0], key[1], rtype, action)] = (meta, ids)
                 while len(self._entries) > self.max_subjects:
-                    self._entries.popitem(last=False)
-        return entry
+                    self._remove_unlocked(next(iter(self._entries)))
+        return meta, by_pair
 
     def _drop(self, change: changefeed.Change) -> None:
         """Called by the watcher under its lock."""
@@ -293,13 +344,13 @@ class AuthzCache:
             return
         if change.subject_ids is None:
             for key in [k for k in self._entries if k[0] == change.instance_id]:
-                del self._entries[key]
+                self._remove_unlocked(key)
             if not change.resource_types or "resources" in change.resource_types:  # moved or deleted folders
                 for name_key in [k for k in self._names if k[0] == change.instance_id]:
                     del self._names[name_key]
         else:
             for subject in change.subject_ids:
-                self._entries.pop((change.instance_id, subject), None)
+                self._remove_unlocked((change.instance_id, subject))
 
 
 _default: AuthzCache | None = None

@@ -136,8 +136,8 @@ def test_lru_is_bounded(synced, instance):
     cache = AuthzCache(["orders"], max_subjects=2)
     cache.allowed(instance.pk, users[0].pk, "get", "orders", "1")
     cache.allowed(instance.pk, users[1].pk, "get", "orders", "1")
-    for entry in cache._entries.values():  # LRU has one-second granularity: age the last touches
-        entry[4] -= 2
+    for meta in cache._entries.values():  # LRU has one-second granularity: make a touch due now
+        meta[3] = 0.0
 
     cache.allowed(instance.pk, users[0].pk, "get", "orders", "1")  # a hit: users[0] becomes the youngest
     cache.allowed(instance.pk, users[2].pk, "get", "orders", "1")  # a load: evicts the oldest, users[1]
