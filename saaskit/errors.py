@@ -93,9 +93,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         body = error_body("invalid", "Invalid input.", _flatten_fields(exc.detail))
     else:
-        code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None)
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
-        code = code or (getattr(detail, "code", None) or "error")
+        raised_code = getattr(detail, "code", None)
+        if raised_code and raised_code != getattr(exc, "default_code", None):
+            code = str(raised_code)  # a specific code given where it was raised (e.g. token_revoked)
+        else:
+            code = next((c for cls, c in _DRF_CODES.items() if isinstance(exc, cls)), None) or raised_code or "error"
         body = error_body(str(code), str(detail))
     response.data = body
     return response
