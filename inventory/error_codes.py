@@ -8,6 +8,7 @@ class InventoryErrorCode(StrEnum):
     INVALID_SKU = "invalid_sku"
     INVALID_CURRENCY = "invalid_currency"
     PRODUCT_NOT_FOUND = "product_not_found"
+    STOCK_LIMIT = "stock_limit"
 
 
 class ReservationFailure(StrEnum):
@@ -17,3 +18,4 @@ class ReservationFailure(StrEnum):
     UNKNOWN_PRODUCT = "unknown_product"
     CURRENCY_MISMATCH = "currency_mismatch"
     INSUFFICIENT_STOCK = "insufficient_stock"
+    AMOUNT_TOO_LARGE = "amount_too_large"

@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 CENT = Decimal("0.01")
 MAX_PRICE = Decimal("9999999999.99")
+MAX_STOCK = 2**31 - 1  # PositiveIntegerField
+MAX_AMOUNT = Decimal("999999999999.99")  # Reservation.amount: max_digits=14, decimal_places=2
 
 
 def _money(value: Any, *, field: str) -> Decimal:
@@ -75,7 +77,10 @@ def product_create(*, instance: Instance, sku: str, name: str, price: Decimal | 
 def product_restock(*, product: Product, quantity: int) -> Product:
     """Add ``quantity`` units to ``stock_on_hand`` (an atomic increment: concurrent restocks all count)."""
     quantity = _positive_int(quantity, field="quantity")
-    Product.objects.filter(pk=product.pk).update(stock_on_hand=F("stock_on_hand") + quantity)
+    if not Product.objects.filter(pk=product.pk, stock_on_hand__lte=MAX_STOCK - quantity).update(
+            stock_on_hand=F("stock_on_hand") + quantity):
+        raise ApplicationError(f"Stock on hand cannot exceed {MAX_STOCK}.", code=InventoryErrorCode.STOCK_LIMIT,
+                               fields={"quantity": ["Too many units."]})
     product.refresh_from_db()
     return product
 
@@ -138,6 +143,8 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
             failure = ReservationFailure.CURRENCY_MISMATCH
         elif any(products[line.product_id].stock_available < line.quantity for line in normalized):
             failure = ReservationFailure.INSUFFICIENT_STOCK
+        elif sum(products[line.product_id].price * line.quantity for line in normalized) > MAX_AMOUNT:
+            failure = ReservationFailure.AMOUNT_TOO_LARGE
 
     if failure is not None:
         reservation.status = ReservationStatus.REJECTED

@@ -32,6 +32,7 @@ from saaskit.errors import ApplicationError
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 MAX_LINES = 100
 MAX_QUANTITY = 10_000
+MAX_TOTAL = Decimal("999999999999.99")  # Order.total: max_digits=14, decimal_places=2
 
 
 def _invalid_lines(message: str) -> ApplicationError:
@@ -80,6 +81,9 @@ def order_place(*, instance: Instance, customer: User, lines: Any, currency: str
         raise ApplicationError("Product priced in another currency.", code=OrdersErrorCode.CURRENCY_MISMATCH,
                                fields={"lines": [f"Product {pid} is not sold in {currency}." for pid in mismatched]})
     total = sum((products[pid].price * qty for pid, qty in quantities.items()), Decimal("0.00"))
+    if total > MAX_TOTAL:
+        raise ApplicationError(f"An order's total cannot exceed {MAX_TOTAL}.", code=OrdersErrorCode.TOTAL_TOO_LARGE,
+                               fields={"lines": ["Total too large."]})
     order = Order.objects.create(instance=instance, customer=customer, currency=currency, total=total)
     OrderLine.objects.bulk_create([
         OrderLine(order=order, product_id=pid, quantity=qty, unit_price=products[pid].price)

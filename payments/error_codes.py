@@ -6,6 +6,7 @@ class PaymentsErrorCode(StrEnum):
     INVALID_CURRENCY = "invalid_currency"
     WALLET_EXISTS = "wallet_exists"
     WALLET_NOT_FOUND = "wallet_not_found"
+    BALANCE_LIMIT = "balance_limit"
 
 
 class PaymentFailure(StrEnum):

@@ -70,7 +70,9 @@ def wallet_create(*, instance: Instance, user: User, currency: str, balance: Dec
 @transaction.atomic
 def wallet_top_up(*, wallet: Wallet, amount: Decimal | str) -> Wallet:
     value = _amount_or_error(amount, allow_zero=False)
-    Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + value)
+    if not Wallet.objects.filter(pk=wallet.pk, balance__lte=MAX_AMOUNT - value).update(balance=F("balance") + value):
+        raise ApplicationError(f"A balance cannot exceed {MAX_AMOUNT}.", code=PaymentsErrorCode.BALANCE_LIMIT,
+                               fields={"amount": ["Too large for this wallet."]})
     wallet.refresh_from_db()
     return wallet
 

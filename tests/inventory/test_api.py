@@ -81,3 +81,13 @@ def test_product_of_another_instance_is_404(other_instance, apple):
     assert (response.status_code, response.json()["error"]["code"]) == (404, "product_not_found")
     apple.refresh_from_db()
     assert apple.stock_on_hand == 10
+
+
+def test_out_of_range_product_id_is_404_not_500(clerk):
+    response = clerk.post("/api/v1/products/99999999999999999999/restock", {"quantity": 1}, format="json")
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "product_not_found")
+
+
+def test_restock_overflow_is_400_not_500(clerk, apple):
+    response = clerk.post(f"/api/v1/products/{apple.pk}/restock", {"quantity": 2**31 - 1}, format="json")
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "stock_limit")

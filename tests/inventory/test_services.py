@@ -276,3 +276,18 @@ def test_commit_and_release_in_either_order_converge(instance, apple):
     reservation_commit_for_order(instance=instance, order_id=58)
     assert stock(apple) == (10, 0)
     assert set(Reservation.objects.values_list("status", flat=True)) == {ReservationStatus.RELEASED}
+
+
+def test_restock_beyond_the_column_limit_is_refused(apple):
+    with pytest.raises(ApplicationError) as err:
+        product_restock(product=apple, quantity=2**31 - 10)
+    assert (err.value.code, err.value.status_code) == ("stock_limit", 400)
+    assert stock(apple) == (10, 0)
+
+
+def test_reserve_refuses_an_amount_beyond_the_column_limit(instance, sent):
+    gold = product_create(instance=instance, sku="AU", name="Gold", price="9999999999.99", stock_on_hand=1000)
+    reservation = reserve(instance, 60, [{"product_id": gold.pk, "quantity": 1000}])
+    assert (reservation.status, reservation.reason) == (ReservationStatus.REJECTED, "amount_too_large")
+    assert stock(gold) == (1000, 0)
+    assert sent.sent[0].payload == {"order_id": 60, "reason": "amount_too_large"}

@@ -125,3 +125,9 @@ def test_anonymous_is_refused(order):
     response = APIClient().get("/api/v1/orders/")
     # 401 or 403 depends on whether the token authentication names a WWW-Authenticate scheme (not ours to pick).
     assert (response.status_code in (401, 403), response.json()["error"]["code"]) == (True, "not_authenticated")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/orders/99999999999999999999/", "/api/v1/orders/99999999999999999999/cancel"])
+def test_out_of_range_ids_are_404_not_500(client, path):
+    response = client.post(path) if path.endswith("cancel") else client.get(path)
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "order_not_found")

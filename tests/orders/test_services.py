@@ -186,3 +186,12 @@ def test_order_outlives_its_customer_and_its_cancel_sends_no_policy_for_nobody(i
     assert order_cancel_pending(instance=instance, order_id=order.pk, reason="payment_failed") is True
     assert sent.sent == [Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "payment_failed"},
                               None)]
+
+
+def test_order_place_refuses_a_total_beyond_the_column_limit(instance, customer, sent):
+    gold = product_create(instance=instance, sku="AU", name="Gold", price="9999999999.99", stock_on_hand=1000)
+    with pytest.raises(ApplicationError) as err:
+        order_place(instance=instance, customer=customer, currency="USD",
+                    lines=[{"product_id": gold.pk, "quantity": 1000}])
+    assert (err.value.code, err.value.status_code) == ("total_too_large", 400)
+    assert (Order.objects.count(), sent.sent) == (0, [])

@@ -64,3 +64,9 @@ def test_wallet_of_another_instance_is_404(instance, other_instance, member):
     assert (response.status_code, response.json()["error"]["code"]) == (404, "wallet_not_found")
     wallet.refresh_from_db()
     assert wallet.balance == Decimal("0.00")
+
+
+def test_top_up_overflow_is_400_not_500(instance, member, accountant):
+    wallet = wallet_create(instance=instance, user=member.user, currency="USD", balance="1.00")
+    response = accountant.post(f"/api/v1/wallets/{wallet.pk}/top-up", {"amount": "999999999999.99"}, format="json")
+    assert (response.status_code, response.json()["error"]["code"]) == (400, "balance_limit")

@@ -208,3 +208,10 @@ def test_streaks_are_per_customer(instance, customer, wallet, sent, settings):
     assert "suspicious_activity" not in sent.names()
     charge(instance, 53, other.pk, "500.00")
     assert [s.payload["user_id"] for s in sent.sent if s.signal == "suspicious_activity"] == [other.pk]
+
+
+def test_top_up_beyond_the_column_limit_is_refused(wallet):
+    with pytest.raises(ApplicationError) as err:
+        wallet_top_up(wallet=wallet, amount="999999999999.99")
+    assert (err.value.code, err.value.status_code) == ("balance_limit", 400)
+    assert balance(wallet) == Decimal("100.00")
