@@ -55,9 +55,38 @@ def test_authenticated_event_warms_the_cache(instance, member, feed):
         default_cache().clear()
 
 
-def test_consumers_are_registered():
-    consumers = pytest.importorskip("events.consumers")
-    import authz.consumers as mine
+@pytest.mark.parametrize(("name", "event_name"), [
+    ("authz.upsert_policies", "event-upsert-policy"),
+    ("authz.remove_policies", "event-remove-policy"),
+    ("authz.warm_cache", "event-account-authenticated"),
+    ("authz.purge_subject", "event-account-deleted"),
+])
+def test_consumers_are_registered_on_the_authz_queue(name, event_name):
+    from events.consumers import get_subscription
 
-    assert callable(mine.upsert_policies)
-    assert consumers is not None
+    import authz.consumers  # noqa: F401 - registers the consumers
+
+    subscription = get_subscription(name)
+    assert subscription is not None
+    assert (subscription.event_name, subscription.queue) == (event_name, "authz")
+
+
+def test_upsert_consumer_applies_the_event(instance, member):
+    from types import SimpleNamespace
+
+    from authz.consumers import upsert_policies
+
+    upsert_policies(SimpleNamespace(instance_id=instance.pk, payload={"policies": [f"{member.pk}:get:orders:3"]}))
+
+    assert [p.as_string() for p in Policy.objects.all()] == [f"{member.pk}:get:orders:3"]
+
+
+def test_account_deleted_consumer_purges(instance, member):
+    from types import SimpleNamespace
+
+    from authz.consumers import purge_subject
+
+    services.policies_upsert(instance=instance, policies=[f"{member.pk}:get:orders:3"])
+    purge_subject(SimpleNamespace(instance_id=None, payload={"user_id": member.pk}))
+
+    assert Policy.objects.count() == 0

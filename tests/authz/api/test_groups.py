@@ -162,3 +162,13 @@ def test_foreign_and_missing_ids_are_404(admin, foreign, method, template, paylo
         assert response.json()["error"]["code"] in ("group_not_found", "resource_not_found")
     assert Resource.objects.filter(pk=resource.pk).exists()
     assert GroupMembership.objects.count() == 0
+
+
+def test_authorized_for_a_user_of_another_instance_is_403(customer, instance, other_instance):
+    outsider = ProfileFactory(instance=other_instance, role="instance_admin").user
+    services.resource_create(instance=instance, name="ours")
+    services.resource_create(instance=other_instance, name="ours")
+
+    response = customer.get(f"{B}/authorized", {"userId": str(outsider.pk), "resourceName": "ours"})
+
+    assert (response.status_code, response.json()) == (403, {"authorized": False})
