@@ -75,14 +75,24 @@ def _b64decode(segment: str) -> bytes:
 
 # header segment -> kid, for headers whose signature verified once; bounded.
 _verified_headers: dict[str, str] = {}
+# token -> claims for tokens verified in this process; cleared whole when full (cheap, and rare).
+_VERIFIED_TOKENS_MAX = 20_000
+_verified_tokens: dict[str, dict[str, Any]] = {}
 
 
 def access_token_verify(token: str) -> dict[str, Any]:
     """Verify signature (EdDSA only: ``none`` and HMAC are refused), expiry, issuer, audience and type.
 
     Returns the claims; raises InvalidToken (401). Hand-rolled around ``cryptography`` because this runs on
-    every request: a known header is parsed once, then it is one Ed25519 verify and one JSON parse.
+    every request: a known header is parsed once, then it is one Ed25519 verify and one JSON parse. A token
+    seen before is answered from a bounded per-process cache of verified tokens (expiry still checked);
+    revocation is checked by the caller against the user's not-before stamp, not here.
     """
+    cached = _verified_tokens.get(token)
+    if cached is not None:
+        if cached["exp"] > time.time():
+            return cached
+        _verified_tokens.pop(token, None)
     try:
         header_segment, payload_segment, signature_segment = token.split(".")
         kid = _verified_headers.get(header_segment)
@@ -111,6 +121,9 @@ def access_token_verify(token: str) -> dict[str, Any]:
         raise InvalidToken()
     if claims.get("typ") != "access" or not isinstance(claims.get("sub"), str) or not claims["sub"].isdigit():
         raise InvalidToken()
+    if len(_verified_tokens) >= _VERIFIED_TOKENS_MAX:
+        _verified_tokens.clear()
+    _verified_tokens[token] = claims
     return claims
 
 

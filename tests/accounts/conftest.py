@@ -2,6 +2,7 @@ import pytest
 
 from accounts import authentication, keys
 from accounts.api import base
+from accounts.services import tokens
 
 
 @pytest.fixture(autouse=True)
@@ -9,6 +10,7 @@ def _fresh_process_caches(settings, tmp_path):
     """Each test gets its own signing keys and empty per-process caches."""
     settings.JWT_KEYS_DIR = tmp_path / "jwt-keys"
     keys.KEY_RING.reload()
+    tokens._verified_tokens.clear()
     authentication._user_cache.clear()
     base._membership_cache.clear()
     yield

@@ -136,3 +136,14 @@ def test_jwks_lists_every_public_key_with_its_kid(client):
     assert [k["kid"] for k in body["keys"]] == [second, first]
     assert {k["kty"] for k in body["keys"]} == {"OKP"}
     assert all("d" not in k for k in body["keys"])  # never the private part
+
+
+def test_a_token_verified_before_is_refused_once_it_expires(monkeypatch):
+    token = issue()
+    access_token_verify(token)  # now in the verified-token cache
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 301)
+
+    with pytest.raises(InvalidToken) as raised:
+        access_token_verify(token)
+    assert raised.value.code == "token_expired"

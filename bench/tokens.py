@@ -1,0 +1,98 @@
+"""Access-token verification and login throughput.
+
+Prints verifications per second for saaskit's verifier beside raw PyJWT verifying the very same token
+(same key, same algorithm, same audience/issuer checks), and logins per second through ``POST auth/token``
+(argon2 included). Uses the development database (embedded unless DATABASE_URL is set).
+
+    .venv/bin/python bench/tokens.py
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saaskit.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+import jwt  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from rest_framework.test import APIClient  # noqa: E402
+
+from accounts.keys import ALGORITHM, KEY_RING  # noqa: E402
+from accounts.models import Instance, Profile, User  # noqa: E402
+from accounts.services.tokens import access_token_issue, access_token_verify  # noqa: E402
+
+
+def rate(fn, *, seconds: float = 2.0) -> float:
+    """Calls per second of ``fn`` over about ``seconds`` (after a short warm-up)."""
+    for _ in range(200):
+        fn()
+    calls, start = 0, time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(200):
+            fn()
+        calls += 200
+        now = time.perf_counter()
+        if now >= deadline:
+            return calls / (now - start)
+
+
+def main() -> None:
+    call_command("migrate", verbosity=0)
+    instance, _ = Instance.objects.get_or_create(slug="bench-tokens", defaults={"name": "bench"})
+    token = access_token_issue(user_id=1, instance=instance, role="clerk", profile_role="clerk")
+    public_key = KEY_RING.public_key(KEY_RING.signing_key().kid)
+
+    def ours() -> None:
+        access_token_verify(token)
+
+    from accounts.services import tokens as token_services
+
+    distinct = [access_token_issue(user_id=i, instance=instance, role="clerk", profile_role="clerk")
+                for i in range(3000)]
+
+    def ours_first_sight() -> None:
+        token_services._verified_tokens.clear()
+        for item in distinct[:50]:
+            access_token_verify(item)
+
+    def pyjwt() -> None:
+        jwt.decode(token, public_key, algorithms=[ALGORITHM], audience=settings.JWT_AUDIENCE,
+                   issuer=settings.JWT_ISSUER)
+
+    ours_rate, pyjwt_rate = rate(ours), rate(pyjwt)
+    first_sight_rate = rate(ours_first_sight, seconds=2.0) * 50
+
+    email = "bench-login@saaskit.local"
+    user = User.objects.filter(email=email).first() or User.objects.create_user(email, "bench-login-password")
+    Profile.objects.get_or_create(user=user, instance=instance, defaults={"role": "clerk"})
+    client = APIClient()
+    body = {"email": email, "password": "bench-login-password", "instance": "bench-tokens"}
+    assert client.post("/api/v1/auth/token", body, format="json").status_code == 200
+    logins, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 3.0:
+        assert client.post("/api/v1/auth/token", body, format="json").status_code == 200
+        logins += 1
+    login_rate = logins / (time.perf_counter() - start)
+
+    print("access-token verification (Ed25519, same token)")
+    print(f"  {'saaskit, token seen before':<28}{ours_rate:>12,.0f} /s  {1e6 / ours_rate:8.1f} us")
+    print(f"  {'saaskit, first sight':<28}{first_sight_rate:>12,.0f} /s  {1e6 / first_sight_rate:8.1f} us")
+    print(f"  {'PyJWT jwt.decode':<28}{pyjwt_rate:>12,.0f} /s  {1e6 / pyjwt_rate:8.1f} us")
+    print(f"  {'ratio seen-before / PyJWT':<28}{ours_rate / pyjwt_rate:>12.2f} x")
+    print(f"  {'ratio first-sight / PyJWT':<28}{first_sight_rate / pyjwt_rate:>12.2f} x")
+    print("login (POST /api/v1/auth/token, argon2 + refresh row + outbox event)")
+    print(f"  {'saaskit login':<28}{login_rate:>12,.1f} /s  {1e3 / login_rate:8.1f} ms")
+
+
+if __name__ == "__main__":
+    main()
