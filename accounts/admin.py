@@ -1,0 +1,273 @@
+"""Admin console for accounts: instances with their members, users with their profiles and refresh tokens,
+and refresh tokens on their own (filters by user, instance and state; revoke and revoke-family actions).
+
+Roles are chosen from the role lattice (``authz.roles.LATTICE``), never typed. Token hashes are never shown.
+Writes with side effects go through the services: deleting a user is ``user_delete`` (publishes
+``account_deleted``), revoking is ``refresh_token_revoke*`` / ``user_revoke_all_tokens``, and a profile whose
+role changed or that was removed has its refresh tokens for that instance revoked, as the members API does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from accounts.models import Instance, Profile, RefreshToken, RefreshTokenState, User
+from accounts.services.instances import member_tokens_revoke
+from accounts.services.tokens import refresh_token_revoke, refresh_token_revoke_family, user_revoke_all_tokens
+from accounts.services.users import user_delete
+from accounts.signals import account_created
+from authz import roles as authz_roles
+
+ADMIN_REVOKE_REASON = "admin"
+
+
+# --- profiles (members) -------------------------------------------------------------------------
+
+class ProfileForm(forms.ModelForm):
+    """A profile whose role is a choice from the lattice: instance-bound roles need an instance, the
+    others (super_admin) need none."""
+
+    role = forms.ChoiceField(choices=())
+
+    class Meta:
+        model = Profile
+        fields = ["user", "instance", "role"]
+
+    instance_bound_only = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        lattice = authz_roles.LATTICE
+        names = lattice.instance_roles() if self.instance_bound_only else [
+            name for name in lattice.roles if name != lattice.bottom]
+        self.fields["role"].choices = [(name, name) for name in names]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        role = authz_roles.LATTICE.roles.get(cleaned.get("role") or "")
+        if role is None:
+            return cleaned
+        instance = cleaned.get("instance")  # on an instance's page, the parent (the inline's foreign key)
+        if role.instance_bound and not instance:
+            self.add_error("role", f"{role.name} is bound to an instance; choose one.")
+        if not role.instance_bound and instance:
+            self.add_error("role", f"{role.name} is not bound to an instance; leave the instance empty.")
+        return cleaned
+
+
+class MemberForm(ProfileForm):
+    instance_bound_only = True
+
+
+class _ProfileInlineMixin:
+    @staticmethod
+    def revoke_changed(formset: forms.BaseModelFormSet) -> None:
+        """Revoke refresh tokens of profiles whose role changed or that were removed (before saving)."""
+        deleted_forms = set(map(id, formset.deleted_forms))
+        for form in formset.forms:
+            profile = form.instance
+            if profile.pk is None or not form.has_changed():
+                continue
+            deleted = id(form) in deleted_forms
+            if deleted or "role" in form.changed_data or "instance" in form.changed_data:
+                old = Profile.objects.filter(pk=profile.pk).values_list("user_id", "instance_id").first()
+                if old is not None:
+                    member_tokens_revoke(user_id=old[0], instance_id=old[1],
+                                         reason="member_removed_by_admin" if deleted else "role_changed_by_admin")
+
+
+class MemberInline(admin.TabularInline):
+    model = Profile
+    form = MemberForm
+    fk_name = "instance"
+    fields = ["user", "role", "created_at"]
+    readonly_fields = ["created_at"]
+    raw_id_fields = ["user"]
+    extra = 0
+    verbose_name = "member"
+    verbose_name_plural = "members"
+
+
+@admin.register(Instance)
+class InstanceAdmin(_ProfileInlineMixin, admin.ModelAdmin):
+    list_display = ["slug", "name", "is_active", "created_at"]
+    list_filter = ["is_active"]
+    search_fields = ["slug", "name"]
+    ordering = ["slug"]
+    inlines = [MemberInline]
+
+    def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
+        self.revoke_changed(formset)
+        super().save_formset(request, form, formset, change)
+
+
+# --- users ----------------------------------------------------------------------------------------
+
+class UserCreationAdminForm(AdminUserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email", "name")
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("A user with this email already exists.")
+        return email
+
+
+class UserChangeAdminForm(UserChangeForm):
+    class Meta:
+        model = User
+        fields = "__all__"
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError("A user with this email already exists.")
+        return email
+
+
+class ProfileInline(admin.TabularInline):
+    model = Profile
+    form = ProfileForm
+    fk_name = "user"
+    fields = ["instance", "role", "created_at"]
+    readonly_fields = ["created_at"]
+    extra = 0
+    verbose_name = "profile"
+
+
+class RefreshTokenInline(admin.TabularInline):
+    """Read-only: which refresh tokens exist and in which state (never their hashes)."""
+
+    model = RefreshToken
+    fk_name = "user"
+    fields = ["id", "instance", "role", "state", "created_at", "expires_at", "used_at", "revoked_at",
+              "revoked_reason"]
+    readonly_fields = fields
+    ordering = ["-created_at"]
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def state(self, token: RefreshToken) -> str:
+        return token.state
+
+
+@admin.register(User)
+class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
+    form = UserChangeAdminForm
+    add_form = UserCreationAdminForm
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Personal info", {"fields": ("name",)}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Tokens", {"fields": ("tokens_not_before",)}),
+        ("Important dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("email", "name", "usable_password", "password1", "password2")}),
+    )
+    readonly_fields = ["tokens_not_before", "last_login", "date_joined"]
+    list_display = ["email", "name", "is_active", "is_staff", "date_joined"]
+    list_filter = ["is_active", "is_staff", "is_superuser"]
+    search_fields = ["email", "name"]
+    ordering = ["email"]
+    inlines = [ProfileInline, RefreshTokenInline]
+    actions = ["revoke_all_tokens"]
+
+    def save_model(self, request: HttpRequest, obj: User, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:  # the admin view runs in one transaction: the event commits with the user
+            account_created.send(sender=User, instance=None, payload={"user_id": obj.pk, "email": obj.email})
+
+    def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
+        if formset.model is Profile:
+            self.revoke_changed(formset)
+        super().save_formset(request, form, formset, change)
+
+    def delete_model(self, request: HttpRequest, obj: User) -> None:
+        user_delete(user=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        with transaction.atomic():
+            for user in queryset.order_by("pk"):
+                user_delete(user=user)
+
+    @admin.action(description="Revoke all tokens of the selected users", permissions=["change"])
+    def revoke_all_tokens(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        revoked = 0
+        users = list(queryset.order_by("pk"))
+        for user in users:
+            revoked += user_revoke_all_tokens(user=user, reason=ADMIN_REVOKE_REASON)
+        self.message_user(request, f"Revoked {revoked} refresh tokens of {len(users)} users; "
+                                   "their access tokens stop working within a second.", messages.SUCCESS)
+
+
+# --- refresh tokens ----------------------------------------------------------------------------------
+
+class RefreshTokenStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return list(RefreshTokenState.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[RefreshToken]) -> QuerySet[RefreshToken]:
+        value = self.value()
+        if value in RefreshTokenState.values:
+            return queryset.in_state(value)
+        return queryset
+
+
+@admin.register(RefreshToken)
+class RefreshTokenAdmin(admin.ModelAdmin):
+    """Read-only list of refresh tokens. Only a SHA-256 of each token is stored, and it is not shown."""
+
+    list_display = ["id", "user", "instance", "role", "profile_role", "state", "created_at", "expires_at",
+                    "used_at", "revoked_at", "revoked_reason"]
+    list_filter = [RefreshTokenStateFilter, ("instance", admin.RelatedOnlyFieldListFilter),
+                   ("user", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["user", "instance"]
+    search_fields = ["user__email", "family"]
+    ordering = ["-created_at"]
+    fields = ["id", "user", "instance", "role", "profile_role", "family", "parent", "state", "created_at",
+              "expires_at", "used_at", "revoked_at", "revoked_reason"]
+    readonly_fields = fields
+    actions = ["revoke", "revoke_family"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def state(self, token: RefreshToken) -> str:
+        return token.state
+
+    @admin.action(description="Revoke the selected refresh tokens", permissions=["change"])
+    def revoke(self, request: HttpRequest, queryset: QuerySet[RefreshToken]) -> None:
+        tokens = list(queryset.filter(revoked_at__isnull=True).order_by("pk"))
+        for token in tokens:
+            refresh_token_revoke(token=token, reason=ADMIN_REVOKE_REASON)
+        self.message_user(request, f"Revoked {len(tokens)} refresh tokens.", messages.SUCCESS)
+
+    @admin.action(description="Revoke the whole family of the selected refresh tokens", permissions=["change"])
+    def revoke_family(self, request: HttpRequest, queryset: QuerySet[RefreshToken]) -> None:
+        families = sorted(set(queryset.values_list("family", flat=True)))
+        revoked = sum(refresh_token_revoke_family(family=family, reason=ADMIN_REVOKE_REASON) for family in families)
+        self.message_user(request, f"Revoked {revoked} refresh tokens in {len(families)} families.",
+                          messages.SUCCESS)
