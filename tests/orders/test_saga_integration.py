@@ -19,7 +19,7 @@ from events.models import Delivery, OutboxEvent
 from inventory.models import Product, Reservation
 from inventory.services import product_create
 from orders.models import Order, OrderEvent
-from orders.services import order_place
+from orders.services import order_cancel, order_place
 from payments.models import Payment, Wallet
 from payments.services import wallet_create
 from tests.factories import InstanceFactory, UserFactory
@@ -151,3 +151,23 @@ def test_payment_event_before_its_order_is_parked_then_applied(worker):
     assert wallet.balance == Decimal("75.00")
     assert list(Delivery.objects.filter(consumer="orders.apply_payment").values_list("status", flat=True)) == [
         "done", "done"]
+
+
+def test_customer_cancels_an_approved_order_and_is_compensated(worker):
+    instance, customer = InstanceFactory(), UserFactory()
+    wallet = wallet_create(instance=instance, user=customer, currency="USD", balance="100.00")
+    apple = product_create(instance=instance, sku="APL", name="Apple", price="12.50", stock_on_hand=5)
+    order = order_place(instance=instance, customer=customer, currency="USD",
+                        lines=[{"product_id": apple.pk, "quantity": 2}])
+    settled(order, worker, reservation_status="committed")
+
+    order_cancel(order=order)
+
+    wait_until(lambda: Payment.objects.filter(order_id=order.pk, status="refunded").exists()
+               and Reservation.objects.filter(order_id=order.pk, status="released").exists(), timeout=60,
+               message=lambda: str(list(Delivery.objects.values_list("consumer", "status", "last_error"))))
+    order.refresh_from_db()
+    assert (order.status, order.reason) == ("canceled", "customer_request")
+    assert stock(apple) == (5, 0)
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("100.00")
