@@ -28,7 +28,7 @@ def access_order_by_id(*, actor: User, order_id: int, instance: Instance, action
                        ctx: object | None = None) -> Order:
     """The order if the actor may ``action`` it: its customer, or anyone authz allows. Otherwise the same 404
     for missing, foreign-instance and not-yours orders."""
-    order = Order.objects.for_instance(instance).prefetch_related("lines").filter(pk=order_id).first()
+    order = Order.objects.for_instance(instance).prefetch_related("lines", "timeline").filter(pk=order_id).first()
     if order is None or not (order.customer_id == actor.pk or _authz_allows(ctx, action, order)):
         raise NotFoundError("Order not found.", code=OrdersErrorCode.ORDER_NOT_FOUND)
     return order

@@ -25,11 +25,18 @@ class OrderOutput(serializers.ModelSerializer):
         quantity = serializers.IntegerField()
         unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
 
+    class TimelineEntry(serializers.Serializer):
+        kind = serializers.CharField()
+        detail = serializers.JSONField()
+        created_at = serializers.DateTimeField()
+
     lines = Line(many=True)
+    timeline = TimelineEntry(many=True)
 
     class Meta:
         model = Order
-        fields = ["id", "status", "currency", "total", "reason", "lines", "created_at", "approved_at", "canceled_at"]
+        fields = ["id", "status", "currency", "total", "reason", "lines", "timeline", "created_at", "approved_at",
+                  "canceled_at"]
 
 
 class OrderListCreateApi(InstanceScopedAPIView):
@@ -49,7 +56,7 @@ class OrderListCreateApi(InstanceScopedAPIView):
     @extend_schema(operation_id="orders_list", responses=OrderOutput(many=True))
     def get(self, request: Request) -> Response:
         orders = selectors.order_list_for_customer(instance=self.instance, customer=request.user).prefetch_related(
-            "lines")
+            "lines", "timeline")
         paginator = Pagination()
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderOutput(page, many=True).data)

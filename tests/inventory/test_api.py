@@ -91,3 +91,11 @@ def test_out_of_range_product_id_is_404_not_500(clerk):
 def test_restock_overflow_is_400_not_500(clerk, apple):
     response = clerk.post(f"/api/v1/products/{apple.pk}/restock", {"quantity": 2**31 - 1}, format="json")
     assert (response.status_code, response.json()["error"]["code"]) == (400, "stock_limit")
+
+
+def test_product_list_query_count_does_not_grow_with_products(customer_client, instance, django_assert_num_queries):
+    for i in range(4):
+        product_create(instance=instance, sku=f"S{i}", name="S", price="1")
+    with django_assert_num_queries(3):  # membership, count, page
+        response = customer_client.get("/api/v1/products/")
+    assert response.json()["count"] == 4

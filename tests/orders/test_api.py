@@ -54,6 +54,7 @@ def test_place_order(client, profile, apple, sent):
     assert {k: body[k] for k in ("id", "status", "currency", "total", "reason", "lines")} == {
         "id": order.pk, "status": "pending", "currency": "USD", "total": "4.50", "reason": "",
         "lines": [{"product_id": apple.pk, "quantity": 3, "unit_price": "1.50"}]}
+    assert [(t["kind"], t["detail"]) for t in body["timeline"]] == [("placed", {"total": "4.50"})]
     assert order.customer_id == profile.user_id
     assert sent.names() == ["order_created", "policy_upsert_requested"]
 
@@ -131,3 +132,14 @@ def test_anonymous_is_refused(order):
 def test_out_of_range_ids_are_404_not_500(client, path):
     response = client.post(path) if path.endswith("cancel") else client.get(path)
     assert (response.status_code, response.json()["error"]["code"]) == (404, "order_not_found")
+
+
+def test_order_list_query_count_does_not_grow_with_orders(client, instance, profile, apple,
+                                                          django_assert_num_queries):
+    for _ in range(3):
+        order_place(instance=instance, customer=profile.user, currency="USD",
+                    lines=[{"product_id": apple.pk, "quantity": 1}])
+    # membership, count, page, lines, timeline
+    with django_assert_num_queries(5):
+        response = client.get("/api/v1/orders/")
+    assert [len(o["timeline"]) for o in response.json()["results"]] == [1, 1, 1]
