@@ -191,6 +191,10 @@ class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
     inlines = [ProfileInline, RefreshTokenInline]
     actions = ["revoke_all_tokens"]
 
+    def get_inline_instances(self, request: HttpRequest, obj: User | None = None) -> list[Any]:
+        # The add page is email and password only; profiles and tokens come once the user exists.
+        return super().get_inline_instances(request, obj) if obj is not None else []
+
     def save_model(self, request: HttpRequest, obj: User, form: forms.ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if not change:  # the admin view runs in one transaction: the event commits with the user
