@@ -18,7 +18,7 @@ def product_get(*, instance: Instance, product_id: int) -> Product:
     return product
 
 
-def reservation_for_order(*, instance: Instance, order_id: int) -> Reservation | None:
+def reservation_for_order(*, instance: Instance | int, order_id: int) -> Reservation | None:
     return Reservation.objects.for_instance(instance).filter(order_id=order_id).first()
 
 

@@ -8,10 +8,12 @@ import queue
 import threading
 from collections.abc import Iterator
 from decimal import Decimal
+from io import StringIO
 
 import pytest
 import redis
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connections, transaction
 
 from events import publish
@@ -171,3 +173,13 @@ def test_customer_cancels_an_approved_order_and_is_compensated(worker):
     assert stock(apple) == (5, 0)
     wallet.refresh_from_db()
     assert wallet.balance == Decimal("100.00")
+
+
+def test_saga_demo_command_waits_for_the_approval(worker):
+    out = StringIO()
+    call_command("saga_demo", "--quantity", "2", "--wait", "60", stdout=out)
+    order = Order.objects.get()
+    assert out.getvalue().splitlines() == [
+        f"order {order.pk} placed: pending, total 20.00 USD",
+        f"order {order.pk}: approved; wallet 80.00 USD; stock 0 on hand, 0 reserved",
+    ]

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from accounts.models import Instance, User
 from inventory.models import Product
+from inventory.selectors import reservation_for_order
 from inventory.services import product_create, product_restock
 from orders.models import Order
 from orders.services import order_place
@@ -22,6 +23,12 @@ from payments.services import wallet_create, wallet_top_up
 
 
 class Command(BaseCommand):
+    @staticmethod
+    def _settled(order: Order) -> bool:
+        """The order left pending and inventory took its last step (committed, released or rejected)."""
+        reservation = reservation_for_order(instance=order.instance_id, order_id=order.pk)
+        return order.status != "pending" and reservation is not None and reservation.status != "reserved"
+
     help = "Place a demo order (instance 'demo') and optionally wait for the saga to approve or cancel it."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -49,7 +56,7 @@ class Command(BaseCommand):
                             lines=[{"product_id": product.pk, "quantity": options["quantity"]}])
         self.stdout.write(f"order {order.pk} placed: {order.status}, total {order.total} USD")
         deadline = time.monotonic() + options["wait"]
-        while order.status == "pending" and time.monotonic() < deadline:
+        while not self._settled(order) and time.monotonic() < deadline:
             time.sleep(0.2)
             order = Order.objects.get(pk=order.pk)
         if options["wait"]:
