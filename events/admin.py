@@ -35,7 +35,7 @@ class DeliveryInline(admin.TabularInline):
 
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(ReadOnlyAdmin):
-    list_display = ["id", "name", "version", "instance_slug", "occurred_at", "relayed_at"]
+    list_display = ["id", "name", "version", "instance_slug", "occurred_at", "correlation_id"]
     list_filter = ["name"]
     search_fields = ["id", "correlation_id", "causation_id"]
     inlines = [DeliveryInline]

@@ -85,7 +85,7 @@ def asyncapi_document() -> dict[str, Any]:
             "title": "saaskit events",
             "version": DOCUMENT_VERSION,
             "description": "Domain events of saaskit. Producers write an outbox row in their own transaction; a "
-                           "relay hands one Celery message per subscriber to that subscriber's queue (at least "
+                           "relay hands one Celery message per subscriber (one delivery row each) to that subscriber's queue (at least "
                            "once; consumers are idempotent per event id).",
         },
         "defaultContentType": "application/json",

@@ -17,7 +17,7 @@ from events.errors import ConsumerRegistrationError
 Handler = Callable[[Any], None]
 
 
-class NotReady(Exception):  # noqa: N818 - the contract's name
+class NotReady(Exception):
     """Raised by a consumer that needs an event that has not arrived yet: the delivery is parked and retried
     after other deliveries complete (its writes are rolled back)."""
 

@@ -24,13 +24,11 @@ class OutboxEvent(models.Model):
     correlation_id = models.CharField(max_length=64)
     causation_id = models.CharField(max_length=64, null=True, blank=True)
     payload = models.JSONField()
-    relayed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["occurred_at"]
         indexes = [
             models.Index(fields=["occurred_at"], name="events_outbox_occurred"),
-            models.Index(fields=["occurred_at"], name="events_outbox_unrelayed", condition=Q(relayed_at__isnull=True)),
             models.Index(fields=["name", "occurred_at"], name="events_outbox_name"),
         ]
 

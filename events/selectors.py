@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db.models import Count, QuerySet
 
 from events.choices import DeliveryStatus
-from events.models import Delivery, OutboxEvent
+from events.models import Delivery
 
 
 def deliveries_dead() -> QuerySet[Delivery]:
@@ -22,7 +22,3 @@ def delivery_counts() -> dict[str, int]:
     for row in Delivery.objects.values("status").annotate(n=Count("id")):
         counts[row["status"]] = row["n"]
     return counts
-
-
-def outbox_unrelayed_count() -> int:
-    return OutboxEvent.objects.filter(relayed_at__isnull=True).count()

@@ -1,30 +1,32 @@
-"""Writes of the bus: publish (outbox row), relay (outbox -> deliveries -> broker), run a delivery, sweep, purge,
-retry, replay.
+"""Writes of the bus: publish, send (relay), run a delivery, sweep, retry, replay, purge.
 
 Delivery guarantees:
-- ``event_publish`` only INSERTs an outbox row in the caller's transaction; a rolled-back transaction leaves
-  nothing to send. After commit, the row is relayed at once (``transaction.on_commit``); if that process dies or
-  the broker is down, the periodic sweep relays it.
-- Relaying creates one ``Delivery`` per subscriber in the same transaction that marks the row relayed, then
-  sends one Celery message per delivery (``events.deliver`` on the subscriber's queue). A delivery not done
-  ``EVENTS_REDELIVER_AFTER_SECONDS`` after its last send is sent again by the sweep (a lost or stuck message).
-- ``delivery_run`` locks the delivery row, runs the consumer in a savepoint and marks the row done, all in one
-  transaction: a redelivered or duplicated message finds it done and changes nothing.
+- ``event_publish`` runs ONE INSERT statement in the caller's transaction: the outbox row (the event log) and,
+  in a data-modifying CTE, one ``Delivery`` row per subscriber. A rolled-back transaction leaves nothing.
+- After commit (``transaction.on_commit``) the relay hands one Celery message per delivery to the
+  subscriber's queue (``events.deliver``, JSON arg = delivery id). If the process dies between commit and send,
+  or the broker loses the message, or it sits in Redis' unacked set, the periodic sweep sends again every
+  delivery not done ``EVENTS_REDELIVER_AFTER_SECONDS`` after its last send.
+- ``delivery_run`` locks the delivery row, runs the consumer and marks the row done in ONE transaction, so the
+  consumer's effects, the events it publishes and ``done`` commit together; a redelivered or duplicated
+  message finds it done and changes nothing.
 """
 
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
 import random
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from events.catalogue import BY_NAME
@@ -77,17 +79,37 @@ def event_publish(*, name: str, payload: dict[str, Any], instance: Any, causatio
         instance_id=instance_id, instance_slug=instance_slug, correlation_id=str(correlation_id or event_id),
         causation_id=None if causation_id is None else str(causation_id), payload=payload,
     )
-    row.save(force_insert=True)
-    if settings.EVENTS_RELAY_ON_COMMIT:
-        transaction.on_commit(lambda: _relay_quietly([event_id]))
+    deliveries = _insert(row, subscriptions_for(name))
+    row._state.adding = False
+    row._state.db = "default"
+    if deliveries and settings.EVENTS_RELAY_ON_COMMIT:
+        transaction.on_commit(partial(_send, deliveries))
     return row
 
 
-def _relay_quietly(event_ids: list[uuid.UUID]) -> None:
-    try:
-        events_relay(event_ids=event_ids)
-    except Exception:  # the sweep relays it later; the caller's commit already succeeded
-        logger.exception("relay after commit failed for %s; the sweep will retry", event_ids)
+_OUTBOX_COLUMNS = ("id, name, version, occurred_at, instance_id, instance_slug, correlation_id, causation_id, "
+                   "payload")
+
+
+def _insert(row: OutboxEvent, subs: list[Any]) -> list[tuple[int, str]]:
+    """ONE statement: the outbox row and, in a data-modifying CTE, its delivery rows (one per subscriber)."""
+    values = [row.id, row.name, row.version, row.occurred_at, row.instance_id, row.instance_slug,
+              row.correlation_id, row.causation_id, json.dumps(row.payload)]
+    with connection.cursor() as cursor:
+        if not subs:
+            cursor.execute(f"INSERT INTO events_outboxevent ({_OUTBOX_COLUMNS}) "
+                           f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)", values)
+            return []
+        subscribers = ", ".join(["(%s, %s)"] * len(subs))
+        cursor.execute(
+            f"WITH e AS (INSERT INTO events_outboxevent ({_OUTBOX_COLUMNS}) "
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb) RETURNING id, occurred_at) "
+            f"INSERT INTO events_delivery (event_id, consumer, queue, status, failures, last_error, sent_at, "
+            f"created_at, updated_at) "
+            f"SELECT e.id, s.consumer, s.queue, 'pending', 0, '', e.occurred_at, e.occurred_at, e.occurred_at "
+            f"FROM e, (VALUES {subscribers}) AS s (consumer, queue) RETURNING id, queue",
+            [*values, *(v for sub in subs for v in (sub.name, sub.queue))])
+        return [(pk, queue) for pk, queue in cursor.fetchall()]
 
 
 def _send(deliveries: Iterable[tuple[int, str]]) -> int:
@@ -104,26 +126,6 @@ def _send(deliveries: Iterable[tuple[int, str]]) -> int:
     return sent
 
 
-def events_relay(*, event_ids: list[uuid.UUID] | None = None, limit: int = BATCH) -> int:
-    """Turn committed, unrelayed outbox rows into deliveries and send them. Returns how many events it relayed."""
-    with transaction.atomic():
-        qs = OutboxEvent.objects.select_for_update(skip_locked=True).filter(relayed_at__isnull=True)
-        if event_ids is not None:
-            qs = qs.filter(id__in=event_ids)
-        rows = list(qs.order_by("occurred_at").only("id", "name")[:limit])
-        if not rows:
-            return 0
-        now = timezone.now()
-        deliveries = Delivery.objects.bulk_create([
-            Delivery(event_id=row.id, consumer=sub.name, queue=sub.queue, sent_at=now)
-            for row in rows for sub in subscriptions_for(row.name)
-        ])
-        OutboxEvent.objects.filter(id__in=[row.id for row in rows]).update(relayed_at=now)
-        to_send = [(d.pk, d.queue) for d in deliveries]
-    _send(to_send)
-    return len(rows)
-
-
 def _backoff_seconds(failures: int) -> float:
     """Exponential backoff with jitter: base * 2^(n-1), capped, then scaled by a random factor in [0.5, 1]."""
     base = float(settings.EVENTS_RETRY_BASE_SECONDS)
@@ -131,23 +133,34 @@ def _backoff_seconds(failures: int) -> float:
     return min(cap, base * 2 ** max(0, failures - 1)) * random.uniform(0.5, 1.0)
 
 
-class MalformedEvent(Exception):  # noqa: N818
+class MalformedEvent(Exception):
     pass
 
 
 def event_from_row(row: OutboxEvent) -> Event:
     """Rebuild and re-check the envelope; ``MalformedEvent`` says what is wrong."""
-    if row.name not in BY_NAME:
-        raise MalformedEvent(f"unknown event {row.name!r}")
-    if row.version != BY_NAME[row.name].version:
-        raise MalformedEvent(f"{row.name} version {row.version} is not the catalogued {BY_NAME[row.name].version}")
+    return _event(row.id, row.name, row.version, row.occurred_at, row.instance_id, row.instance_slug,
+                  row.correlation_id, row.causation_id, row.payload)
+
+
+def _event(event_id: Any, name: str, version: int, occurred_at: datetime, instance_id: int | None,
+           instance_slug: str | None, correlation_id: str, causation_id: str | None, payload: Any) -> Event:
+    if name not in BY_NAME:
+        raise MalformedEvent(f"unknown event {name!r}")
+    if version != BY_NAME[name].version:
+        raise MalformedEvent(f"{name} version {version} is not the catalogued {BY_NAME[name].version}")
+    if isinstance(payload, str):  # Django leaves jsonb as text for its JSONField to decode
+        try:
+            payload = json.loads(payload)
+        except ValueError as exc:
+            raise MalformedEvent(f"payload is not JSON: {exc}") from exc
     try:
-        check_payload(row.name, row.payload)
+        check_payload(name, payload)
     except EventError as exc:
         raise MalformedEvent(str(exc)) from exc
-    return Event(id=row.id, name=row.name, version=row.version, occurred_at=row.occurred_at,
-                 instance_id=row.instance_id, instance_slug=row.instance_slug, correlation_id=row.correlation_id,
-                 causation_id=row.causation_id, payload=row.payload)
+    return Event(id=event_id, name=name, version=version, occurred_at=occurred_at, instance_id=instance_id,
+                 instance_slug=instance_slug, correlation_id=correlation_id, causation_id=causation_id,
+                 payload=payload)
 
 
 @dataclass(frozen=True)
@@ -156,43 +169,82 @@ class RunResult:
     detail: str = ""
 
 
+# The hot path in plain SQL (two statements and COMMIT per delivery): lock the delivery with its event, then
+# mark it done and claim the parked deliveries to wake, in one statement.
+_LOCK_SQL = (
+    "SELECT set_config('synchronous_commit', 'off', true), d.status, d.next_attempt_at, d.consumer, e.id, e.name, e.version, e.occurred_at, e.instance_id, "
+    "e.instance_slug, e.correlation_id, e.causation_id, e.payload "
+    "FROM events_delivery d JOIN events_outboxevent e ON e.id = d.event_id WHERE d.id = %s FOR UPDATE OF d"
+)
+_DONE_SQL = (
+    "WITH done AS (UPDATE events_delivery SET status = 'done', done_at = clock_timestamp(), "
+    "updated_at = clock_timestamp(), last_error = '' WHERE id = %s), "
+    "woken AS (UPDATE events_delivery SET status = 'pending', sent_at = now(), updated_at = now() "
+    "WHERE id IN (SELECT id FROM events_delivery WHERE status = 'parked' ORDER BY id LIMIT %s "
+    "FOR UPDATE SKIP LOCKED) RETURNING id, queue) "
+    "SELECT id, queue FROM woken"
+)
+
+
 def delivery_run(*, delivery_id: int) -> RunResult:
-    """Run one delivery: lock its row, skip it unless it is owed, run the consumer in a savepoint and record the
-    outcome, all in one transaction. After a success, parked deliveries are woken."""
-    with transaction.atomic():
-        delivery = (Delivery.objects.select_for_update(of=("self",)).select_related("event")
-                    .filter(pk=delivery_id).first())
-        if delivery is None:
-            return RunResult("missing")
-        now = timezone.now()
-        if delivery.status in (DeliveryStatus.DONE, DeliveryStatus.DEAD, DeliveryStatus.PARKED):
-            return RunResult("skipped", delivery.status)
-        if delivery.status == DeliveryStatus.RETRYING and delivery.next_attempt_at and delivery.next_attempt_at > now:
-            return RunResult("skipped", "backing off")
-        result = _run_locked(delivery, now)
-    if result.outcome == "done":
-        deliveries_wake_parked()
-    return result
-
-
-def _run_locked(delivery: Delivery, now: datetime) -> RunResult:
+    """Run one delivery in ONE transaction: lock its row, skip it unless it is owed, run the consumer, mark the
+    row done and claim the parked deliveries to wake. Whatever the consumer wrote or published commits with
+    ``done`` or not at all. On an error the transaction is rolled back and the outcome (parked, retrying, dead)
+    is recorded in a second one."""
+    handler_started = False
     try:
-        event = event_from_row(delivery.event)
-    except MalformedEvent as exc:
-        _record(delivery, status=DeliveryStatus.DEAD, error=f"malformed event: {exc}")
-        logger.warning("delivery %s: malformed event parked as failed: %s", delivery.pk, exc)
-        return RunResult("dead", str(exc))
-    sub = get_subscription(delivery.consumer)
-    token = _current_event.set(event)
-    try:
-        if sub is None:
-            raise LookupError(f"consumer {delivery.consumer!r} is not registered in this worker")
         with transaction.atomic():
-            sub.handler(event)
+            with connection.cursor() as cursor:
+                cursor.execute(_LOCK_SQL, [delivery_id])
+                found = cursor.fetchone()
+            if found is None:
+                return RunResult("missing")
+            _, status, next_attempt_at, consumer_name, *event_fields = found
+            if not _is_owed(status, next_attempt_at, timezone.now()):
+                return RunResult("skipped", status)
+            try:
+                event = _event(*event_fields)
+            except MalformedEvent as exc:
+                Delivery.objects.filter(pk=delivery_id).update(
+                    status=DeliveryStatus.DEAD, last_error=f"malformed event: {exc}"[:4000], updated_at=timezone.now())
+                logger.warning("delivery %s: malformed event parked as failed: %s", delivery_id, exc)
+                return RunResult("dead", str(exc))
+            sub = get_subscription(consumer_name)
+            handler_started = True
+            if sub is None:
+                raise LookupError(f"consumer {consumer_name!r} is not registered in this worker")
+            token = _current_event.set(event)
+            try:
+                sub.handler(event)
+            finally:
+                _current_event.reset(token)
+            with connection.cursor() as cursor:
+                cursor.execute(_DONE_SQL, [delivery_id, BATCH])
+                woken = [(pk, queue) for pk, queue in cursor.fetchall()]
     except NotReady as exc:
-        _record(delivery, status=DeliveryStatus.PARKED, error=f"not ready: {exc}")
-        return RunResult("parked", str(exc))
+        return _record_failure(delivery_id, exc, parked=True)
     except Exception as exc:
+        if not handler_started:
+            raise  # the bus itself failed (database gone): the message is retried by the broker or the sweep
+        return _record_failure(delivery_id, exc, parked=False)
+    _send(woken)
+    return RunResult("done")
+
+
+def _is_owed(status: str, next_attempt_at: datetime | None, now: datetime) -> bool:
+    if status in (DeliveryStatus.DONE, DeliveryStatus.DEAD, DeliveryStatus.PARKED):
+        return False  # parked ones wait to be woken (set back to pending) by a completion or the sweep
+    return not (status == DeliveryStatus.RETRYING and next_attempt_at and next_attempt_at > now)
+
+
+def _record_failure(delivery_id: int, exc: BaseException, *, parked: bool) -> RunResult:
+    with transaction.atomic():
+        delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
+        if delivery is None or not _is_owed(delivery.status, delivery.next_attempt_at, timezone.now()):
+            return RunResult("skipped", "changed meanwhile")
+        if parked:
+            _record(delivery, status=DeliveryStatus.PARKED, error=f"not ready: {exc}")
+            return RunResult("parked", str(exc))
         failures = delivery.failures + 1
         error = f"{type(exc).__name__}: {exc}"
         if failures >= settings.EVENTS_MAX_ATTEMPTS:
@@ -200,13 +252,9 @@ def _run_locked(delivery: Delivery, now: datetime) -> RunResult:
             logger.error("delivery %s (%s) dead after %s attempts: %s", delivery.pk, delivery.consumer, failures, error)
             return RunResult("dead", error)
         _record(delivery, status=DeliveryStatus.RETRYING, error=error, failures=failures,
-                next_attempt_at=now + timedelta(seconds=_backoff_seconds(failures)))
+                next_attempt_at=timezone.now() + timedelta(seconds=_backoff_seconds(failures)))
         logger.warning("delivery %s (%s) failed (%s), retrying: %s", delivery.pk, delivery.consumer, failures, error)
         return RunResult("retrying", error)
-    finally:
-        _current_event.reset(token)
-    _record(delivery, status=DeliveryStatus.DONE, error="", done_at=timezone.now())
-    return RunResult("done")
 
 
 def _record(delivery: Delivery, *, status: str, error: str, **fields: Any) -> None:
@@ -217,14 +265,20 @@ def _record(delivery: Delivery, *, status: str, error: str, **fields: Any) -> No
     delivery.save(update_fields=["status", "last_error", "updated_at", *fields])
 
 
-def _claim_and_send(qs: Any, *, limit: int = BATCH, **extra: Any) -> int:
-    """Lock open deliveries (skipping ones a running consumer holds), mark them pending and sent now, send them."""
-    with transaction.atomic():
-        rows = list(qs.select_for_update(skip_locked=True).order_by("id").values_list("id", "queue")[:limit])
-        if not rows:
-            return 0
+def _claim(qs: Any, *, limit: int = BATCH, **extra: Any) -> list[tuple[int, str]]:
+    """In the caller's transaction: lock open deliveries (skipping ones a running consumer holds) and mark them
+    pending and sent now. Returns (id, queue) to send after commit."""
+    rows = list(qs.select_for_update(skip_locked=True).order_by("id").values_list("id", "queue")[:limit])
+    if rows:
+        now = timezone.now()
         Delivery.objects.filter(id__in=[pk for pk, _ in rows]).update(
-            status=DeliveryStatus.PENDING, sent_at=timezone.now(), updated_at=timezone.now(), **extra)
+            status=DeliveryStatus.PENDING, sent_at=now, updated_at=now, **extra)
+    return rows
+
+
+def _claim_and_send(qs: Any, *, limit: int = BATCH, **extra: Any) -> int:
+    with transaction.atomic():
+        rows = _claim(qs, limit=limit, **extra)
     return _send(rows)
 
 
@@ -236,25 +290,22 @@ def deliveries_wake_parked() -> int:
 
 @dataclass(frozen=True)
 class SweepResult:
-    relayed: int
     resent: int
     retried: int
     woken: int
 
 
 def bus_sweep() -> SweepResult:
-    """The periodic safety net: relay forgotten outbox rows, resend deliveries not done within the bound (lost
-    or stuck messages), send retries that are due, and wake parked deliveries nobody woke for a while."""
-    relayed = 0
-    while (n := events_relay()) > 0:
-        relayed += n
+    """The periodic safety net: resend deliveries not done within the bound (never sent because the publisher
+    died after commit, lost by the broker, stuck unacked), send retries that are due, and wake parked deliveries
+    nobody woke for a while."""
     now = timezone.now()
     stale = now - timedelta(seconds=float(settings.EVENTS_REDELIVER_AFTER_SECONDS))
     resent = _claim_and_send(Delivery.objects.filter(status=DeliveryStatus.PENDING, sent_at__lt=stale), limit=5000)
     retried = _claim_and_send(Delivery.objects.filter(status=DeliveryStatus.RETRYING, next_attempt_at__lte=now),
                               limit=5000)
     woken = _claim_and_send(Delivery.objects.filter(status=DeliveryStatus.PARKED, updated_at__lt=stale), limit=5000)
-    return SweepResult(relayed=relayed, resent=resent, retried=retried, woken=woken)
+    return SweepResult(resent=resent, retried=retried, woken=woken)
 
 
 def deliveries_retry(*, delivery_ids: list[int] | None = None, all_dead: bool = False) -> int:
@@ -273,10 +324,10 @@ class ReplayResult:
 
 
 def events_replay(*, since: datetime, name: str | None = None, consumer: str | None = None) -> ReplayResult:
-    """Re-deliver relayed events since ``since`` to their current subscribers. Missing deliveries (a consumer
+    """Re-deliver events since ``since`` to their current subscribers. Missing deliveries (a consumer
     added later) are created; every matching delivery is sent again and the idempotency record makes that a
     no-op for those already done. Dead ones are left to ``deliveries_retry``."""
-    events = OutboxEvent.objects.filter(occurred_at__gte=since, relayed_at__isnull=False)
+    events = OutboxEvent.objects.filter(occurred_at__gte=since)
     if name:
         events = events.filter(name=name)
     total = created = sent = 0
@@ -303,7 +354,7 @@ def events_purge(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=float(settings.EVENTS_RETENTION_DAYS))
     deleted = 0
     while True:
-        ids = list(OutboxEvent.objects.filter(occurred_at__lt=cutoff, relayed_at__isnull=False)
+        ids = list(OutboxEvent.objects.filter(occurred_at__lt=cutoff)
                    .exclude(deliveries__status__in=[*OPEN_STATUSES, DeliveryStatus.DEAD])
                    .values_list("id", flat=True)[:BATCH])
         if not ids:

@@ -13,7 +13,12 @@ from django.utils import timezone
 from events import publish
 from events.choices import DeliveryStatus
 from events.consumers import consumer, get_subscription, subscriptions_for, unregister
-from events.errors import ConsumerRegistrationError, EventError, PayloadSchemaError, UnknownEventError
+from events.errors import (
+    ConsumerRegistrationError,
+    EventError,
+    PayloadSchemaError,
+    UnknownEventError,
+)
 from events.models import Delivery, OutboxEvent
 from events.services import (
     _backoff_seconds,
@@ -21,7 +26,6 @@ from events.services import (
     deliveries_retry,
     delivery_run,
     events_purge,
-    events_relay,
     events_replay,
 )
 
@@ -34,24 +38,39 @@ def activity(kind: str, detail: str = "x", user_id: int | None = None) -> dict:
 
 def publish_and_relay(payload: dict, instance=None) -> Delivery:
     row = publish("event-suspicious-activity", payload, instance=instance)
-    assert events_relay(event_ids=[row.id]) == 1
     return Delivery.objects.get(event=row, consumer=ACTIVITY)
 
 
 # --- publish -------------------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_publish_writes_one_outbox_row_with_the_envelope(instance):
+def test_publish_writes_the_outbox_row_and_its_deliveries_in_one_insert(instance, test_consumers):
     with CaptureQueriesContext(connection) as queries:
         row = publish("event-order-approved", {"order_id": 7}, instance=instance, correlation_id="corr-1",
                       causation_id="cause-1")
 
-    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
+    assert len(queries.captured_queries) == 1
+    sql = queries.captured_queries[0]["sql"]
+    assert sql.startswith("WITH e AS (INSERT INTO events_outboxevent") and "INSERT INTO events_delivery" in sql
     stored = OutboxEvent.objects.get()
     assert stored.id == row.id and isinstance(stored.id, uuid.UUID)
     assert (stored.name, stored.version, stored.payload) == ("event-order-approved", 1, {"order_id": 7})
     assert (stored.instance_id, stored.instance_slug) == (instance.pk, instance.slug)
-    assert (stored.correlation_id, stored.causation_id, stored.relayed_at) == ("corr-1", "cause-1", None)
+    assert (stored.correlation_id, stored.causation_id) == ("corr-1", "cause-1")
+    assert sorted(Delivery.objects.values_list("consumer", "queue", "status", "failures")) == [
+        ("inventory.commit_for_order", "inventory", "pending", 0),
+        ("tests.sink.event-order-approved", "events_test", "pending", 0),
+    ]
+    assert Delivery.objects.filter(event=stored, sent_at=stored.occurred_at).count() == 2
+
+
+@pytest.mark.django_db
+def test_publish_of_an_event_nobody_consumes_is_a_plain_insert():
+    with CaptureQueriesContext(connection) as queries:
+        publish("event-account-created", {"user_id": 1, "email": "a@b.c"}, instance=None)
+
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT"]
+    assert (OutboxEvent.objects.count(), Delivery.objects.count()) == (1, 0)
 
 
 @pytest.mark.django_db
@@ -113,28 +132,26 @@ def test_rolled_back_transaction_publishes_nothing_and_relays_nothing(test_consu
 
 
 @pytest.mark.django_db
-def test_commit_relays_into_one_delivery_per_subscriber(test_consumers, django_capture_on_commit_callbacks):
+def test_commit_sends_one_message_per_delivery_to_its_queue(test_consumers, django_capture_on_commit_callbacks,
+                                                            monkeypatch):
+    from events.tasks import deliver
+
+    sent = []
+    monkeypatch.setattr(deliver, "apply_async", lambda args, queue: sent.append((args, queue)))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         row = publish("event-order-canceled", {"order_id": 1, "reason": "customer"}, instance=None)
+        publish("event-order-approved", {"order_id": 1}, instance=None)
 
-    assert len(callbacks) == 1
-    row.refresh_from_db()
-    assert row.relayed_at is not None
-    assert sorted(Delivery.objects.values_list("consumer", "queue", "status")) == [
-        ("inventory.release_for_order", "inventory", "pending"),
-        ("payments.refund_for_order", "payments", "pending"),
-        ("tests.sink.event-order-canceled", "events_test", "pending"),
-    ]
-
-
-@pytest.mark.django_db
-def test_relay_is_once_only(test_consumers):
-    row = publish("event-suspicious-activity", activity("record"), instance=None)
-
-    assert events_relay(event_ids=[row.id]) == 1
-    assert events_relay(event_ids=[row.id]) == 0
-    assert events_relay() == 0
-    assert Delivery.objects.filter(event=row).count() == 1
+    assert len(callbacks) == 2
+    by_consumer = dict(Delivery.objects.values_list("consumer", "pk"))
+    assert sorted(sent) == sorted([
+        ([by_consumer["inventory.release_for_order"]], "inventory"),
+        ([by_consumer["payments.refund_for_order"]], "payments"),
+        ([by_consumer["tests.sink.event-order-canceled"]], "events_test"),
+        ([by_consumer["inventory.commit_for_order"]], "inventory"),
+        ([by_consumer["tests.sink.event-order-approved"]], "events_test"),
+    ])
+    assert Delivery.objects.filter(event=row).count() == 3
 
 
 # --- consumer registration ------------------------------------------------------------------------------------
@@ -312,8 +329,7 @@ def test_not_ready_parks_and_a_completion_wakes_the_parked(test_consumers):
 # --- sweep ---------------------------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
-def test_sweep_relays_forgotten_rows_resends_stale_and_due_and_wakes_old_parked(test_consumers, bus_settings):
-    forgotten = publish("event-suspicious-activity", activity("record"), instance=None)
+def test_sweep_resends_stale_and_due_and_wakes_old_parked(test_consumers, bus_settings):
     stale = publish_and_relay(activity("record"))
     due = publish_and_relay(activity("record"))
     parked = publish_and_relay(activity("record"))
@@ -326,12 +342,11 @@ def test_sweep_relays_forgotten_rows_resends_stale_and_due_and_wakes_old_parked(
 
     result = bus_sweep()
 
-    assert (result.relayed, result.resent, result.retried, result.woken) == (1, 1, 1, 1)
-    assert Delivery.objects.filter(event=forgotten).count() == 1
+    assert (result.resent, result.retried, result.woken) == (1, 1, 1)
     statuses = dict(Delivery.objects.values_list("pk", "status"))
     assert [statuses[d.pk] for d in (stale, due, parked, fresh)] == ["pending"] * 4
     assert Delivery.objects.get(pk=stale.pk).sent_at > long_ago
-    assert bus_sweep() == type(result)(0, 0, 0, 0)
+    assert bus_sweep() == type(result)(0, 0, 0)
 
 
 def test_backoff_grows_exponentially_with_jitter_and_a_cap(settings):

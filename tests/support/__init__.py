@@ -13,7 +13,14 @@
 
 from tests.support.redis import RedisServer, restart_embedded_redis
 from tests.support.waiting import wait_until
-from tests.support.workers import Worker, start_worker, current_database_url, worker_env
+from tests.support.workers import Worker, current_database_url, start_worker, worker_env
 
-__all__ = ["RedisServer", "Worker", "restart_embedded_redis", "start_worker", "current_database_url", "wait_until",
-           "worker_env"]
+__all__ = [
+           "RedisServer",
+           "Worker",
+           "current_database_url",
+           "restart_embedded_redis",
+           "start_worker",
+           "wait_until",
+           "worker_env",
+]

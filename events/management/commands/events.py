@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -25,7 +24,7 @@ def _parse_since(value: str) -> datetime:
         except ValueError:
             raise CommandError(f"--since: not an ISO 8601 date/time: {value!r}") from None
     if timezone.is_naive(moment):
-        moment = timezone.make_aware(moment, dt_timezone.utc)
+        moment = timezone.make_aware(moment, UTC)
     return moment
 
 
@@ -45,7 +44,7 @@ class Command(BaseCommand):
         replay.add_argument("--since", required=True)
         replay.add_argument("--name")
         replay.add_argument("--consumer")
-        sub.add_parser("sweep", help="run one sweep now (relay, resend, due retries, stale parked)")
+        sub.add_parser("sweep", help="run one sweep now (resend unsent/stale, due retries, stale parked)")
         sub.add_parser("purge", help="delete events past the retention whose deliveries are all done")
 
     def handle(self, *args: Any, action: str, **options: Any) -> None:
@@ -60,8 +59,7 @@ class Command(BaseCommand):
             consumers = sorted({*spec.consumers, *(s.name for s in subs if s.event_name == spec.name)})
             self.stdout.write(f"    consumers: {', '.join(consumers) or '-'}")
         counts = selectors.delivery_counts()
-        self.stdout.write("deliveries: " + ", ".join(f"{k}={v}" for k, v in counts.items())
-                          + f"; unrelayed outbox rows={selectors.outbox_unrelayed_count()}")
+        self.stdout.write("deliveries: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
 
     def do_asyncapi(self, **options: Any) -> None:
         self.stdout.write(json.dumps(asyncapi_document(), indent=2))
@@ -100,7 +98,7 @@ class Command(BaseCommand):
 
     def do_sweep(self, **options: Any) -> None:
         r = services.bus_sweep()
-        self.stdout.write(f"relayed={r.relayed} resent={r.resent} retried={r.retried} woken={r.woken}")
+        self.stdout.write(f"resent={r.resent} retried={r.retried} woken={r.woken}")
 
     def do_purge(self, **options: Any) -> None:
         self.stdout.write(f"purged {services.events_purge()}")

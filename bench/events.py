@@ -1,0 +1,171 @@
+"""events benchmark: ``.venv/bin/python bench/events.py [N]`` (dev database, its own Redis DB, its own worker).
+
+Starts one ``celery -A saaskit worker -Q bench --pool solo`` and measures, on the same broker in the same run:
+
+- raw Celery: no-op tasks/s, sent by SENDERS threads of this process while the worker drains them;
+- the bus: events/s from ``publish()`` (each in its own transaction, sent after commit; SENDERS threads) to the
+  consumer's delivery marked done by that worker (a no-op consumer, so only the bus's own cost is measured), and
+  the ratio (goal >= 50%);
+- the cost ``publish()`` adds inside a request's transaction: statements it runs (goal: one INSERT, here the
+  event row and its delivery rows in one statement) and its time (goal: < 1 ms), median and p95.
+
+The numbers depend on the machine's load (both sides share its CPUs with PostgreSQL and Redis): compare the
+two rates of one run, not runs with each other.
+
+Prints the numbers next to the goals; asserts nothing. Everything it creates is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saaskit.settings")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("SAASKIT_REDIS_DB", "14")  # not the dev worker's: it must not steal the bench's messages
+os.environ["EVENTS_EXTRA_CONSUMER_MODULES"] = "bench.eventsbench.consumer"
+
+import django
+
+django.setup()
+
+import redis
+from django.conf import settings
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from bench.eventsbench.consumer import NAME, QUEUE
+from events import publish
+from events.choices import DeliveryStatus
+from events.models import Delivery, OutboxEvent
+from events.tasks import noop
+
+N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+SENDERS = int(os.environ.get("BENCH_SENDERS", "4"))
+
+
+def in_threads(work, n: int) -> None:
+    """Run ``work(count)`` in SENDERS threads sharing n items (each thread has its own DB connection)."""
+    def run(count: int) -> None:
+        try:
+            work(count)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(n // SENDERS + (1 if i < n % SENDERS else 0),))
+               for i in range(SENDERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+PAYLOAD_KIND = "bench"
+
+
+def start_worker() -> tuple[subprocess.Popen[bytes], Path]:
+    log = BASE_DIR / ".saaskit" / "bench-events-worker.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(BASE_DIR)}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "saaskit", "worker", "-Q", QUEUE, "--pool", "solo",
+             "--loglevel", "WARNING", "-n", f"bench-events-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+             "--without-heartbeat"],
+            cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
+    # Ready when it has consumed a marker task.
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    noop.apply_async(kwargs={"mark": "bench:ready"}, queue=QUEUE)
+    deadline = time.monotonic() + 60
+    while not r.get("bench:ready"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"bench worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    return proc, log
+
+
+def raw_celery(n: int) -> float:
+    r = redis.Redis.from_url(settings.REDIS_URL)
+    r.delete("bench:raw")
+    start = time.time()
+    in_threads(lambda count: [noop.apply_async(queue=QUEUE) for _ in range(count)], n - 1)
+    noop.apply_async(kwargs={"mark": "bench:raw"}, queue=QUEUE)  # FIFO: the worker gets here last
+    while not r.get("bench:raw"):
+        time.sleep(0.005)
+    return n / (float(r.get("bench:raw")) - start)
+
+
+def bus(n: int) -> float:
+    start = time.time()
+    in_threads(lambda count: [publish("event-suspicious-activity", {"kind": PAYLOAD_KIND, "detail": str(i),
+                                                                    "user_id": None}, instance=None)
+                              for i in range(count)], n)
+    done = Delivery.objects.filter(consumer=NAME, status=DeliveryStatus.DONE)
+    while done.count() < n:
+        time.sleep(0.02)
+    last = max(done.values_list("done_at", flat=True))
+    return n / (last.timestamp() - start)
+
+
+def publish_cost(n: int) -> tuple[list[str], float, float]:
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as queries:
+            publish("event-suspicious-activity", {"kind": PAYLOAD_KIND, "detail": "q", "user_id": None},
+                    instance=None)
+        statements = [q["sql"] for q in queries.captured_queries]
+        timings = []
+        for i in range(n):
+            t = time.perf_counter()
+            publish("event-suspicious-activity", {"kind": PAYLOAD_KIND, "detail": str(i), "user_id": None},
+                    instance=None)
+            timings.append((time.perf_counter() - t) * 1000)
+        transaction.set_rollback(True)  # the request failed: nothing is relayed
+    timings.sort()
+    return statements, statistics.median(timings), timings[int(len(timings) * 0.95)]
+
+
+def cleanup() -> None:
+    ids = OutboxEvent.objects.filter(name="event-suspicious-activity", payload__kind=PAYLOAD_KIND).values_list(
+        "id", flat=True)
+    Delivery.objects.filter(event_id__in=ids).delete()
+    OutboxEvent.objects.filter(id__in=ids).delete()
+
+
+def main() -> None:
+    cleanup()
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    proc, _log = start_worker()
+    try:
+        bus(50)  # warm both paths
+        raw_celery(200)
+        raw = raw_celery(N)
+        events = bus(N)
+        statements, median_ms, p95_ms = publish_cost(N)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        cleanup()
+        redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    ratio = events / raw * 100
+    one_insert = len(statements) == 1 and statements[0].startswith("WITH e AS (INSERT INTO events_outboxevent")
+    print(f"events bench, N={N}, one worker (solo pool), {SENDERS} sending threads, Redis DB {settings.REDIS_DB}, "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    print(f"  {'raw Celery no-op tasks/s':<44}{raw:>10.0f}")
+    print(f"  {'bus events/s publish -> consumer done':<44}{events:>10.0f}")
+    print(f"  {'ratio (goal >= 50%)':<44}{ratio:>9.0f}%  {'ok' if ratio >= 50 else 'BELOW GOAL'}")
+    print(f"  {'publish() statements in a request (goal: 1 INSERT)':<44}{len(statements):>10}  "
+          f"{'ok (INSERT event + its deliveries, one statement)' if one_insert else 'BELOW GOAL'}")
+    print(f"  {'publish() ms median / p95 (goal < 1 ms)':<44}{median_ms:>10.3f} / {p95_ms:.3f}  "
+          f"{'ok' if p95_ms < 1 else 'BELOW GOAL'}")
+
+
+if __name__ == "__main__":
+    main()
