@@ -64,6 +64,6 @@ def filter_visible(actor: ActingContext | Any, action: str, queryset: QuerySet, 
     for rid in ids:
         try:
             values.append(pk_field.to_python(rid))
-        except Exception:  # noqa: BLE001 - an id naming no possible row simply matches nothing
+        except Exception:  # noqa: BLE001, S112 - an id naming no possible row simply matches nothing
             continue
     return queryset.filter(pk__in=values)

@@ -154,8 +154,18 @@ def policy_list(*, instance: Instance, subject: int | None = None, resource_type
 
 
 def subject_objects(*, instance: Instance, user_id: int, action: str, resource_type: str) -> QuerySet:
-    """Ids the user holds ``action`` on by policy (direct or group; ``*`` shows as ``*``), sorted."""
+    """Ids the user holds ``action`` on by policy (direct or group; ``*`` shows as ``*``), sorted.
+
+    Without group grants (the common case) this walks the unique check index in order, so a page and its
+    count stay fast for a subject holding 100,000 objects; with groups it is a sorted UNION.
+    """
+    direct = (Policy.objects.filter(instance=instance, user_id=user_id, resource_type=resource_type, action=action)
+              .order_by("resource_id").values_list("resource_id", flat=True))
     groups = GroupMembership.objects.filter(user_id=user_id, group__instance=instance).values("group_id")
+    via_groups = Policy.objects.filter(instance=instance, group_id__in=groups, resource_type=resource_type,
+                                       action=action)
+    if not via_groups.exists():
+        return direct
     return (Policy.objects.filter(Q(user_id=user_id) | Q(group_id__in=groups), instance=instance,
                                   resource_type=resource_type, action=action)
             .order_by("resource_id").values_list("resource_id", flat=True).distinct())

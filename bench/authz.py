@@ -37,12 +37,12 @@ sys.path.insert(0, str(BASE_DIR))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saaskit.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.core.management import call_command  # noqa: E402
-from django.db import connection  # noqa: E402
+from django.core.management import call_command
+from django.db import connection
 
 RNG = random.Random(20261123)
 N_USERS = 1_000
@@ -99,9 +99,9 @@ def copy_rows(table: str, columns: list[str], rows: list[tuple]) -> None:
     for row in rows:
         buffer.write("\t".join("\\N" if v is None else str(v) for v in row))
         buffer.write("\n")
-    with connection.cursor() as cursor:
-        with cursor.cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            copy.write(buffer.getvalue())
+    with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        copy.write(buffer.getvalue())
 
 
 def make_policies(n: int, users: list[int], id_space: int) -> list[tuple[int, str, str]]:
@@ -414,7 +414,6 @@ def bench_http(instance_id: int, user_id: int, resource_name: str) -> tuple[floa
 # --- 10,000 vs 1,000,000 policies ------------------------------------------------------------------
 def bench_scale(users: list) -> list[tuple[int, float, float]]:
     from accounts.models import Instance, Profile
-
     from authz.cache import AuthzCache
 
     instance = Instance.objects.create(slug=f"{SLUG}-scale", name="authz bench scale")
@@ -438,15 +437,48 @@ def bench_scale(users: list) -> list[tuple[int, float, float]]:
         cache = AuthzCache(["orders"], max_subjects=N_USERS * 2)
         for u in user_ids[:200]:
             cache.allowed(instance.pk, u, "get", "orders", "0")
-        warm_checks = [c for c in checks if c[0] in set(user_ids[:200])]
-        start = time.perf_counter()
-        for _ in range(20):
-            for u, a, rid in warm_checks:
-                cache.allowed(instance.pk, u, a, "orders", rid)
-        warm = (time.perf_counter() - start) / max(1, 20 * len(warm_checks))
+        warm_users = set(user_ids[:200])
+        warm_checks = [c for c in checks if c[0] in warm_users]
+        allowed = cache.allowed
+        runs = []
+        for _ in range(5):  # best of five: a loaded machine preempts short runs
+            start = time.perf_counter()
+            for _ in range(50):
+                for u, a, rid in warm_checks:
+                    allowed(instance.pk, u, a, "orders", rid)
+            runs.append((time.perf_counter() - start) / max(1, 50 * len(warm_checks)))
+        warm = min(runs)
         out.append((size, statistics.median(timings), warm))
         print(f"  loaded {size:,} policies (+{load_seconds:.1f}s COPY)")
+    bench_listings(instance, user_ids)
     return out
+
+
+def bench_listings(instance: object, user_ids: list[int]) -> None:
+    """The two listing endpoints' queries for a subject holding 100,000 objects (first page + count)."""
+    from authz import selectors
+
+    print("  listing queries (first page of 50 + count):")
+    subject = user_ids[0]
+    copy_rows("authz_policy", ["instance_id", "user_id", "resource_type", "action", "resource_id", "created_at"],
+              [(instance.pk, subject, "orders", "cancel", str(i), "2026-01-01 00:00:00+00")  # type: ignore[attr-defined]
+               for i in range(100_000)])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE authz_policy")
+    for label, make in (
+        ("subjects/{id}/objects, 100,000 objects", lambda: selectors.subject_objects(
+            instance=instance, user_id=subject, action="cancel", resource_type="orders")),
+        ("objects/{type}/{id}/subjects", lambda: selectors.object_subjects(
+            instance=instance, resource_type="orders", resource_id="777", action="get")),
+    ):
+        timings = []
+        for _ in range(5):
+            start = time.perf_counter()
+            qs = make()
+            page = list(qs[:50])
+            total = qs.count()
+            timings.append(time.perf_counter() - start)
+        line(label, f"{statistics.median(timings) * 1e3:,.1f} ms", f"page of {len(page)}, count {total:,}")
 
 
 def main() -> None:

@@ -19,14 +19,14 @@ def _fresh_watcher(feed):
 
 
 class CancelOrder(APIView):
-    permission_classes = [HasObjectPermission("cancel", "orders", lookup="order_id")]
+    permission_classes = (HasObjectPermission("cancel", "orders", lookup="order_id"),)
 
     def post(self, request, order_id):
         return Response({"canceled": order_id})
 
 
 class UpdateProduct(APIView):
-    permission_classes = []
+    permission_classes = ()
 
     @requires_object_permission("update", "products", lookup="product_id", deny_status=403)
     def post(self, request, product_id):

@@ -151,6 +151,8 @@ def test_subject_objects_and_object_subjects(instance, member):
 
     assert list(selectors.subject_objects(instance=instance, user_id=member.pk, action="get",
                                           resource_type="orders")) == ["1", "2"]
+    assert list(selectors.subject_objects(instance=instance, user_id=other.pk, action="get",
+                                          resource_type="orders")) == ["2"]
     assert list(selectors.object_subjects(instance=instance, resource_type="orders", resource_id="2",
                                           action="get")) == sorted([member.pk, other.pk])
 
