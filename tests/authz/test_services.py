@@ -255,3 +255,23 @@ def test_a_resource_of_another_instance_cannot_be_a_parent(instance, other_insta
     assert Resource.objects.filter(instance=instance).count() == 0
 
 
+
+
+def test_a_policy_change_writes_event_policy_updated_to_the_outbox(instance, member):
+    from events.models import OutboxEvent
+
+    services.policies_upsert(instance=instance, policies=[f"{member.pk}:get:orders:1"])
+
+    rows = list(OutboxEvent.objects.filter(name="event-policy-updated").values_list("payload", flat=True))
+    assert len(rows) == 1
+    assert rows[0]["subject_ids"] == [member.pk]
+    assert rows[0]["resource_types"] == ["orders"]
+
+
+def test_a_rejected_change_writes_nothing_to_the_outbox(instance, member):
+    from events.models import OutboxEvent
+
+    with pytest.raises(PolicyError):
+        services.policies_upsert(instance=instance, policies=[f"{member.pk}:get:orders:1", "x"])
+
+    assert OutboxEvent.objects.filter(name="event-policy-updated").count() == 0

@@ -124,3 +124,14 @@ def test_foreign_admin_cannot_grant_on_our_member(foreign_admin, member):
 
 def test_unauthenticated_is_rejected(api_client):
     assert api_client.get(URL).status_code in (401, 403)
+
+
+def test_list_uses_a_fixed_number_of_queries(admin, member, instance, django_assert_num_queries):
+    from authz import services
+
+    services.policies_upsert(instance=instance, policies=[f"{member.pk}:get:orders:{i}" for i in range(20)])
+    admin.get(URL)  # warms the membership cache of the tenant base view
+
+    with django_assert_num_queries(2):  # count + page
+        response = admin.get(URL, {"limit": 20})
+    assert len(response.json()["results"]) == 20
