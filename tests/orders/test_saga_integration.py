@@ -183,3 +183,35 @@ def test_saga_demo_command_waits_for_the_approval(worker):
         f"order {order.pk} placed: pending, total 20.00 USD",
         f"order {order.pk}: approved; wallet 80.00 USD; stock 0 on hand, 0 reserved",
     ]
+
+
+def test_concurrent_orders_over_two_workers_never_oversell(worker):
+    """Eight customers race for five units, delivered by two worker processes (one of them a prefork pool): five
+    orders approved and charged, three canceled with their money untouched, nothing left reserved."""
+    second = start_worker(pool="prefork", concurrency=3, env=WORKER_ENV)
+    try:
+        instance = InstanceFactory()
+        apple = product_create(instance=instance, sku="APL", name="Apple", price="10.00", stock_on_hand=5)
+        customers = [UserFactory() for _ in range(8)]
+        for customer in customers:
+            wallet_create(instance=instance, user=customer, currency="USD", balance="100.00")
+        for customer in customers:
+            order_place(instance=instance, customer=customer, currency="USD",
+                        lines=[{"product_id": apple.pk, "quantity": 1}])
+
+        def all_settled() -> bool:
+            return (not Order.objects.filter(status="pending").exists()
+                    and Reservation.objects.count() == 8
+                    and not Reservation.objects.filter(status="reserved").exists())
+        wait_until(all_settled, timeout=90, message=lambda: str(list(
+            Delivery.objects.exclude(status="done").values_list("consumer", "status", "last_error"))))
+    finally:
+        second.stop()
+
+    assert sorted(Order.objects.values_list("status", "reason")) == (
+        [("approved", "")] * 5 + [("canceled", "reservation_failed")] * 3)
+    assert stock(apple) == (0, 0)
+    assert sorted(Wallet.objects.values_list("balance", flat=True)) == (
+        [Decimal("90.00")] * 5 + [Decimal("100.00")] * 3)
+    paid = set(Payment.objects.filter(status="succeeded").values_list("customer_id", flat=True))
+    assert paid == set(Order.objects.filter(status="approved").values_list("customer_id", flat=True))
