@@ -6,9 +6,18 @@ import json
 from typing import Any
 
 from celery import shared_task
+from celery.signals import task_postrun
 from django.conf import settings
+from django.db import close_old_connections
 
 from events import services
+
+
+@task_postrun.connect(weak=False, dispatch_uid="events.close_old_connections")
+def _close_old_connections(**kwargs: Any) -> None:
+    """With CELERY_DB_REUSE_MAX the worker keeps its DB connection between tasks; drop it when it broke or
+    passed CONN_MAX_AGE (what Django does at the end of every request)."""
+    close_old_connections()
 
 
 @shared_task(name="events.deliver", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
