@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+
+from events import publish
+from events.models import Delivery, RejectedMessage
+from events.tasks import deliver, sweep
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("args", [("x",), (True,), (1, 2), ()])
+def test_deliver_records_malformed_messages_instead_of_crashing(args):
+    assert deliver.run(*args) == "rejected"
+    rejected = RejectedMessage.objects.get()
+    assert (rejected.task_name, rejected.reason) == ("events.deliver", "expected exactly one integer delivery id")
+
+
+@pytest.mark.django_db
+def test_deliver_runs_the_delivery(test_consumers):
+    row = publish("event-suspicious-activity", {"kind": "record", "detail": "t", "user_id": None}, instance=None)
+    delivery = Delivery.objects.get(event=row)
+
+    assert deliver.run(delivery.pk) == "done"
+    assert deliver.run(delivery.pk) == "skipped"
+    assert deliver.run(10**9) == "missing"
+
+
+def test_tasks_have_stable_names_and_limits():
+    assert deliver.name == "events.deliver"
+    assert deliver.acks_late is True and deliver.reject_on_worker_lost is True
+    assert deliver.soft_time_limit == 60 and deliver.time_limit == 75
+    assert sweep.name == "events.sweep"
+
+
+def test_beat_schedule_sweeps_and_purges_on_the_events_queue(settings):
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert schedule["events-sweep"]["task"] == "events.sweep"
+    assert schedule["events-purge"]["task"] == "events.purge"
+    assert {entry["options"]["queue"] for entry in schedule.values() if entry["task"].startswith("events.")} == {
+        "events"}
