@@ -4,7 +4,8 @@ Storage decision: ``Policy`` is the source of truth, one row per (instance, subj
 resource_id, action) with a unique index that is also the check index. It needs no object row, so a
 policy may name an order that does not exist yet, and ``*`` is just another resource_id. For our own
 ``Resource`` objects the user grants are mirrored into django-guardian's direct foreign-key tables
-(``ResourceUserObjectPermission``), so guardian's own API agrees with us where an object row exists; the
+(``ResourceUserObjectPermission``, ``ResourceGroupObjectPermission`` with each ``Group`` mirrored by a
+``django.contrib.auth`` group), so guardian's own API agrees with us where an object row exists; the
 check path never reads guardian.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from guardian.models import UserObjectPermissionBase
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from accounts.models import Instance
 
@@ -27,6 +28,9 @@ class Group(models.Model):
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="authz_groups")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
+    # django.contrib.auth's group mirroring this one, so guardian's group object permissions can name it
+    auth_group = models.OneToOneField("auth.Group", on_delete=models.SET_NULL, null=True, blank=True,
+                                      related_name="authz_group")
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = GroupQuerySet.as_manager()
@@ -83,6 +87,12 @@ class Resource(models.Model):
 
 class ResourceUserObjectPermission(UserObjectPermissionBase):
     """guardian's direct foreign-key user permission for ``Resource`` (kept in step by authz.services)."""
+
+    content_object = models.ForeignKey(Resource, on_delete=models.CASCADE)
+
+
+class ResourceGroupObjectPermission(GroupObjectPermissionBase):
+    """guardian's direct foreign-key group permission for ``Resource`` (kept in step by authz.services)."""
 
     content_object = models.ForeignKey(Resource, on_delete=models.CASCADE)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from functools import partial
 
+from django.contrib.auth.models import Group as AuthGroup
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import IntegrityError, connection, transaction
@@ -14,7 +15,14 @@ from django.db.models import Q
 from accounts.models import Instance, Profile
 from authz import changefeed
 from authz.error_codes import AuthzErrorCode
-from authz.models import Group, GroupMembership, Policy, Resource, ResourceUserObjectPermission
+from authz.models import (
+    Group,
+    GroupMembership,
+    Policy,
+    Resource,
+    ResourceGroupObjectPermission,
+    ResourceUserObjectPermission,
+)
 from authz.policy import GROUP, USER, PolicyError, PolicySpec, parse_policy
 from authz.registry import WILDCARD, get_type
 from authz.signals import policy_updated
@@ -114,22 +122,34 @@ def _guardian_permissions() -> dict[str, Permission]:
 
 
 def _mirror_to_guardian(specs: Sequence[PolicySpec], *, add: bool) -> None:
-    """Keep guardian's direct FK table for Resource in step with user grants on specific resources."""
-    mirrored = [s for s in specs if s.subject_kind == USER and s.resource_type == "resources"
-                and s.resource_id != WILDCARD]
+    """Keep guardian's direct FK tables for Resource in step with grants on specific resources (users, and
+    groups through their mirrored ``auth.Group``). ``*`` grants have no object row and are not mirrored."""
+    mirrored = [s for s in specs if s.resource_type == "resources" and s.resource_id != WILDCARD]
     if not mirrored:
         return
     perms = _guardian_permissions()
+    group_ids = {s.subject_id for s in mirrored if s.subject_kind == GROUP}
+    auth_groups = dict(Group.objects.filter(pk__in=group_ids).values_list("pk", "auth_group_id")) if group_ids else {}
+    users = [s for s in mirrored if s.subject_kind == USER]
+    groups = [s for s in mirrored if s.subject_kind == GROUP and auth_groups.get(s.subject_id)]
     if add:
         ResourceUserObjectPermission.objects.bulk_create(
             [ResourceUserObjectPermission(user_id=s.subject_id, permission=perms[s.action],
-                                          content_object_id=int(s.resource_id)) for s in mirrored],
+                                          content_object_id=int(s.resource_id)) for s in users],
             ignore_conflicts=True)
-    else:
-        q = Q()
-        for s in mirrored:
-            q |= Q(user_id=s.subject_id, permission=perms[s.action], content_object_id=int(s.resource_id))
-        ResourceUserObjectPermission.objects.filter(q).delete()
+        ResourceGroupObjectPermission.objects.bulk_create(
+            [ResourceGroupObjectPermission(group_id=auth_groups[s.subject_id], permission=perms[s.action],
+                                           content_object_id=int(s.resource_id)) for s in groups],
+            ignore_conflicts=True)
+        return
+    user_q, group_q = Q(pk__in=[]), Q(pk__in=[])
+    for s in users:
+        user_q |= Q(user_id=s.subject_id, permission=perms[s.action], content_object_id=int(s.resource_id))
+    for s in groups:
+        group_q |= Q(group_id=auth_groups[s.subject_id], permission=perms[s.action],
+                     content_object_id=int(s.resource_id))
+    ResourceUserObjectPermission.objects.filter(user_q).delete()
+    ResourceGroupObjectPermission.objects.filter(group_q).delete()
 
 
 def policies_upsert(*, instance: Instance, policies: Sequence[object]) -> list[PolicySpec]:
@@ -175,6 +195,7 @@ def policies_purge_subject(*, user_id: int) -> int:
                             .values_list("group__instance_id", flat=True))
         deleted, _ = Policy.objects.filter(user_id=user_id).delete()
         GroupMembership.objects.filter(user_id=user_id).delete()
+        AuthGroup.user_set.through.objects.filter(user_id=user_id, group__authz_group__isnull=False).delete()
         ResourceUserObjectPermission.objects.filter(user_id=user_id).delete()
         for instance_id in sorted(instance_ids):
             _policies_changed(instance=instance_id, subject_ids=[user_id], resource_types=[])
@@ -206,7 +227,10 @@ def policies_purge_object(*, resource_type: str, resource_id: str, instance_id: 
 def group_create(*, instance: Instance, name: str, description: str = "") -> Group:
     try:
         with transaction.atomic():
-            return Group.objects.create(instance=instance, name=name, description=description)
+            group = Group.objects.create(instance=instance, name=name, description=description)
+            group.auth_group = AuthGroup.objects.create(name=f"authz:{instance.pk}:{group.pk}")
+            group.save(update_fields=["auth_group"])
+            return group
     except IntegrityError:
         raise ApplicationError(f"A group named {name!r} exists already.", code=AuthzErrorCode.DUPLICATE_NAME,
                                fields={"name": ["already taken"]}) from None
@@ -225,6 +249,10 @@ def group_add_users(*, instance: Instance, group: Group, user_ids: Sequence[int]
     with transaction.atomic():
         GroupMembership.objects.bulk_create([GroupMembership(group=group, user_id=u) for u in sorted(wanted)],
                                             ignore_conflicts=True)
+        if group.auth_group_id is not None:  # guardian's view of the group
+            through = AuthGroup.user_set.through
+            through.objects.bulk_create([through(group_id=group.auth_group_id, user_id=u) for u in sorted(wanted)],
+                                        ignore_conflicts=True)
         if GroupMembership.objects.filter(group=group).exists() and Policy.objects.filter(group=group).exists():
             types = set(Policy.objects.filter(group=group).values_list("resource_type", flat=True).distinct())
             _policies_changed(instance=instance, subject_ids=wanted, resource_types=types)

@@ -275,3 +275,26 @@ def test_a_rejected_change_writes_nothing_to_the_outbox(instance, member):
         services.policies_upsert(instance=instance, policies=[f"{member.pk}:get:orders:1", "x"])
 
     assert OutboxEvent.objects.filter(name="event-policy-updated").count() == 0
+
+
+def test_group_grants_on_resources_are_mirrored_into_guardian(instance, member):
+    from guardian.shortcuts import get_perms
+
+    group = services.group_create(instance=instance, name="ops")
+    services.group_add_users(instance=instance, group=group, user_ids=[member.pk])
+    resource = services.resource_create(instance=instance, name="r")
+
+    services.group_authorize(instance=instance, group=group, resource_ids=[resource.pk])
+
+    assert get_perms(member, resource) == ["get"]
+    services.policies_remove(instance=instance, policies=[f"group/{group.pk}:get:resources:{resource.pk}"])
+    assert get_perms(member, resource) == []
+
+
+def test_purging_a_subject_leaves_guardian_groups_too(instance, member):
+    group = services.group_create(instance=instance, name="ops")
+    services.group_add_users(instance=instance, group=group, user_ids=[member.pk])
+
+    services.policies_purge_subject(user_id=member.pk)
+
+    assert list(member.groups.all()) == []
