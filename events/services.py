@@ -9,7 +9,9 @@ Delivery guarantees:
   delivery not done ``EVENTS_REDELIVER_AFTER_SECONDS`` after its last send.
 - ``delivery_run`` locks the delivery row, runs the consumer and marks the row done in ONE transaction, so the
   consumer's effects, the events it publishes and ``done`` commit together; a redelivered or duplicated
-  message finds it done and changes nothing.
+  message finds it done and changes nothing. That transaction commits with ``synchronous_commit = off``: a
+  PostgreSQL crash may forget its last fraction of a second of them, consistently (WAL order), and what it forgot
+  is a delivery back to pending, which the sweep sends again.
 """
 
 from __future__ import annotations
@@ -180,7 +182,7 @@ _DONE_SQL = (
     "WITH done AS (UPDATE events_delivery SET status = 'done', done_at = clock_timestamp(), "
     "updated_at = clock_timestamp(), last_error = '' WHERE id = %s), "
     "woken AS (UPDATE events_delivery SET status = 'pending', sent_at = now(), updated_at = now() "
-    "WHERE id IN (SELECT id FROM events_delivery WHERE status = 'parked' ORDER BY id LIMIT %s "
+    "WHERE id IN (SELECT id FROM events_delivery WHERE status = 'parked' ORDER BY updated_at, id LIMIT %s "
     "FOR UPDATE SKIP LOCKED) RETURNING id, queue) "
     "SELECT id, queue FROM woken"
 )
@@ -219,7 +221,7 @@ def delivery_run(*, delivery_id: int) -> RunResult:
             finally:
                 _current_event.reset(token)
             with connection.cursor() as cursor:
-                cursor.execute(_DONE_SQL, [delivery_id, BATCH])
+                cursor.execute(_DONE_SQL, [delivery_id, settings.EVENTS_WAKE_BATCH])
                 woken = [(pk, queue) for pk, queue in cursor.fetchall()]
     except NotReady as exc:
         return _record_failure(delivery_id, exc, parked=True)
@@ -280,12 +282,6 @@ def _claim_and_send(qs: Any, *, limit: int = BATCH, **extra: Any) -> int:
     with transaction.atomic():
         rows = _claim(qs, limit=limit, **extra)
     return _send(rows)
-
-
-def deliveries_wake_parked() -> int:
-    """Send every parked delivery again. Called after each completed delivery, so parked ones are retried until a
-    round completes none (a delivery that is still not ready parks again without waking anyone)."""
-    return _claim_and_send(Delivery.objects.filter(status=DeliveryStatus.PARKED))
 
 
 @dataclass(frozen=True)

@@ -409,3 +409,17 @@ def test_purge_deletes_old_fully_done_events_only(test_consumers, settings):
     assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {
         old_open.event_id, old_dead.event_id, recent_done.event_id}
     assert not Delivery.objects.filter(pk=old_done.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_completion_wakes_at_most_the_batch_longest_parked_first(test_consumers, settings):
+    settings.EVENTS_WAKE_BATCH = 2
+    parked = [publish_and_relay(activity("step", f"w:{i}")) for i in (2, 3, 4)]
+    for delivery, minutes in zip(parked, (1, 3, 2), strict=True):
+        Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.PARKED)
+        Delivery.objects.filter(pk=delivery.pk).update(updated_at=timezone.now() - timedelta(minutes=minutes))
+
+    assert delivery_run(delivery_id=publish_and_relay(activity("record")).pk).outcome == "done"
+
+    statuses = dict(Delivery.objects.values_list("pk", "status"))
+    assert [statuses[d.pk] for d in parked] == ["parked", "pending", "pending"]
