@@ -87,3 +87,19 @@ def test_management_command_prints_the_same_document():
     out = StringIO()
     call_command("events", "asyncapi", stdout=out)
     assert json.loads(out.getvalue()) == json.loads(json.dumps(asyncapi_document()))
+
+
+def test_document_includes_consumers_registered_by_apps_even_if_undeclared():
+    from events.consumers import consumer, unregister
+
+    def handler(event):
+        return None
+
+    handler.__module__ = "payments.consumers"
+    consumer("event-suspicious-activity", name="payments.watch_suspicious", queue="payments")(handler)
+    try:
+        operation = asyncapi_document()["operations"]["receive-payments_watch_suspicious"]
+    finally:
+        unregister("payments.watch_suspicious")
+    assert (operation["channel"], operation["x-queue"]) == ({"$ref": "#/channels/event-suspicious-activity"}, "payments")
+    assert errors_of(asyncapi_document()) == []

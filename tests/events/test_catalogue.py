@@ -52,10 +52,12 @@ def test_payload_schemas_accept_the_contract_shapes_and_refuse_others(name, good
     assert list(validator.iter_errors(bad)) != []
 
 
-def test_declared_consumers_are_the_registered_ones_of_the_apps():
+def test_every_declared_consumer_is_registered_for_its_event():
     registered = {(s.event_name, s.name) for s in all_subscriptions() if not s.handler.__module__.startswith("tests.")}
     declared = {(spec.name, consumer) for spec in CATALOGUE for consumer in spec.consumers}
-    assert registered == declared
+    assert declared - registered == set()
+    # Consumers an app registers without declaring them still get deliveries and appear in `events list` and the
+    # AsyncAPI document (see test_asyncapi); declaring them here documents them.
 
 
 def test_wildcard_signals_expand_over_installed_apps():
