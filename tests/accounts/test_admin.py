@@ -102,7 +102,7 @@ def test_user_page_lists_tokens_read_only_without_hashes(admin_client):
     assert response.status_code == 200
     assert str(token.id) in response.content.decode()
     assert token.token_hash not in response.content.decode()
-    tokens_inline = [f for f in response.context["inline_admin_formsets"] if f.formset.model is RefreshToken][0]
+    tokens_inline = next(f for f in response.context["inline_admin_formsets"] if f.formset.model is RefreshToken)
     assert tokens_inline.has_add_permission is False
     assert tokens_inline.has_change_permission is False
 
