@@ -235,3 +235,37 @@ def test_failures_retry_with_backoff_then_dead_letter_and_retry_from_the_cli(wor
     wait_until(lambda: Delivery.objects.get(pk=dead.pk).failures == 3 and Delivery.objects.get(pk=dead.pk).status
                == "dead" and "RuntimeError" in Delivery.objects.get(pk=dead.pk).last_error
                and Delivery.objects.get(pk=dead.pk).updated_at > dead.updated_at, timeout=30)
+
+
+def test_real_producers_and_consumers_chain_through_the_bus(workers, test_consumers):
+    """The real saga: orders -> inventory -> payments -> orders (and authz), each hop a real consumer publishing
+    the next event in its own transaction; one correlation id across the chain."""
+    from inventory.services import product_create
+    from orders.services import order_place
+    from payments.services import wallet_create
+    from saaskit.celery import APP_QUEUES
+    from tests.factories import InstanceFactory, UserFactory
+
+    workers.start(queues=("default", *APP_QUEUES, "events_test"))
+    instance, customer = InstanceFactory(), UserFactory()
+    wallet_create(instance=instance, user=customer, currency="USD", balance="100.00")
+    apple = product_create(instance=instance, sku="APL", name="Apple", price="12.50", stock_on_hand=5)
+
+    order = order_place(instance=instance, customer=customer, currency="USD",
+                        lines=[{"product_id": apple.pk, "quantity": 2}])
+
+    chain = ["event-order-created", "event-product-reserved", "event-payment", "event-order-approved"]
+    wait_until(lambda: {name for _, name, _ in test_consumers.effects()} >= {*chain, "event-upsert-policy"},
+               timeout=60, message=lambda: str(list(Delivery.objects.values_list("consumer", "status"))))
+    wait_until(lambda: not Delivery.objects.exclude(status="done").exists(), timeout=30,
+               message=lambda: str(list(Delivery.objects.exclude(status="done").values_list("consumer", "status"))))
+    order.refresh_from_db()
+    assert order.status == "approved"
+    events = {row.name: row for row in OutboxEvent.objects.filter(name__in=chain)}
+    first = events["event-order-created"]
+    assert [events[name].causation_id for name in chain] == [None, *(str(events[n].id) for n in chain[:-1])]
+    assert {events[name].correlation_id for name in chain} == {str(first.id)}
+    assert {events[name].instance_id for name in chain} == {instance.pk}
+    real = set(Delivery.objects.exclude(consumer__startswith="tests.").values_list("consumer", flat=True))
+    assert {"inventory.reserve_for_order", "payments.charge_for_order", "orders.apply_payment",
+            "inventory.commit_for_order", "authz.upsert_policies"} <= real
