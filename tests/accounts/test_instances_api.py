@@ -769,3 +769,43 @@ def test_removing_needs_authentication(api_client, admin, clerk):
 
     assert response.status_code == 401
     assert roles_of(admin.instance) == {"admin@acme.test": "instance_admin", "clerk@acme.test": "clerk"}
+
+
+# --- concurrency ------------------------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_two_admins_removing_each_other_at_once_leave_one_admin():
+    import threading
+
+    from django.db import connection
+
+    from accounts.selectors import InstanceActor
+    from accounts.services.instances import member_remove
+    from saaskit.errors import ApplicationError
+
+    acme = InstanceFactory(slug="acme")
+    first = ProfileFactory(instance=acme, role="instance_admin")
+    second = ProfileFactory(instance=acme, role="instance_admin")
+    barrier = threading.Barrier(2)
+    outcomes: dict[int, str] = {}
+
+    def remove(actor: Profile, target: Profile) -> None:
+        try:
+            barrier.wait(timeout=10)
+            member_remove(actor=InstanceActor(instance=acme, user_id=actor.user_id, role="instance_admin"),
+                          user_id=target.user_id)
+            outcomes[actor.pk] = "removed"
+        except ApplicationError as exc:
+            outcomes[actor.pk] = exc.code
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=remove, args=(first, second)),
+               threading.Thread(target=remove, args=(second, first))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(outcomes.values()) == ["last_instance_admin", "removed"]
+    assert Profile.objects.filter(instance=acme, role="instance_admin").count() == 1
