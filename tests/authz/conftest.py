@@ -7,6 +7,12 @@ from tests.factories import InstanceFactory, ProfileFactory
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Factories set passwords; authz tests never log in, so a cheap hasher keeps them fast."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _empty_default_cache():
     """The process-wide cache outlives a test's rolled-back data: start every test with it empty."""
     from authz.cache import default_cache
