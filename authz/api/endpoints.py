@@ -225,11 +225,11 @@ class GroupDetailApi(_AdminWritesClerkReads):
 
 
 class _UserRef(serializers.Serializer):
-    userId = serializers.RegexField(r"^[1-9][0-9]{0,17}$", max_length=18)  # noqa: N815
+    userId = serializers.RegexField(r"^[1-9][0-9]{0,17}$", max_length=18)
 
 
 class _ResourceRef(serializers.Serializer):
-    resourceId = serializers.RegexField(r"^[1-9][0-9]{0,17}$", max_length=18)  # noqa: N815
+    resourceId = serializers.RegexField(r"^[1-9][0-9]{0,17}$", max_length=18)
 
 
 class GroupUsersApi(_AdminWritesClerkReads):
@@ -265,7 +265,7 @@ class GroupResourcesApi(_AdminWritesClerkReads):
 class ResourcesApi(_AdminWritesClerkReads):
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=255)
-        parentId = serializers.RegexField(r"^[1-9][0-9]{0,17}$", max_length=18, required=False,  # noqa: N815
+        parentId = serializers.RegexField(r"^[1-9][0-9]{0,17}$", max_length=18, required=False,
                                           allow_null=True)
 
     def post(self, request: Request) -> Response:
@@ -293,7 +293,7 @@ class ResourceDetailApi(_AdminWritesClerkReads):
 
 class ResourceMoveApi(_AdminWritesClerkReads):
     class InputSerializer(serializers.Serializer):
-        parentId = serializers.RegexField(r"^[1-9][0-9]{0,17}$", max_length=18, allow_null=True)  # noqa: N815
+        parentId = serializers.RegexField(r"^[1-9][0-9]{0,17}$", max_length=18, allow_null=True)
 
     def post(self, request: Request, resource_id: str) -> Response:
         resource = selectors.access_resource_by_id(instance=self.instance, resource_id=resource_id)
@@ -307,8 +307,8 @@ class ResourceMoveApi(_AdminWritesClerkReads):
 
 class AuthorizedApi(InstanceScopedAPIView):
     class FilterSerializer(serializers.Serializer):
-        userId = serializers.RegexField(r"^[1-9][0-9]{0,17}$", max_length=18)  # noqa: N815
-        resourceName = serializers.CharField(max_length=255)  # noqa: N815
+        userId = serializers.RegexField(r"^[1-9][0-9]{0,17}$", max_length=18)
+        resourceName = serializers.CharField(max_length=255)
 
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)

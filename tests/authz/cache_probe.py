@@ -12,15 +12,15 @@ import time
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saaskit.settings_test")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
-from django.db import connections  # noqa: E402
+from django.db import connections
 
 connections["default"].settings_dict["NAME"] = sys.argv[1]
 
-from authz import cache as cache_module  # noqa: E402
+from authz import cache as cache_module
 
 instance_id, user_id, mode = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 cache = cache_module.AuthzCache(["orders"])

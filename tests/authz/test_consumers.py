@@ -62,9 +62,8 @@ def test_authenticated_event_warms_the_cache(instance, member, feed):
     ("authz.purge_subject", "event-account-deleted"),
 ])
 def test_consumers_are_registered_on_the_authz_queue(name, event_name):
-    from events.consumers import get_subscription
-
     import authz.consumers  # noqa: F401 - registers the consumers
+    from events.consumers import get_subscription
 
     subscription = get_subscription(name)
     assert subscription is not None
