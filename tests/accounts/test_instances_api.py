@@ -809,3 +809,43 @@ def test_two_admins_removing_each_other_at_once_leave_one_admin():
 
     assert sorted(outcomes.values()) == ["last_instance_admin", "removed"]
     assert Profile.objects.filter(instance=acme, role="instance_admin").count() == 1
+
+
+# --- with real tokens (login, switch, refresh) ------------------------------------------------------
+
+def _bearer(access: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    return client
+
+
+def test_with_real_tokens_an_operator_switches_in_and_a_re_roled_member_cannot_refresh(acme):
+    from tests.factories import DEFAULT_PASSWORD
+
+    operator = ProfileFactory(instance=None, role="super_admin", user__email="root@example.com")
+    clerk = ProfileFactory(instance=acme, role="clerk", user__email="clerk@acme.test")
+    newcomer = UserFactory(email="new@example.com")
+    anonymous = APIClient()
+    clerk_pair = anonymous.post("/api/v1/auth/token", {"email": "clerk@acme.test", "password": DEFAULT_PASSWORD,
+                                                       "instance": "acme"}, format="json").json()
+    operator_pair = anonymous.post("/api/v1/auth/token", {"email": "root@example.com", "password": DEFAULT_PASSWORD},
+                                   format="json").json()
+
+    unswitched = _bearer(operator_pair["access"]).get("/api/v1/instances/acme/members")
+    switched = _bearer(operator_pair["access"]).post("/api/v1/auth/switch", {"instance": "acme",
+                                                                             "role": "instance_admin"},
+                                                     format="json").json()
+    as_admin = _bearer(switched["access"])
+    added = as_admin.post("/api/v1/instances/acme/members", {"email": "new@example.com", "role": "customer"},
+                          format="json")
+    changed = as_admin.patch(f"/api/v1/instances/acme/members/{clerk.user_id}", {"role": "customer"}, format="json")
+    refreshed = anonymous.post("/api/v1/auth/token/refresh", {"refresh": clerk_pair["refresh"]}, format="json")
+
+    assert unswitched.status_code == 403
+    assert unswitched.json()["error"]["code"] == "role_switch_required"
+    assert added.status_code == 201
+    assert added.json() == {"user_id": newcomer.pk, "email": "new@example.com", "role": "customer"}
+    assert changed.status_code == 200
+    assert refreshed.status_code == 401
+    assert roles_of(acme) == {"clerk@acme.test": "customer", "new@example.com": "customer"}
+    assert not Profile.objects.filter(user=operator.user, instance=acme).exists()
