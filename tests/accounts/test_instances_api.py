@@ -849,3 +849,26 @@ def test_with_real_tokens_an_operator_switches_in_and_a_re_roled_member_cannot_r
     assert refreshed.status_code == 401
     assert roles_of(acme) == {"clerk@acme.test": "customer", "new@example.com": "customer"}
     assert not Profile.objects.filter(user=operator.user, instance=acme).exists()
+
+
+@pytest.mark.parametrize("method", ["patch", "delete"])
+def test_a_user_id_beyond_the_column_range_is_not_found(api_client, admin, method):
+    response = getattr(as_(api_client, admin), method)("/api/v1/instances/acme/members/99999999999999999999",
+                                                       {"role": "clerk"}, format="json")
+
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "member_not_found"
+
+
+def test_a_super_admin_switched_in_as_clerk_cannot_manage_members(api_client, admin, acme):
+    UserFactory(email="new@example.com")
+    switched_super_admin(api_client, acme, role="clerk")
+
+    listed = api_client.get("/api/v1/instances/acme/members")
+    added = api_client.post("/api/v1/instances/acme/members", {"email": "new@example.com", "role": "customer"},
+                            format="json")
+
+    assert listed.status_code == 200
+    assert added.status_code == 403
+    assert added.json()["error"]["code"] == "role_required"
+    assert roles_of(acme) == {"admin@acme.test": "instance_admin"}
