@@ -35,6 +35,21 @@ def _cached_user(user_id: int) -> User | None:
     return user
 
 
+def _issued_us(claims: dict[str, Any]) -> int:
+    """When the token was issued, in microseconds (``iat_us``; whole seconds for a token without it)."""
+    issued_us = claims.get("iat_us")
+    if isinstance(issued_us, int) and not isinstance(issued_us, bool):
+        return issued_us
+    issued = claims.get("iat")
+    return int(issued) * 1_000_000 if isinstance(issued, int | float) and not isinstance(issued, bool) else 0
+
+
+def _not_before_us(user: User) -> int:
+    stamp = user.tokens_not_before
+    assert stamp is not None
+    return int(stamp.timestamp()) * 1_000_000 + stamp.microsecond
+
+
 def authenticate_access_token(token: str) -> tuple[User, ActingContext]:
     """The user and acting context of a valid access token, or AuthenticationFailed (401)."""
     try:
@@ -45,7 +60,7 @@ def authenticate_access_token(token: str) -> tuple[User, ActingContext]:
     user = _cached_user(ctx.user_id)
     if user is None or not user.is_active:
         raise AuthenticationFailed("The token is invalid or expired.", code=error_codes.TOKEN_INVALID)
-    if user.tokens_not_before is not None and claims["iat"] < user.tokens_not_before.timestamp():
+    if user.tokens_not_before is not None and _issued_us(claims) < _not_before_us(user):
         raise AuthenticationFailed("The token was revoked.", code=error_codes.TOKEN_REVOKED)
     return user, ctx
 

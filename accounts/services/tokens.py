@@ -52,7 +52,8 @@ class TokenPair:
 def access_token_issue(*, user_id: int, instance: Instance | None, role: str, profile_role: str,
                        now: float | None = None) -> str:
     key = KEY_RING.signing_key()
-    issued = int(now if now is not None else time.time())
+    moment = now if now is not None else time.time()
+    issued = int(moment)
     claims = {
         "iss": settings.JWT_ISSUER,
         "aud": settings.JWT_AUDIENCE,
@@ -60,6 +61,8 @@ def access_token_issue(*, user_id: int, instance: Instance | None, role: str, pr
         "iat": issued,
         "exp": issued + int(settings.ACCESS_TOKEN_LIFETIME.total_seconds()),
         "jti": uuid.uuid4().hex,
+        # iat in microseconds: a revoke-all refuses tokens issued earlier in the same second too.
+        "iat_us": int(moment * 1_000_000),
         "typ": "access",
         "instance": instance.slug if instance else None,
         "instance_id": instance.pk if instance else None,
@@ -212,8 +215,9 @@ def user_revoke_all_tokens(*, user: User, reason: str) -> int:
     """Revoke every refresh token of ``user`` and stop their unexpired access tokens (not-before stamp,
     seen by every process within a second: see ``accounts.authentication``)."""
     now = timezone.now()
-    # Whole seconds, like a token's ``iat``: tokens issued before this second are refused.
-    not_before = now.replace(microsecond=0)
+    # Compared with a token's ``iat_us``: every token issued before this instant is refused, also one issued
+    # earlier in the same second; a token issued right after (a new login) is accepted.
+    not_before = now
     with transaction.atomic():
         User.objects.filter(pk=user.pk).update(tokens_not_before=not_before)
         revoked = RefreshToken.objects.filter(user=user, revoked_at__isnull=True).update(
