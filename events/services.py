@@ -75,6 +75,9 @@ def event_publish(*, name: str, payload: dict[str, Any], instance: Any, causatio
         causation_id = str(current.id)
     if correlation_id is None and current is not None and causation_id == str(current.id):
         correlation_id = current.correlation_id
+    for label, value in (("causation_id", causation_id), ("correlation_id", correlation_id)):
+        if value is not None and len(str(value)) > 64:
+            raise EventError(f"{label} is longer than 64 characters")
     event_id = uuid.uuid4()
     row = OutboxEvent(
         id=event_id, name=name, version=BY_NAME[name].version, occurred_at=timezone.now(),

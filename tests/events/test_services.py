@@ -111,6 +111,13 @@ def test_publish_rejects_an_instance_that_is_not_one():
 
 
 @pytest.mark.django_db
+def test_publish_rejects_ids_too_long_to_store():
+    with pytest.raises(EventError, match="causation_id is longer than 64 characters"):
+        publish("event-order-approved", {"order_id": 1}, instance=None, causation_id="x" * 65)
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
 def test_domain_signal_publishes_through_the_catalogue(instance):
     from orders.signals import order_approved
 
