@@ -338,3 +338,63 @@ def test_the_admin_refuses_a_member_role_outside_the_instance_roles(admin_client
     clerk.refresh_from_db()
     assert clerk.role == "clerk"
     assert revoked(token) == [(False, "")]
+
+
+# --- users: deletion and profiles inline ----------------------------------------------------------------
+
+def test_deleting_a_user_in_the_admin_goes_through_user_delete(admin_client):
+    user = UserFactory()
+    make_token(user)
+
+    response = admin_client.post(f"{USERS_URL}{user.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not User.objects.filter(pk=user.pk).exists()
+    assert not RefreshToken.objects.filter(user_id=user.pk).exists()
+    assert list(OutboxEvent.objects.filter(name="event-account-deleted").values_list("payload", flat=True)) == [
+        {"user_id": user.pk}]
+
+
+def test_bulk_deleting_users_publishes_one_event_each(admin_client):
+    alice, bob, kept = UserFactory(), UserFactory(), UserFactory()
+
+    response = admin_client.post(USERS_URL, {"action": "delete_selected", "post": "yes",
+                                             "_selected_action": [str(alice.pk), str(bob.pk)]})
+
+    assert response.status_code == 302
+    assert list(User.objects.exclude(email="root@example.com").values_list("pk", flat=True)) == [kept.pk]
+    assert sorted(p["user_id"] for p in OutboxEvent.objects.filter(name="event-account-deleted")
+                  .values_list("payload", flat=True)) == sorted([alice.pk, bob.pk])
+
+
+def _user_change_post(user: User, profiles: list[dict[str, str]]) -> dict:
+    data = {"email": user.email, "name": user.name, "is_active": "on",
+            "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00",
+            "profiles-TOTAL_FORMS": str(len(profiles)), "profiles-INITIAL_FORMS": "0",
+            "profiles-MIN_NUM_FORMS": "0", "profiles-MAX_NUM_FORMS": "1000",
+            "refresh_tokens-TOTAL_FORMS": "0", "refresh_tokens-INITIAL_FORMS": "0",
+            "refresh_tokens-MIN_NUM_FORMS": "0", "refresh_tokens-MAX_NUM_FORMS": "0"}
+    for index, profile in enumerate(profiles):
+        data.update({f"profiles-{index}-{key}": value for key, value in profile.items()})
+        data[f"profiles-{index}-user"] = str(user.pk)
+    return data
+
+
+@pytest.mark.parametrize(("instance", "role", "saved"), [
+    (True, "clerk", True),
+    (False, "super_admin", True),
+    (False, "clerk", False),       # an instance role needs an instance
+    (True, "super_admin", False),  # a global role takes none
+    (True, "anonymous", False),    # not offered
+    (True, "janitor", False),      # not in the lattice
+])
+def test_user_page_profiles_follow_the_lattice(admin_client, instance, role, saved):
+    acme = InstanceFactory(slug="acme")
+    user = UserFactory()
+
+    response = admin_client.post(f"{USERS_URL}{user.pk}/change/", _user_change_post(
+        user, [{"instance": str(acme.pk) if instance else "", "role": role}]))
+
+    assert response.status_code == (302 if saved else 200)
+    expected = [(acme.pk if instance else None, role)] if saved else []
+    assert list(Profile.objects.filter(user=user).values_list("instance_id", "role")) == expected
