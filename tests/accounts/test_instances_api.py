@@ -872,3 +872,18 @@ def test_a_super_admin_switched_in_as_clerk_cannot_manage_members(api_client, ad
     assert added.status_code == 403
     assert added.json()["error"]["code"] == "role_required"
     assert roles_of(acme) == {"admin@acme.test": "instance_admin"}
+
+
+def test_members_are_paginated_with_the_same_queries_for_a_switched_operator(api_client, admin, clerk, acme,
+                                                                              django_assert_num_queries):
+    for index in range(3):
+        ProfileFactory(instance=acme, role="customer", user__email=f"customer{index}@acme.test")
+    switched_super_admin(api_client, acme)
+
+    with django_assert_num_queries(4):  # instance, operator's global profile, count, page
+        response = api_client.get("/api/v1/instances/acme/members?limit=2&offset=2")
+
+    body = response.json()
+    assert body["count"] == 5
+    assert [row["email"] for row in body["results"]] == ["customer0@acme.test", "customer1@acme.test"]
+    assert body["next"] == "http://testserver/api/v1/instances/acme/members?limit=2&offset=4"
