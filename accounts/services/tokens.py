@@ -161,13 +161,19 @@ def token_pair_issue(*, user: User, instance: Instance | None, role: str, profil
 
 def _current_role(*, user: User, instance: Instance | None, role: str) -> tuple[str, str] | None:
     """(role, profile_role) the user may act in now, re-read from their profile; None if they lost it."""
-    if not user.is_active:
+    if not user.is_active or (instance is not None and not instance.is_active):
         return None
     profile = Profile.objects.filter(user=user, instance=instance).only("role").first()
+    if profile is None and instance is not None:
+        # A platform operator (global role spanning instances) switched into an instance acts from the
+        # global profile: keep the switched role while that profile may still switch into it.
+        operator = Profile.objects.filter(user=user, instance__isnull=True).only("role").first()
+        spans = operator is not None and getattr(LATTICE.roles.get(operator.role), "spans_instances", False)
+        if operator is not None and spans and role != operator.role and LATTICE.can_switch(operator.role, role):
+            return role, operator.role
+        return None
     if profile is None:
         return (ANONYMOUS, ANONYMOUS) if instance is None and role == ANONYMOUS else None
-    if instance is not None and not instance.is_active:
-        return None
     if role == profile.role or LATTICE.can_switch(profile.role, role):
         return role, profile.role
     return profile.role, profile.role
@@ -185,9 +191,10 @@ def token_refresh(*, refresh: str) -> TokenPair:
         ).update(used_at=now)
         if won:
             acting = _current_role(user=stored.user, instance=stored.instance, role=stored.role)
-            if acting is not None:
-                return token_pair_issue(user=stored.user, instance=stored.instance, role=acting[0],
-                                        profile_role=acting[1], family=stored.family, parent=stored)
+            if acting is None:  # the user lost the profile (or was deactivated): not a reuse
+                raise InvalidToken()
+            return token_pair_issue(user=stored.user, instance=stored.instance, role=acting[0],
+                                    profile_role=acting[1], family=stored.family, parent=stored)
     # Lost the race, or the token was used, revoked or expired, or the user lost the role.
     stored.refresh_from_db(fields=["used_at", "revoked_at", "expires_at"])
     if stored.revoked_at is None and stored.used_at is not None:
