@@ -71,4 +71,4 @@ class EventsConfig(AppConfig):
     def ready(self) -> None:
         EventsConfig.connected_signals = connect_catalogued_signals()
         import_consumers()
-        from events import tasks  # noqa: F401  (register the Celery tasks)
+        from events import checks, tasks  # noqa: F401  (register the system checks and the Celery tasks)
