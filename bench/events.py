@@ -75,7 +75,8 @@ def start_worker() -> tuple[subprocess.Popen[bytes], Path]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", "saaskit", "worker", "-Q", QUEUE, "--pool", "solo",
-             "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"), "-n", f"bench-events-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+             "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"), "-n", f"bench-events-{os.getpid()}@%h",
+             "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
             cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
     # Ready when it has consumed a marker task.

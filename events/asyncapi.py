@@ -41,7 +41,8 @@ def _message(spec: EventSpec) -> dict[str, Any]:
         "summary": spec.summary,
         "contentType": "application/json",
         "payload": envelope,
-        "correlationId": {"description": "shared by every event of one chain", "location": "$message.payload#/correlation_id"},
+        "correlationId": {"description": "shared by every event of one chain",
+                          "location": "$message.payload#/correlation_id"},
         "x-version": spec.version,
         "x-producer": spec.producer,
         "x-signals": list(spec.signals),
@@ -85,7 +86,8 @@ def asyncapi_document() -> dict[str, Any]:
             "title": "saaskit events",
             "version": DOCUMENT_VERSION,
             "description": "Domain events of saaskit. Producers write an outbox row in their own transaction; a "
-                           "relay hands one Celery message per subscriber (one delivery row each) to that subscriber's queue (at least "
+                           "relay hands one Celery message per subscriber (one delivery row each) to that "
+                           "subscriber's queue (at least "
                            "once; consumers are idempotent per event id).",
         },
         "defaultContentType": "application/json",

@@ -177,7 +177,8 @@ class RunResult:
 # The hot path in plain SQL (two statements and COMMIT per delivery): lock the delivery with its event, then
 # mark it done and claim the parked deliveries to wake, in one statement.
 _LOCK_SQL = (
-    "SELECT set_config('synchronous_commit', 'off', true), d.status, d.next_attempt_at, d.consumer, e.id, e.name, e.version, e.occurred_at, e.instance_id, "
+    "SELECT set_config('synchronous_commit', 'off', true), d.status, d.next_attempt_at, d.consumer, "
+    "e.id, e.name, e.version, e.occurred_at, e.instance_id, "
     "e.instance_slug, e.correlation_id, e.causation_id, e.payload "
     "FROM events_delivery d JOIN events_outboxevent e ON e.id = d.event_id WHERE d.id = %s FOR UPDATE OF d"
 )

@@ -35,7 +35,8 @@ def redis_client() -> redis.Redis:
 
 def record(consumer_name: str, event: Any, detail: str) -> None:
     with connection.cursor() as cursor:
-        cursor.execute("INSERT INTO events_test_effect (consumer, event_id, event_name, detail) VALUES (%s, %s, %s, %s)",
+        cursor.execute("INSERT INTO events_test_effect (consumer, event_id, event_name, detail) "
+                       "VALUES (%s, %s, %s, %s)",
                        [consumer_name, str(event.id), event.name, detail])
 
 
