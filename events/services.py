@@ -350,8 +350,10 @@ def events_replay(*, since: datetime, name: str | None = None, consumer: str | N
 
 
 def events_purge(*, now: datetime | None = None) -> int:
-    """Delete events older than the retention whose deliveries are all done (open or dead ones are kept)."""
+    """Delete events older than the retention whose deliveries are all done (open or dead ones are kept), and
+    rejected messages older than the retention."""
     cutoff = (now or timezone.now()) - timedelta(days=float(settings.EVENTS_RETENTION_DAYS))
+    RejectedMessage.objects.filter(created_at__lt=cutoff).delete()
     deleted = 0
     while True:
         ids = list(OutboxEvent.objects.filter(occurred_at__lt=cutoff)

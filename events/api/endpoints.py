@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -16,5 +18,6 @@ class AsyncApiDocumentApi(APIView):
     permission_classes = [AllowAny]
     renderer_classes = [JSONRenderer]
 
+    @extend_schema(operation_id="events_asyncapi", tags=["events"], responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return Response(asyncapi_document())

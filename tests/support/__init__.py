@@ -4,11 +4,17 @@
 
     @pytest.mark.integration
     @pytest.mark.django_db(transaction=True)
-    def test_something(worker_factory):  # or start_worker(...) in a try/finally
-        worker = start_worker(queues=["inventory"], pool="solo")
-        ...
-        wait_until(lambda: Order.objects.filter(status="approved").exists(), timeout=20)
-        worker.stop()
+    def test_something():
+        worker = start_worker(queues=["inventory"], pool="solo", env={"EVENTS_SWEEP_INTERVAL_SECONDS": "0.5"})
+        try:
+            ...
+            wait_until(lambda: Order.objects.filter(status="approved").exists(), timeout=20)
+        finally:
+            worker.stop()  # before the test database is flushed
+
+``Worker.kill()`` (SIGKILL main and children), ``pause()``/``resume()`` (SIGSTOP/SIGCONT), ``log()``;
+``RedisServer`` a private Redis to crash and restart; tests/events/conftest.py has a fixture that tracks
+workers and stops them at teardown.
 """
 
 from tests.support.redis import RedisServer, restart_embedded_redis
