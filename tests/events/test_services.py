@@ -19,7 +19,7 @@ from events.errors import (
     PayloadSchemaError,
     UnknownEventError,
 )
-from events.models import Delivery, OutboxEvent
+from events.models import Delivery, OutboxEvent, RejectedMessage
 from events.services import (
     _backoff_seconds,
     bus_sweep,
@@ -416,7 +416,13 @@ def test_purge_deletes_old_fully_done_events_only(test_consumers, settings):
     delivery_run(delivery_id=recent_done.pk)
     OutboxEvent.objects.exclude(pk=recent_done.event_id).update(occurred_at=timezone.now() - timedelta(days=8))
 
+    old_rejected = RejectedMessage.objects.create(task_name="events.deliver", body="[]", reason="r")
+    RejectedMessage.objects.filter(pk=old_rejected.pk).update(created_at=timezone.now() - timedelta(days=8))
+    new_rejected = RejectedMessage.objects.create(task_name="events.deliver", body="[]", reason="r")
+
     assert events_purge() == 1
+
+    assert list(RejectedMessage.objects.values_list("pk", flat=True)) == [new_rejected.pk]
 
     assert set(OutboxEvent.objects.values_list("pk", flat=True)) == {
         old_open.event_id, old_dead.event_id, recent_done.event_id}
