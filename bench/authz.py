@@ -450,11 +450,11 @@ def bench_scale(users: list) -> list[tuple[int, float, float]]:
         warm = min(runs)
         out.append((size, statistics.median(timings), warm))
         print(f"  loaded {size:,} policies (+{load_seconds:.1f}s COPY)")
-    bench_listings(instance, user_ids)
+    bench_listings(instance, user_ids, all_policies[0])
     return out
 
 
-def bench_listings(instance: object, user_ids: list[int]) -> None:
+def bench_listings(instance: object, user_ids: list[int], held: tuple[int, str, str]) -> None:
     """The two listing endpoints' queries for a subject holding 100,000 objects (first page + count)."""
     from authz import selectors
 
@@ -469,7 +469,7 @@ def bench_listings(instance: object, user_ids: list[int]) -> None:
         ("subjects/{id}/objects, 100,000 objects", lambda: selectors.subject_objects(
             instance=instance, user_id=subject, action="cancel", resource_type="orders")),
         ("objects/{type}/{id}/subjects", lambda: selectors.object_subjects(
-            instance=instance, resource_type="orders", resource_id="777", action="get")),
+            instance=instance, resource_type="orders", resource_id=held[2], action=held[1])),
     ):
         timings = []
         for _ in range(5):
