@@ -45,7 +45,9 @@ def _policies_changed(*, instance: Instance | int, subject_ids: Iterable[int] | 
 
     ``subject_ids=None`` means every subject of the instance (the payload carries an empty list).
     """
-    instance_obj = instance if isinstance(instance, Instance) else Instance.objects.get(pk=instance)
+    instance_obj = instance if isinstance(instance, Instance) else Instance.objects.filter(pk=instance).first()
+    if instance_obj is None:  # the instance itself is being deleted: nobody is left to tell
+        return 0
     subjects = None if subject_ids is None else sorted(set(subject_ids))
     if subjects is not None and len(subjects) > _SUBJECT_BROADCAST_LIMIT:
         subjects = None
