@@ -105,3 +105,15 @@ def test_deleting_a_domain_object_removes_its_policies(instance, member, updates
 
     assert sorted(p.as_string() for p in Policy.objects.all()) == [f"{member.pk}:get:products:*"]
     assert updates[-1]["resource_types"] == ["products"]
+
+
+def test_deleting_an_instance_with_objects_and_policies_removes_everything(instance, member):
+    from accounts.models import Instance
+
+    product = products(instance, 1)[0]
+    services.policies_upsert(instance=instance, policies=[f"{member.pk}:get:products:{product.pk}"])
+
+    Instance.objects.filter(pk=instance.pk).delete()
+
+    assert Policy.objects.count() == 0
+    assert Product.objects.count() == 0
