@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from authz.policy import GROUP, USER, PolicyError, PolicySpec, parse_policy
 
@@ -38,3 +40,14 @@ def test_a_non_string_is_invalid():
         parse_policy(12, index=3)
 
     assert raised.value.fields == {"policies[3]": ["policy: must be a string"]}
+
+
+@given(st.one_of(st.text(max_size=80), st.lists(st.sampled_from(["1", "get", "orders", "*", "group/2", "", "x"]),
+                                                 max_size=6).map(":".join)))
+def test_any_string_parses_or_raises_a_policy_error(text):
+    try:
+        spec = parse_policy(text)
+    except PolicyError as error:
+        assert error.status_code == 400
+    else:
+        assert spec.as_string() == text
