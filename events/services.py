@@ -295,13 +295,38 @@ class SweepResult:
     woken: int
 
 
+def queues_with_backlog(queues: set[str]) -> set[str]:
+    """The queues among ``queues`` that hold messages in the broker (an unreachable broker: none known)."""
+    from saaskit.celery import app
+
+    busy: set[str] = set()
+    try:
+        with app.connection_for_read() as conn:
+            channel = conn.default_channel
+            for queue in sorted(queues):
+                try:
+                    count = channel.queue_declare(queue=queue, passive=True).message_count
+                except conn.channel_errors:  # never declared: nothing queued there
+                    count = 0
+                if count > 0:
+                    busy.add(queue)
+    except Exception:
+        logger.warning("could not read queue lengths; resending every overdue delivery", exc_info=True)
+        return set()
+    return busy
+
+
 def bus_sweep() -> SweepResult:
     """The periodic safety net: resend deliveries not done within the bound (never sent because the publisher
     died after commit, lost by the broker, stuck unacked), send retries that are due, and wake parked deliveries
     nobody woke for a while."""
     now = timezone.now()
     stale = now - timedelta(seconds=float(settings.EVENTS_REDELIVER_AFTER_SECONDS))
-    resent = _claim_and_send(Delivery.objects.filter(status=DeliveryStatus.PENDING, sent_at__lt=stale), limit=5000)
+    overdue = Delivery.objects.filter(status=DeliveryStatus.PENDING, sent_at__lt=stale)
+    # A queue with a backlog is slow, not lossy: resending its deliveries would only pile duplicates on it.
+    # Its overdue deliveries are resent once it drains.
+    backlog = queues_with_backlog(set(overdue.values_list("queue", flat=True).distinct()))
+    resent = _claim_and_send(overdue.exclude(queue__in=backlog), limit=5000)
     retried = _claim_and_send(Delivery.objects.filter(status=DeliveryStatus.RETRYING, next_attempt_at__lte=now),
                               limit=5000)
     woken = _claim_and_send(Delivery.objects.filter(status=DeliveryStatus.PARKED, updated_at__lt=stale), limit=5000)

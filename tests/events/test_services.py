@@ -342,6 +342,9 @@ def test_not_ready_parks_and_a_completion_wakes_the_parked(test_consumers):
 
 @pytest.mark.django_db
 def test_sweep_resends_stale_and_due_and_wakes_old_parked(test_consumers, bus_settings):
+    import redis
+
+    redis.Redis.from_url(bus_settings.REDIS_URL).delete("events_test")  # no backlog left by other tests
     stale = publish_and_relay(activity("record"))
     due = publish_and_relay(activity("record"))
     parked = publish_and_relay(activity("record"))
@@ -441,3 +444,27 @@ def test_a_completion_wakes_at_most_the_batch_longest_parked_first(test_consumer
 
     statuses = dict(Delivery.objects.values_list("pk", "status"))
     assert [statuses[d.pk] for d in parked] == ["parked", "pending", "pending"]
+
+
+@pytest.mark.django_db
+def test_sweep_leaves_overdue_deliveries_of_a_queue_with_a_backlog_alone(test_consumers, bus_settings, settings):
+    import redis
+
+    from events.tasks import noop
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete("events_test", "inventory")
+    overdue = publish_and_relay(activity("record"))
+    order = publish("event-order-approved", {"order_id": 1}, instance=None)
+    inventory = Delivery.objects.get(event=order, consumer="inventory.commit_for_order")
+    long_ago = timezone.now() - timedelta(seconds=10)
+    Delivery.objects.filter(pk__in=[overdue.pk, inventory.pk]).update(sent_at=long_ago)
+    noop.apply_async(queue="events_test")  # a backlog on events_test only
+    try:
+        result = bus_sweep()
+    finally:
+        client.delete("events_test", "inventory")
+
+    assert result.resent == 1
+    assert Delivery.objects.get(pk=overdue.pk).sent_at == long_ago
+    assert Delivery.objects.get(pk=inventory.pk).sent_at > long_ago
