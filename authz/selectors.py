@@ -172,14 +172,25 @@ def subject_objects(*, instance: Instance, user_id: int, action: str, resource_t
 
 
 def object_subjects(*, instance: Instance, resource_type: str, resource_id: str, action: str) -> QuerySet:
-    """Users holding ``action`` on the object by a direct or ``*`` policy or through a group, sorted by id."""
+    """Users of the instance that may ``action`` the object, sorted by id: by a direct, ``*`` or folder
+    policy, through a group, or by their role (``authz.role_grants``) -- the same things a check counts."""
+    from accounts.models import Profile
+    from authz.role_grants import ROLE_PAIRS
+
     names = [str(resource_id), WILDCARD]
+    rtype = get_type(resource_type)
+    if rtype is not None and rtype.hierarchical and str(resource_id).isdigit() and len(str(resource_id)) < 19:
+        path = Resource.objects.filter(instance=instance, pk=int(resource_id)).values_list("path", flat=True).first()
+        names += [p for p in (path or "").strip("/").split("/") if p]
     direct = Policy.objects.filter(instance=instance, resource_type=resource_type, action=action,
                                    resource_id__in=names, user__isnull=False).values("user_id")
     groups = Policy.objects.filter(instance=instance, resource_type=resource_type, action=action,
                                    resource_id__in=names, group__isnull=False).values("group_id")
     via_groups = GroupMembership.objects.filter(group_id__in=groups).values("user_id")
-    return (User.objects.filter(Q(pk__in=direct) | Q(pk__in=via_groups), profiles__instance=instance)
+    roles = sorted(role for role, pairs in ROLE_PAIRS.items() if (resource_type, action) in pairs)
+    via_roles = Profile.objects.filter(instance=instance, role__in=roles).values("user_id")
+    return (User.objects.filter(Q(pk__in=direct) | Q(pk__in=via_groups) | Q(pk__in=via_roles),
+                                profiles__instance=instance)
             .order_by("pk").values_list("pk", flat=True))
 
 

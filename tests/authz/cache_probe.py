@@ -16,11 +16,11 @@ import django
 
 django.setup()
 
-from django.db import connections
+from django.db import connections  # noqa: E402
 
 connections["default"].settings_dict["NAME"] = sys.argv[1]
 
-from authz import cache as cache_module
+from authz import cache as cache_module  # noqa: E402
 
 instance_id, user_id, mode = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 cache = cache_module.AuthzCache(["orders"])

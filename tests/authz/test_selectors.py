@@ -157,6 +157,19 @@ def test_subject_objects_and_object_subjects(instance, member):
                                           action="get")) == sorted([member.pk, other.pk])
 
 
+def test_object_subjects_count_folders_and_roles(instance, member):
+    folder = services.resource_create(instance=instance, name="f")
+    inner = services.resource_create(instance=instance, name="i", parent_id=folder.pk)
+    services.policies_upsert(instance=instance, policies=[f"{member.pk}:update:resources:{folder.pk}"])
+    admin = ProfileFactory(instance=instance, role="instance_admin").user
+    ProfileFactory(instance=instance, role="clerk")
+
+    subjects = selectors.object_subjects(instance=instance, resource_type="resources", resource_id=str(inner.pk),
+                                         action="update")
+
+    assert list(subjects) == sorted([member.pk, admin.pk])
+
+
 def test_authorized_by_name(instance, member):
     group = services.group_create(instance=instance, name="ops")
     services.group_add_users(instance=instance, group=group, user_ids=[member.pk])

@@ -110,14 +110,15 @@ def test_subject_objects_needs_action_and_type(admin, member):
     assert admin.get(f"/api/v1/authz/subjects/{member.pk}/objects").status_code == 400
 
 
-def test_object_subjects(admin, instance, member, other_instance):
+def test_object_subjects(admin, admin_profile, instance, member, other_instance):
     services.policies_upsert(instance=instance, policies=[f"{member.pk}:get:orders:7"])
     outsider = ProfileFactory(instance=other_instance).user
     services.policies_upsert(instance=other_instance, policies=[f"{outsider.pk}:get:orders:7"])
 
     response = admin.get("/api/v1/authz/objects/orders/7/subjects", {"action": "get"})
 
-    assert response.json()["results"] == [{"subject": member.pk}]
+    # the member by its policy, the instance admin by its role; nobody of the other instance
+    assert response.json()["results"] == [{"subject": pk} for pk in sorted([member.pk, admin_profile.user_id])]
 
 
 def test_object_subjects_unknown_type_is_404(admin):
