@@ -60,7 +60,37 @@ class ProfileForm(forms.ModelForm):
             self.add_error("role", f"{role.name} is bound to an instance; choose one.")
         if not role.instance_bound and instance:
             self.add_error("role", f"{role.name} is not bound to an instance; leave the instance empty.")
+        self._check_not_taken(cleaned)
         return cleaned
+
+    def _check_not_taken(self, cleaned: dict[str, Any]) -> None:
+        """One profile per user and instance, one global profile per user, against the rows already
+        stored (an inline's own validation skips constraints on its foreign key)."""
+        user, instance = cleaned.get("user"), cleaned.get("instance")
+        if user is None or user.pk is None or (instance is not None and instance.pk is None):
+            return
+        taken = Profile.objects.filter(user=user, instance=instance)
+        if self.instance.pk is not None:
+            taken = taken.exclude(pk=self.instance.pk)
+        if taken.exists():
+            self.add_error(None, f"{user} already has a profile in {instance.slug}." if instance is not None
+                           else f"{user} already has a global profile.")
+
+
+class ProfileInlineFormSet(forms.BaseInlineFormSet):
+    def clean(self) -> None:
+        """Two rows of one submission may not give a user two profiles in one instance (or two global ones)."""
+        super().clean()
+        seen: set[tuple[Any, Any]] = set()
+        for form in self.forms:
+            data = getattr(form, "cleaned_data", None)
+            if not data or form.errors or (self.can_delete and self._should_delete_form(form)):
+                continue
+            user, instance = data.get("user"), data.get("instance")
+            key = (getattr(user, "pk", None) or id(user), getattr(instance, "pk", None) or id(instance))
+            if key in seen:
+                raise forms.ValidationError("A user holds one profile per instance and at most one global profile.")
+            seen.add(key)
 
 
 class MemberForm(ProfileForm):
@@ -87,6 +117,7 @@ class _ProfileInlineMixin:
 class MemberInline(admin.TabularInline):
     model = Profile
     form = MemberForm
+    formset = ProfileInlineFormSet
     fk_name = "instance"
     fields = ["user", "role", "created_at"]
     readonly_fields = ["created_at"]
@@ -138,6 +169,7 @@ class UserChangeAdminForm(UserChangeForm):
 class ProfileInline(admin.TabularInline):
     model = Profile
     form = ProfileForm
+    formset = ProfileInlineFormSet
     fk_name = "user"
     fields = ["instance", "role", "created_at"]
     readonly_fields = ["created_at"]
