@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from events.consumers import consumer
-
 from authz import services
+from events.consumers import consumer
 
 
 @consumer("event-upsert-policy", name="authz.upsert_policies")
