@@ -14,6 +14,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,11 +45,12 @@ def _new_kid() -> str:
     return f"{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(3)}"
 
 
-def _kid_time(kid: str) -> datetime:
+def _kid_time(kid: str, path: Path | None = None) -> datetime:
+    """When the key was made: from a kid we generated, else the file's modification time."""
     try:
         return datetime.strptime(kid.split("-", 1)[0], "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
     except ValueError:
-        return datetime.fromtimestamp(0, UTC)
+        return datetime.fromtimestamp(path.stat().st_mtime if path is not None else 0, UTC)
 
 
 def generate_key(keys_dir: Path) -> str:
@@ -71,6 +73,9 @@ class KeyRing:
         self._signing: SigningKey | None = None
         self._loaded_at = 0.0
         self._dir: Path | None = None
+        # kid -> when it stops verifying: JWT_KEY_RETIREMENT_GRACE after the next newer key took over.
+        self._retire_at: dict[str, datetime] = {}
+        self._on_removed: list[Callable[[], None]] = []
 
     @property
     def keys_dir(self) -> Path:
@@ -89,13 +94,29 @@ class KeyRing:
             private = serialization.load_pem_private_key(path.read_bytes(), password=None)
             if not isinstance(private, Ed25519PrivateKey):
                 raise ValueError(f"{path} is not an Ed25519 private key")
-            keys[path.stem] = SigningKey(path.stem, _kid_time(path.stem), private, private.public_key())
+            keys[path.stem] = SigningKey(path.stem, _kid_time(path.stem, path), private, private.public_key())
         if not keys:
             raise ValueError(f"no signing keys in {keys_dir}")
+        ordered = sorted(keys.values(), key=lambda k: (k.created_at, k.kid))
+        self._retire_at = {older.kid: newer.created_at + settings.JWT_KEY_RETIREMENT_GRACE
+                           for older, newer in zip(ordered, ordered[1:], strict=False)}
+        removed = set(self._keys) - set(keys)
         self._keys = keys
         self._signing = max(keys.values(), key=lambda k: (k.created_at, k.kid))
         self._loaded_at = time.monotonic()
         self._dir = keys_dir
+        if removed:
+            for callback in self._on_removed:
+                callback()
+
+    def on_keys_removed(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` whenever a reload finds keys gone (e.g. to drop caches of verified tokens)."""
+        self._on_removed.append(callback)
+
+    def retired(self, kid: str, *, now: datetime | None = None) -> bool:
+        """Whether a newer key took over from ``kid`` more than JWT_KEY_RETIREMENT_GRACE ago."""
+        retire_at = self._retire_at.get(kid)
+        return retire_at is not None and (now or datetime.now(UTC)) >= retire_at
 
     def _ensure(self, *, force: bool = False) -> None:
         stale = time.monotonic() - self._loaded_at > _RELOAD_EVERY_SECONDS or self._dir != self.keys_dir
@@ -114,11 +135,16 @@ class KeyRing:
             if time.monotonic() - self._loaded_at > _UNKNOWN_KID_RELOAD_SECONDS or self._dir != self.keys_dir:
                 self._ensure(force=True)
                 key = self._keys.get(kid)
-        return key.public_key if key is not None else None
+        if key is None or (kid in self._retire_at and self.retired(kid)):
+            return None
+        return key.public_key
 
-    def all_keys(self) -> list[SigningKey]:
+    def all_keys(self, *, include_retired: bool = False) -> list[SigningKey]:
+        """Newest first; retired keys (which no longer verify) only with ``include_retired``."""
         self._ensure()
-        return sorted(self._keys.values(), key=lambda k: (k.created_at, k.kid), reverse=True)
+        now = datetime.now(UTC)
+        return sorted((k for k in self._keys.values() if include_retired or not self.retired(k.kid, now=now)),
+                      key=lambda k: (k.created_at, k.kid), reverse=True)
 
     def reload(self) -> None:
         self._ensure(force=True)
@@ -136,7 +162,7 @@ def rotate() -> str:
 def prune(*, now: datetime | None = None) -> list[str]:
     """Delete keys that a newer key superseded more than JWT_KEY_RETIREMENT_GRACE ago."""
     now = now or datetime.now(UTC)
-    keys = sorted(KEY_RING.all_keys(), key=lambda k: (k.created_at, k.kid))
+    keys = sorted(KEY_RING.all_keys(include_retired=True), key=lambda k: (k.created_at, k.kid))
     removed = []
     for older, newer in zip(keys, keys[1:], strict=False):
         if now - newer.created_at > settings.JWT_KEY_RETIREMENT_GRACE:

@@ -81,6 +81,9 @@ _verified_headers: dict[str, str] = {}
 # token -> claims for tokens verified in this process; cleared whole when full (cheap, and rare).
 _VERIFIED_TOKENS_MAX = 20_000
 _verified_tokens: dict[str, dict[str, Any]] = {}
+# A key removed from the ring (pruned, or deleted after a leak) must stop verifying at once, cache or not.
+KEY_RING.on_keys_removed(_verified_tokens.clear)
+KEY_RING.on_keys_removed(_verified_headers.clear)
 
 
 def access_token_verify(token: str) -> dict[str, Any]:

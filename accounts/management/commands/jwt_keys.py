@@ -21,6 +21,7 @@ class Command(BaseCommand):
         elif action == "prune":
             removed = keys.prune()
             self.stdout.write(f"removed: {', '.join(removed) if removed else 'nothing'}")
-        ring = keys.KEY_RING.all_keys()
+        ring = keys.KEY_RING.all_keys(include_retired=True)
         for index, key in enumerate(ring):
-            self.stdout.write(f"{key.kid}  created {key.created_at:%Y-%m-%d %H:%M:%S}Z  {'signing' if index == 0 else 'verifying'}")
+            status = "signing" if index == 0 else "retired" if keys.KEY_RING.retired(key.kid) else "verifying"
+            self.stdout.write(f"{key.kid}  created {key.created_at:%Y-%m-%d %H:%M:%S}Z  {status}")
