@@ -193,6 +193,7 @@ class AuthzCache:
         self._get = self._flat.get
         self._names: dict[tuple[int, str], int] = {}  # (instance_id, resource name) -> Resource id
         self.loads = 0  # misses that went to PostgreSQL (tests, diagnostics)
+        self.slow_checks = 0  # checks not answered by the warm path (diagnostics)
         watcher.caches.add(self)
 
     # --- the check ---------------------------------------------------------------------------------
@@ -215,6 +216,7 @@ class AuthzCache:
 
     def _allowed_slow(self, instance_id: int, user_id: int, action: str, resource_type: str, resource_id: str,
                       role: str | None) -> bool:
+        self.slow_checks += 1
         if role is not None and (resource_type, action) in ROLE_PAIRS.get(role, _EMPTY_PAIRS):
             return True
         if not _ok[0] or (resource_type, action) not in self._pair_set:

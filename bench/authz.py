@@ -148,10 +148,13 @@ def bench_floor(policies: list, checks: list) -> float:
     def allowed(u: int, a: str, rid: str) -> bool:
         return (u, a, rid) in grants
 
-    start = time.perf_counter()
-    for u, a, rid in checks:
-        allowed(u, a, rid)
-    return rate(len(checks), time.perf_counter() - start)
+    runs = []
+    for _ in range(3):  # best of three, like the warm cache
+        start = time.perf_counter()
+        for u, a, rid in checks:
+            allowed(u, a, rid)
+        runs.append(time.perf_counter() - start)
+    return rate(len(checks), min(runs))
 
 
 def bench_warm(instance_id: int, users: list, checks: list, policies: list) -> tuple[float, int]:
@@ -169,14 +172,17 @@ def bench_warm(instance_id: int, users: list, checks: list, policies: list) -> t
     wrong = 0
     for u, a, rid in checks[:2000]:
         wrong += allowed(instance_id, u, a, "orders", rid) != ((u, a, rid) in expected)
-    loads_before = cache.loads
-    start = time.perf_counter()
-    for u, a, rid in checks:
-        allowed(instance_id, u, a, "orders", rid)
-    elapsed = time.perf_counter() - start
-    if cache.loads != loads_before:
-        print(f"  (warm run reloaded {cache.loads - loads_before} subjects: not all warm)")
-    return rate(len(checks), elapsed), wrong
+    loads_before, slow_before = cache.loads, cache.slow_checks
+    runs = []
+    for _ in range(3):  # best of three passes: a loaded machine preempts single runs
+        start = time.perf_counter()
+        for u, a, rid in checks:
+            allowed(instance_id, u, a, "orders", rid)
+        runs.append(time.perf_counter() - start)
+    if cache.loads != loads_before or cache.slow_checks != slow_before:
+        print(f"  (warm runs: {cache.slow_checks - slow_before} checks left the warm path, "
+              f"{cache.loads - loads_before} reloads)")
+    return rate(len(checks), min(runs)), wrong
 
 
 def bench_cold(instance_id: int, checks: list, n: int = 3000) -> float:
@@ -504,9 +510,9 @@ def main() -> None:
         casbin_plain, casbin_fast = bench_casbin(policies, checks)
 
         print("\nchecks per second (same policies, same checks)")
-        line("bare set lookup in a function (floor)", fmt_rate(floor))
+        line("bare set lookup in a function (floor)", fmt_rate(floor), "best of 3 passes")
         line("ours, warm in-process cache", fmt_rate(warm),
-             f"{1e9 / warm:,.0f} ns/check; goal >= 1,000,000/s; wrong answers: {wrong}")
+             f"{1e9 / warm:,.0f} ns/check, best of 3; goal >= 1,000,000/s; wrong answers: {wrong}")
         line("ours, cold (PostgreSQL)", fmt_rate(cold), f"{statements} statement(s) per check")
         line("guardian ObjectPermissionChecker, cold", fmt_rate(guardian_cold), "new checker per check")
         line("guardian after prefetch_perms", fmt_rate(guardian_prefetched))
