@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -10,22 +9,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import error_codes
 from accounts.keys import KEY_RING
-from accounts.models import Instance, Profile, User
 from accounts.services.tokens import (
     InvalidToken,
     TokenPair,
     refresh_token_find,
     refresh_token_revoke,
-    token_pair_issue,
     token_refresh,
+    token_switch,
     user_revoke_all_tokens,
 )
 from accounts.services.users import user_login, user_register
-from authz.context import ActingContext, acting_context
-from authz.roles import LATTICE, RoleSwitchDenied, switch_to
-from saaskit.errors import ApplicationError, ForbiddenError
+from authz.context import acting_context
 
 
 class TokenPairOutput(serializers.Serializer):
@@ -134,33 +129,8 @@ class SwitchApi(APIView):
         data.is_valid(raise_exception=True)
         ctx = acting_context(request)
         assert ctx is not None
-        role = data.validated_data["role"]
-        slug = data.validated_data.get("instance") or ctx.instance_slug
-        if role not in LATTICE.roles:
-            raise ApplicationError(f"Unknown role {role!r}.", code=error_codes.ROLE_UNKNOWN, fields={"role": ["Unknown role."]})
-        user: User = request.user
-        instance = None
-        if slug:
-            instance = Instance.objects.filter(slug=slug, is_active=True).first()
-            if instance is None:
-                raise ForbiddenError("You cannot switch into that instance.", code=error_codes.ROLE_SWITCH_DENIED)
-        # The base of every switch is the user's profile where the switch lands (or the global profile).
-        global_profile = Profile.objects.filter(user=user, instance__isnull=True).first()
-        local_profile = Profile.objects.filter(user=user, instance=instance).first() if instance else None
-        profile = local_profile or global_profile
-        if profile is None:
-            raise ForbiddenError("You have no profile to switch from.", code=error_codes.ROLE_SWITCH_DENIED)
-        base = ActingContext(user_id=user.pk, instance_id=profile.instance_id,
-                             instance_slug=profile.instance.slug if profile.instance else None,
-                             role=profile.role, profile_role=profile.role)
-        try:
-            switched = switch_to(base, role, instance)
-        except RoleSwitchDenied as exc:
-            raise ForbiddenError(f"Switch denied: {exc}.", code=error_codes.ROLE_SWITCH_DENIED) from None
-        target_instance = instance if switched.instance_id is not None else None
-        with transaction.atomic():
-            pair = token_pair_issue(user=user, instance=target_instance, role=switched.role,
-                                    profile_role=profile.role)
+        pair = token_switch(user=request.user, role=data.validated_data["role"],
+                            instance_slug=data.validated_data.get("instance") or ctx.instance_slug)
         return _pair_response(pair)
 
 

@@ -28,8 +28,8 @@ from accounts import error_codes
 from accounts.keys import ALGORITHM, KEY_RING
 from accounts.models import Instance, Profile, RefreshToken, User
 from authz.context import ActingContext
-from authz.roles import ANONYMOUS, LATTICE
-from saaskit.errors import ApplicationError
+from authz.roles import ANONYMOUS, LATTICE, RoleSwitchDenied, switch_to
+from saaskit.errors import ApplicationError, ForbiddenError
 
 
 class InvalidToken(ApplicationError):
@@ -162,24 +162,68 @@ def token_pair_issue(*, user: User, instance: Instance | None, role: str, profil
     return TokenPair(access=access, refresh=secret, refresh_token=stored)
 
 
+def _operator_profile(*, user: User) -> Profile | None:
+    """The user's global profile if its role spans instances (the platform operator), else None."""
+    operator = Profile.objects.filter(user=user, instance__isnull=True).only("role").first()
+    role = LATTICE.roles.get(operator.role) if operator is not None else None
+    return operator if role is not None and role.spans_instances else None
+
+
 def _current_role(*, user: User, instance: Instance | None, role: str) -> tuple[str, str] | None:
-    """(role, profile_role) the user may act in now, re-read from their profile; None if they lost it."""
+    """(role, profile_role) the user may act in now, re-read from their profiles; None if they lost it.
+
+    The switched ``role`` is kept while the profile in ``instance`` (or, for a platform operator switched
+    into an instance, the global profile) may still switch into it; otherwise the profile's own role.
+    """
     if not user.is_active or (instance is not None and not instance.is_active):
         return None
     profile = Profile.objects.filter(user=user, instance=instance).only("role").first()
-    if profile is None and instance is not None:
-        # A platform operator (global role spanning instances) switched into an instance acts from the
-        # global profile: keep the switched role while that profile may still switch into it.
-        operator = Profile.objects.filter(user=user, instance__isnull=True).only("role").first()
-        spans = operator is not None and getattr(LATTICE.roles.get(operator.role), "spans_instances", False)
-        if operator is not None and spans and role != operator.role and LATTICE.can_switch(operator.role, role):
-            return role, operator.role
-        return None
-    if profile is None:
-        return (ANONYMOUS, ANONYMOUS) if instance is None and role == ANONYMOUS else None
-    if role == profile.role or LATTICE.can_switch(profile.role, role):
+    if profile is not None and (role == profile.role or LATTICE.can_switch(profile.role, role)):
         return role, profile.role
-    return profile.role, profile.role
+    if instance is not None:
+        operator = _operator_profile(user=user)
+        if operator is not None and role != operator.role and LATTICE.can_switch(operator.role, role):
+            return role, operator.role
+    if profile is not None:
+        return profile.role, profile.role
+    return (ANONYMOUS, ANONYMOUS) if instance is None and role == ANONYMOUS else None
+
+
+def token_switch(*, user: User, instance_slug: str | None, role: str) -> TokenPair:
+    """New tokens acting in ``role`` (in ``instance_slug`` for an instance-bound role).
+
+    Allowed only along the lattice's edges (``authz.roles.switch_to``) from the user's profile in that
+    instance, or from the global profile of a platform operator (any active instance). Raises
+    ApplicationError(role_unknown, 400) or ForbiddenError(role_switch_denied, 403).
+    """
+    if role not in LATTICE.roles:
+        raise ApplicationError(f"Unknown role {role!r}.", code=error_codes.ROLE_UNKNOWN,
+                               fields={"role": ["Unknown role."]})
+    instance = None
+    if instance_slug:
+        instance = Instance.objects.filter(slug=instance_slug, is_active=True).first()
+        if instance is None:
+            raise ForbiddenError("You cannot switch into that instance.", code=error_codes.ROLE_SWITCH_DENIED)
+    local = (Profile.objects.filter(user=user, instance=instance).select_related("instance").first()
+             if instance is not None else None)
+    global_profile = Profile.objects.filter(user=user, instance__isnull=True).first()
+    bases = [p for p in (local, global_profile) if p is not None]
+    if not bases:
+        raise ForbiddenError("You have no profile to switch from.", code=error_codes.ROLE_SWITCH_DENIED)
+    reason = ""
+    for profile in bases:
+        base = ActingContext(user_id=user.pk, instance_id=profile.instance_id,
+                             instance_slug=profile.instance.slug if profile.instance else None,
+                             role=profile.role, profile_role=profile.role)
+        try:
+            switched = switch_to(base, role, instance)
+        except RoleSwitchDenied as exc:
+            reason = str(exc)
+            continue
+        with transaction.atomic():
+            return token_pair_issue(user=user, instance=instance if switched.instance_id is not None else None,
+                                    role=switched.role, profile_role=profile.role)
+    raise ForbiddenError(f"Switch denied: {reason}.", code=error_codes.ROLE_SWITCH_DENIED)
 
 
 def token_refresh(*, refresh: str) -> TokenPair:

@@ -126,3 +126,40 @@ def test_losing_the_profile_is_a_plain_401_not_a_reuse_and_changes_nothing(acme)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "token_invalid"
     assert token_states() == before == [(False, False, "")]
+
+
+# --- an operator who is also a member somewhere ------------------------------------------------------
+
+def test_an_operator_who_is_a_customer_in_an_instance_still_switches_in_as_instance_admin(operator, acme):
+    ProfileFactory(user=operator.user, instance=acme, role="customer")
+
+    switched = switch(login(operator.user.email)["access"], instance="acme", role="instance_admin")
+
+    claims = claims_of(switched["access"])
+    assert (claims["instance"], claims["role"], claims["profile_role"]) == ("acme", "instance_admin", "super_admin")
+    refreshed = refresh(switched["refresh"])
+    assert refreshed.status_code == 200
+    claims = claims_of(refreshed.json()["access"])
+    assert (claims["instance"], claims["role"], claims["profile_role"]) == ("acme", "instance_admin", "super_admin")
+
+
+def test_an_operator_who_is_a_customer_in_an_instance_switches_to_customer_from_that_profile(operator, acme):
+    ProfileFactory(user=operator.user, instance=acme, role="customer")
+
+    switched = switch(login(operator.user.email)["access"], instance="acme", role="customer")
+
+    claims = claims_of(switched["access"])
+    assert (claims["instance"], claims["role"], claims["profile_role"]) == ("acme", "customer", "customer")
+
+
+def test_a_member_who_is_not_an_operator_cannot_climb_and_gets_no_tokens(acme):
+    customer = ProfileFactory(instance=acme, role="customer")
+    access = login(customer.user.email)["access"]
+    before = RefreshToken.objects.count()
+
+    response = bearer(access).post("/api/v1/auth/switch", {"instance": "acme", "role": "instance_admin"},
+                                   format="json")
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "role_switch_denied"
+    assert RefreshToken.objects.count() == before
