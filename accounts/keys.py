@@ -131,10 +131,11 @@ class KeyRing:
 
     def public_key(self, kid: str) -> Ed25519PublicKey | None:
         key = self._keys.get(kid)
-        if key is None or self._signing is None or self._dir != self.keys_dir:
-            if time.monotonic() - self._loaded_at > _UNKNOWN_KID_RELOAD_SECONDS or self._dir != self.keys_dir:
-                self._ensure(force=True)
-                key = self._keys.get(kid)
+        moved = self._dir != self.keys_dir
+        if (key is None or self._signing is None or moved) and (
+                moved or time.monotonic() - self._loaded_at > _UNKNOWN_KID_RELOAD_SECONDS):
+            self._ensure(force=True)
+            key = self._keys.get(kid)
         if key is None or (kid in self._retire_at and self.retired(kid)):
             return None
         return key.public_key

@@ -6,9 +6,8 @@ instance (``super_admin``) is held by a profile whose ``instance`` is NULL.
 
 from __future__ import annotations
 
-from typing import Any
-
 import uuid
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models

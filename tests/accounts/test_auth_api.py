@@ -150,7 +150,8 @@ def test_failed_logins_all_answer_the_same_401(api_client, case):
     response = login(api_client, email, password, **extra)
 
     assert response.status_code == 401
-    assert response.json() == {"error": {"code": "invalid_credentials", "message": "Invalid credentials.", "fields": {}}}
+    assert response.json() == {
+        "error": {"code": "invalid_credentials", "message": "Invalid credentials.", "fields": {}}}
     assert RefreshToken.objects.count() == 0
 
 
@@ -292,8 +293,9 @@ def test_logout_revokes_that_refresh_token_only(api_client):
     response = api_client.post("/api/v1/auth/logout", {"refresh": first["refresh"]}, format="json")
 
     assert response.status_code == 204
-    assert api_client.post("/api/v1/auth/token/refresh", {"refresh": first["refresh"]}, format="json").status_code == 401
-    assert api_client.post("/api/v1/auth/token/refresh", {"refresh": second["refresh"]}, format="json").status_code == 200
+    refresh_url = "/api/v1/auth/token/refresh"
+    assert api_client.post(refresh_url, {"refresh": first["refresh"]}, format="json").status_code == 401
+    assert api_client.post(refresh_url, {"refresh": second["refresh"]}, format="json").status_code == 200
 
 
 def test_logout_with_an_unknown_token_is_401(api_client):

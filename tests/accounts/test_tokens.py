@@ -37,7 +37,8 @@ def test_an_issued_token_verifies_with_its_claims():
 
     claims = access_token_verify(issue(instance=instance))
 
-    assert (claims["sub"], claims["instance"], claims["instance_id"], claims["role"]) == ("42", "acme", instance.pk, "clerk")
+    assert (claims["sub"], claims["instance"], claims["instance_id"], claims["role"]) == (
+        "42", "acme", instance.pk, "clerk")
     assert claims["exp"] - claims["iat"] == 300
     assert jwt.get_unverified_header(issue())["alg"] == "EdDSA"
 
@@ -58,12 +59,14 @@ def test_alg_none_is_refused():
 
 def test_an_hmac_signature_made_with_the_public_key_is_refused():
     key = keys.KEY_RING.signing_key()
-    public_pem = key.public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = key.public_key.public_bytes(serialization.Encoding.PEM,
+                                             serialization.PublicFormat.SubjectPublicKeyInfo)
     header = base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "typ": "JWT", "kid": key.kid}).encode()).rstrip(b"=")
     payload = base64.urlsafe_b64encode(json.dumps(valid_claims()).encode()).rstrip(b"=")
     import hashlib
     import hmac
-    signature = base64.urlsafe_b64encode(hmac.new(public_pem, header + b"." + payload, hashlib.sha256).digest()).rstrip(b"=")
+    digest = hmac.new(public_pem, header + b"." + payload, hashlib.sha256).digest()
+    signature = base64.urlsafe_b64encode(digest).rstrip(b"=")
 
     with pytest.raises(InvalidToken):
         access_token_verify(b".".join([header, payload, signature]).decode())
