@@ -172,3 +172,11 @@ def test_authorized_for_a_user_of_another_instance_is_403(customer, instance, ot
     response = customer.get(f"{B}/authorized", {"userId": str(outsider.pk), "resourceName": "ours"})
 
     assert (response.status_code, response.json()) == (403, {"authorized": False})
+
+
+def test_authorized_bad_query_names_the_fields(customer):
+    response = customer.get(f"{B}/authorized", {"userId": "0", "resourceName": "x" * 256})
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid"
+    assert sorted(response.json()["error"]["fields"]) == ["resourceName", "userId"]
