@@ -34,7 +34,8 @@ def test_list_prints_every_event_with_signals_consumers_and_counts(test_consumer
     out = run("list")
 
     assert "event-order-created v1  (producer: orders)" in out
-    assert "    signals:   orders.signals.order_created" in out
+    assert "    signals:   orders.signals.order_created (connected: orders.signals.order_created)" in out
+    assert "    signals:   *.signals.policy_remove_requested (connected: " in out
     assert "    consumers: inventory.reserve_for_order, tests.sink.event-order-created" in out
     assert out.count(" v1  (producer: ") == 13
     assert out.splitlines()[-1] == "deliveries: pending=0, retrying=0, parked=1, done=0, dead=0"

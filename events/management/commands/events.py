@@ -11,6 +11,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from events import selectors, services
+from events.apps import EventsConfig
 from events.asyncapi import asyncapi_document
 from events.catalogue import BY_NAME, CATALOGUE
 from events.consumers import all_subscriptions, get_subscription
@@ -55,7 +56,8 @@ class Command(BaseCommand):
         for spec in CATALOGUE:
             self.stdout.write(f"{spec.name} v{spec.version}  (producer: {spec.producer})")
             self.stdout.write(f"    {spec.summary}")
-            self.stdout.write(f"    signals:   {', '.join(spec.signals)}")
+            connected = EventsConfig.connected_signals.get(spec.name, [])
+            self.stdout.write(f"    signals:   {', '.join(spec.signals)} (connected: {', '.join(connected) or 'none'})")
             consumers = sorted({*spec.consumers, *(s.name for s in subs if s.event_name == spec.name)})
             self.stdout.write(f"    consumers: {', '.join(consumers) or '-'}")
         counts = selectors.delivery_counts()
