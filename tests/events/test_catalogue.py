@@ -85,3 +85,17 @@ def test_connecting_twice_publishes_once(db):
     order_approved.send(sender=None, instance=None, payload={"order_id": 1})
 
     assert OutboxEvent.objects.count() == 1
+
+
+def test_a_missing_signal_module_is_skipped_but_a_broken_one_raises(tmp_path, monkeypatch):
+    from events.apps import _import_optional
+
+    (tmp_path / "broken_signals_pkg").mkdir()
+    (tmp_path / "broken_signals_pkg" / "__init__.py").write_text("")
+    (tmp_path / "broken_signals_pkg" / "signals.py").write_text("import not_a_module_anywhere\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    assert _import_optional("no_such_app.signals") is None
+    assert _import_optional("orders.no_such_module") is None
+    with pytest.raises(ModuleNotFoundError, match="not_a_module_anywhere"):
+        _import_optional("broken_signals_pkg.signals")
