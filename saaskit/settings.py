@@ -208,7 +208,10 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.AccessTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer", "rest_framework.renderers.BrowsableAPIRenderer"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "saaskit.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "saaskit.pagination.Pagination",
@@ -234,7 +237,9 @@ ACCESS_TOKEN_LIFETIME = timedelta(seconds=int(os.environ.get("ACCESS_TOKEN_LIFET
 REFRESH_TOKEN_LIFETIME = timedelta(seconds=int(os.environ.get("REFRESH_TOKEN_LIFETIME_SECONDS", str(14 * 24 * 3600))))
 # Signing keys: a directory of PEM private keys named <kid>.pem; the newest signs, all verify.
 # In development they are generated under .saaskit/jwt-keys; in production JWT_KEYS_DIR is required.
-JWT_KEYS_DIR = Path(env_required("JWT_KEYS_DIR") if PRODUCTION else os.environ.get("JWT_KEYS_DIR") or DATA_DIR / "jwt-keys")
+JWT_KEYS_DIR = Path(
+    env_required("JWT_KEYS_DIR") if PRODUCTION else os.environ.get("JWT_KEYS_DIR") or DATA_DIR / "jwt-keys"
+)
 # A retired key keeps verifying for this long after a newer key took over (>= the access token lifetime).
 JWT_KEY_RETIREMENT_GRACE = ACCESS_TOKEN_LIFETIME + timedelta(minutes=1)
 

@@ -155,7 +155,8 @@ def test_adding_a_role_below_an_existing_one_changes_no_existing_check(roles, da
     if parent == before.bottom:
         # below the bottom: the newcomer becomes the new bottom
         extended = [r if r.name != parent else
-                    Role(r.name, r.instance_bound, implies=(new,) if implicit else (), switches_to=() if implicit else (new,))
+                    Role(r.name, r.instance_bound,
+                         implies=(new,) if implicit else (), switches_to=() if implicit else (new,))
                     for r in roles] + [Role(new, True)]
     else:
         extended = [r if r.name != parent else

@@ -54,7 +54,8 @@ def test_a_json_array_where_an_object_is_expected_is_a_400():
     response = call("[1, 2]")
 
     assert response.status_code == 400
-    assert response.data["error"]["fields"] == {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}
+    expected = {"non_field_errors": ["Invalid data. Expected a dictionary, but got list."]}
+    assert response.data["error"]["fields"] == expected
 
 
 def test_unsupported_media_type_is_a_415():
