@@ -9,9 +9,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from events.consumers import NotReady, consumer
-
 from accounts.models import Instance
+from events.consumers import NotReady, consumer
 from inventory.selectors import reservation_for_order
 from inventory.services import (
     reservation_commit_for_order,

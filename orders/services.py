@@ -107,8 +107,8 @@ def _cancel(*, instance: Instance | int, order_id: int, from_statuses: list[str]
     if not changed:
         return False
     order = Order.objects.select_related("instance").get(pk=order_id)
-    OrderEvent.objects.create(order=order, kind=OrderEventKind.CANCELED, detail={"reason": order.reason, **(detail or {})},
-                              causation_id=causation_id or "")
+    OrderEvent.objects.create(order=order, kind=OrderEventKind.CANCELED,
+                              detail={"reason": order.reason, **(detail or {})}, causation_id=causation_id or "")
     order_canceled.send(sender=Order, instance=order.instance, causation_id=causation_id,
                         payload={"order_id": order.pk, "reason": order.reason})
     if order.customer_id is not None:  # the customer keeps reading the order but can no longer cancel it

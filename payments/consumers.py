@@ -5,9 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from events.consumers import consumer
-
 from accounts.models import Instance
+from events.consumers import consumer
 from payments.services import payment_charge_for_order, payment_refund_for_order
 
 logger = logging.getLogger(__name__)
