@@ -7,12 +7,15 @@ transaction with its idempotency record.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from events.catalogue import BY_NAME
 from events.errors import ConsumerRegistrationError
+
+logger = logging.getLogger(__name__)
 
 Handler = Callable[[Any], None]
 
@@ -65,3 +68,21 @@ def all_subscriptions() -> list[Subscription]:
 def unregister(name: str) -> None:
     """For tests that register throwaway consumers."""
     _REGISTRY.pop(name, None)
+
+
+def event_instance(event: Any) -> Any:
+    """The Instance the event belongs to, or None (logged) when it is gone: a consumer has nothing to do then."""
+    from accounts.models import Instance
+
+    instance = Instance.objects.filter(pk=event.instance_id).first() if event.instance_id is not None else None
+    if instance is None:
+        logger.warning("%s %s: instance %s does not exist, skipped", event.name, event.id, event.instance_id)
+    return instance
+
+
+def payload_int(event: Any, key: str) -> int:
+    """``event.payload[key]`` as an int, or ValueError (the bus retries, then dead-letters it with the reason)."""
+    value = event.payload.get(key) if isinstance(event.payload, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{event.name} {event.id}: payload.{key} must be an integer, got {value!r}")  # noqa: TRY004
+    return value

@@ -6,34 +6,15 @@ Thin: resolve the event's instance, validate the ids, call one service. Every se
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from accounts.models import Instance
-from events.consumers import NotReady, consumer
+from events.consumers import NotReady, consumer, event_instance, payload_int
 from inventory.selectors import reservation_for_order
 from inventory.services import (
     reservation_commit_for_order,
     reservation_release_for_order,
     reservation_reserve_for_order,
 )
-
-logger = logging.getLogger(__name__)
-
-
-def event_instance(event: Any) -> Instance | None:
-    """The tenant the event belongs to, or None (logged) when it is gone: there is nothing left to do then."""
-    instance = Instance.objects.filter(pk=event.instance_id).first() if event.instance_id is not None else None
-    if instance is None:
-        logger.warning("%s %s: instance %s does not exist, skipped", event.name, event.id, event.instance_id)
-    return instance
-
-
-def payload_int(event: Any, key: str) -> int:
-    value = event.payload.get(key) if isinstance(event.payload, dict) else None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"{event.name} {event.id}: payload.{key} must be an integer, got {value!r}")  # noqa: TRY004
-    return value
 
 
 @consumer("event-order-created", name="inventory.reserve_for_order")

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.consumers import NotReady, consumer
-from inventory.consumers import event_instance, payload_int
+from events.consumers import NotReady, consumer, event_instance, payload_int
 from orders.choices import CancelReason
 from orders.selectors import order_exists
 from orders.services import order_approve, order_cancel_pending

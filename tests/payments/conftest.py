@@ -1,42 +1,8 @@
-from collections.abc import Iterator
-
-import pytest
-
-from accounts.models import Instance, User
-from tests.factories import InstanceFactory, UserFactory
-from tests.inventory.support import SignalRecorder, recording
-
-
-@pytest.fixture
-def instance(db) -> Instance:
-    return InstanceFactory()
-
-
-@pytest.fixture
-def other_instance(db) -> Instance:
-    return InstanceFactory()
-
-
-@pytest.fixture
-def customer(db) -> User:
-    return UserFactory()
-
-
-@pytest.fixture
-def sent() -> Iterator[SignalRecorder]:
-    with recording() as recorder:
-        yield recorder
-
-
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def _empty_membership_cache():
-    from accounts.api import base
-
-    base._membership_cache.clear()
-    yield
-    base._membership_cache.clear()
+from tests.support.saga_fixtures import (  # noqa: F401  (pytest finds fixtures by name in a conftest)
+    _empty_membership_cache,
+    customer,
+    fast_password_hashing,
+    instance,
+    other_instance,
+    sent,
+)
