@@ -212,7 +212,7 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "saaskit.schema.AutoSchema",
     "EXCEPTION_HANDLER": "saaskit.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "saaskit.pagination.Pagination",
     "PAGE_SIZE": 50,

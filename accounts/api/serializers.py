@@ -9,7 +9,7 @@ from accounts.models import Instance, Profile
 
 
 class ProfileOutput(serializers.Serializer):
-    instance = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    instance = serializers.CharField(source="instance.slug", read_only=True, allow_null=True, default=None)
     role = serializers.CharField()
 
 

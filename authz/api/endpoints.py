@@ -12,6 +12,8 @@ import re
 from typing import Any
 
 from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
@@ -85,14 +87,17 @@ class PoliciesApi(InstanceScopedAPIView):
         data.is_valid(raise_exception=True)
         return [data.validated_data["policy"]] if "policy" in data.validated_data else data.validated_data["policies"]
 
+    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         specs = services.policies_upsert(instance=self.instance, policies=self._policies(request))
         return Response({"policies": [s.as_string() for s in specs]}, status=status.HTTP_201_CREATED)
 
+    @extend_schema(request=InputSerializer, responses={204: None})
     def delete(self, request: Request) -> Response:
         services.policies_remove(instance=self.instance, policies=self._policies(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(parameters=[FilterSerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -104,6 +109,7 @@ class PoliciesApi(InstanceScopedAPIView):
 
 # --- checks ------------------------------------------------------------------------------------------
 class CheckApi(InstanceScopedAPIView):
+    @extend_schema(request=_CheckInput, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         data = _CheckInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -118,6 +124,7 @@ class CheckBatchApi(InstanceScopedAPIView):
     class InputSerializer(serializers.Serializer):
         checks = serializers.ListField(child=serializers.DictField(), allow_empty=True)
 
+    @extend_schema(request=InputSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -141,6 +148,7 @@ class ExplainApi(InstanceScopedAPIView):
     def get_permissions(self) -> list[Any]:
         return [IsAuthenticated(), CanActIn("instance_admin")]
 
+    @extend_schema(request=_CheckInput, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         data = _CheckInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -159,6 +167,7 @@ class SubjectObjectsApi(InstanceScopedAPIView):
     def get_permissions(self) -> list[Any]:
         return [IsAuthenticated(), CanActIn("instance_admin")]
 
+    @extend_schema(parameters=[FilterSerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, subject_id: str) -> Response:
         filters = self.FilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
@@ -178,6 +187,7 @@ class ObjectSubjectsApi(InstanceScopedAPIView):
     def get_permissions(self) -> list[Any]:
         return [IsAuthenticated(), CanActIn("instance_admin")]
 
+    @extend_schema(parameters=[FilterSerializer], responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, resource_type: str, resource_id: str) -> Response:
         if get_type(resource_type) is None or len(resource_id) > 64:
             raise NotFoundError("Unknown resource type.", code="resource_type_not_found")
@@ -210,17 +220,20 @@ class GroupsApi(_AdminWritesClerkReads):
         name = serializers.CharField(max_length=200)
         description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
+    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         group = services.group_create(instance=self.instance, **data.validated_data)
         return Response(_group_out(group), status=status.HTTP_200_OK)
 
+    @extend_schema(operation_id="api_v1_authz_group_list", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return _count_items(request, selectors.group_list(instance=self.instance), _group_out)
 
 
 class GroupDetailApi(_AdminWritesClerkReads):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, group_id: str) -> Response:
         return Response(_group_out(selectors.access_group_by_id(instance=self.instance, group_id=group_id)))
 
@@ -234,6 +247,7 @@ class _ResourceRef(serializers.Serializer):
 
 
 class GroupUsersApi(_AdminWritesClerkReads):
+    @extend_schema(request=_UserRef(many=True), responses={204: None})
     def post(self, request: Request, group_id: str) -> Response:
         group = selectors.access_group_by_id(instance=self.instance, group_id=group_id)
         data = _UserRef(data=request.data, many=True)
@@ -242,12 +256,14 @@ class GroupUsersApi(_AdminWritesClerkReads):
                                  user_ids=[int(item["userId"]) for item in data.validated_data])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, group_id: str) -> Response:
         group = selectors.access_group_by_id(instance=self.instance, group_id=group_id)
         return _count_items(request, selectors.group_user_ids(group=group), lambda uid: {"userId": str(uid)})
 
 
 class GroupAuthorizeApi(_AdminWritesClerkReads):
+    @extend_schema(request=_ResourceRef(many=True), responses={204: None})
     def post(self, request: Request, group_id: str) -> Response:
         group = selectors.access_group_by_id(instance=self.instance, group_id=group_id)
         data = _ResourceRef(data=request.data, many=True)
@@ -258,6 +274,7 @@ class GroupAuthorizeApi(_AdminWritesClerkReads):
 
 
 class GroupResourcesApi(_AdminWritesClerkReads):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, group_id: str) -> Response:
         group = selectors.access_group_by_id(instance=self.instance, group_id=group_id)
         return _count_items(request, selectors.group_resources(group=group), _resource_out)
@@ -269,6 +286,7 @@ class ResourcesApi(_AdminWritesClerkReads):
         parentId = serializers.RegexField(r"^[1-9][0-9]{0,17}$", max_length=18, required=False,
                                           allow_null=True)
 
+    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -277,15 +295,18 @@ class ResourcesApi(_AdminWritesClerkReads):
                                             parent_id=int(parent) if parent else None)
         return Response(_resource_out(resource), status=status.HTTP_200_OK)
 
+    @extend_schema(operation_id="api_v1_authz_resource_list", responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         return _count_items(request, selectors.resource_list(instance=self.instance), _resource_out)
 
 
 class ResourceDetailApi(_AdminWritesClerkReads):
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request: Request, resource_id: str) -> Response:
         return Response(_resource_out(selectors.access_resource_by_id(instance=self.instance,
                                                                       resource_id=resource_id)))
 
+    @extend_schema(responses={204: None})
     def delete(self, request: Request, resource_id: str) -> Response:
         resource = selectors.access_resource_by_id(instance=self.instance, resource_id=resource_id)
         services.resource_delete(instance=self.instance, resource=resource)
@@ -296,6 +317,7 @@ class ResourceMoveApi(_AdminWritesClerkReads):
     class InputSerializer(serializers.Serializer):
         parentId = serializers.RegexField(r"^[1-9][0-9]{0,17}$", max_length=18, allow_null=True)
 
+    @extend_schema(request=InputSerializer, responses={200: OpenApiTypes.OBJECT})
     def post(self, request: Request, resource_id: str) -> Response:
         resource = selectors.access_resource_by_id(instance=self.instance, resource_id=resource_id)
         data = self.InputSerializer(data=request.data)
@@ -312,6 +334,8 @@ class AuthorizedApi(InstanceScopedAPIView):
 
     _USER_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 
+    @extend_schema(parameters=[OpenApiParameter("userId", str), OpenApiParameter("resourceName", str)],
+                   responses={200: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT})
     def get(self, request: Request) -> Response:
         user_id = request.query_params.get("userId", "")
         name = request.query_params.get("resourceName", "")

@@ -17,3 +17,12 @@ def test_api_docs_page_is_served(client):
 
     assert response.status_code == 200
     assert b"swagger" in response.content.lower()
+
+
+def test_the_openapi_schema_generates_without_errors_or_warnings(tmp_path):
+    from django.core.management import call_command
+
+    target = tmp_path / "schema.yaml"
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
+
+    assert "/api/v1/authz/check" in target.read_text()
