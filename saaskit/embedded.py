@@ -48,8 +48,8 @@ def postgres_url() -> str:
             exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
             if "(1 row)" not in exists:
                 server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+                # web workers, several Celery workers, tests and benches all connect at once
                 server.psql("ALTER SYSTEM SET max_connections = 300;")
-                server.psql("ALTER SYSTEM SET fsync = on;")
                 pg_restart_needed = True
             else:
                 pg_restart_needed = False

@@ -29,8 +29,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, bind: str, web_workers: int, keep_services: bool, **options: Any) -> None:
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
-        if "seed_demo" in get_commands():
-            call_command("seed_demo")
 
         python = sys.executable
         data_dir = embedded.DATA_DIR
