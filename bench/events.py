@@ -29,6 +29,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saaskit.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("DEBUG", "0")  # production-like: no per-query debug cursor in the bench or its worker
 os.environ.setdefault("SAASKIT_REDIS_DB", "14")  # not the dev worker's: it must not steal the bench's messages
 os.environ["EVENTS_EXTRA_CONSUMER_MODULES"] = "bench.eventsbench.consumer"
 
@@ -106,11 +107,12 @@ def bus(n: int) -> float:
     in_threads(lambda count: [publish("event-suspicious-activity", {"kind": PAYLOAD_KIND, "detail": str(i),
                                                                     "user_id": None}, instance=None)
                               for i in range(count)], n)
-    done = Delivery.objects.filter(consumer=NAME, status=DeliveryStatus.DONE)
-    while done.count() < n:
-        time.sleep(0.02)
-    last = max(done.values_list("done_at", flat=True))
-    return n / (last.timestamp() - start)
+    # Done when no delivery of the bench consumer is open (the partial index of open deliveries answers that
+    # without counting the done ones); the time is when that was seen, so polling can only lower the rate.
+    still_open = Delivery.objects.filter(consumer=NAME).exclude(status=DeliveryStatus.DONE)
+    while still_open.exists():
+        time.sleep(0.005)
+    return n / (time.time() - start)
 
 
 def publish_cost(n: int) -> tuple[list[str], float, float]:

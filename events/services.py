@@ -21,15 +21,19 @@ import json
 import logging
 import random
 import uuid
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import psycopg
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
+from psycopg import pq
 
 from events.catalogue import BY_NAME
 from events.choices import DeliveryStatus
@@ -174,67 +178,131 @@ class RunResult:
     detail: str = ""
 
 
-# The hot path in plain SQL (two statements and COMMIT per delivery): lock the delivery with its event, then
-# mark it done and claim the parked deliveries to wake, in one statement.
-_LOCK_SQL = (
-    "SELECT set_config('synchronous_commit', 'off', true), d.status, d.next_attempt_at, d.consumer, "
-    "e.id, e.name, e.version, e.occurred_at, e.instance_id, "
-    "e.instance_slug, e.correlation_id, e.causation_id, e.payload "
-    "FROM events_delivery d JOIN events_outboxevent e ON e.id = d.event_id WHERE d.id = %s FOR UPDATE OF d"
+# The hot path: a delivery costs two round trips to PostgreSQL, the claim and COMMIT. The claim is ONE prepared
+# statement (planning this statement costs more than running it): it marks the delivery done if it is owed, claims
+# the parked deliveries its completion wakes and returns the event; if the consumer then fails, the transaction
+# rolls back and ``done`` with it. It goes out as one simple query, ``[PREPARE ...;] BEGIN; EXECUTE ...``, on the
+# libpq connection under Django's atomic block: psycopg reads the transaction status from libpq, so it sends no
+# BEGIN of its own and Django's COMMIT commits this transaction. The arguments are ints formatted into the text.
+_CLAIM_STATEMENT = "events_claim_v1"
+_CLAIM_SQL = (
+    "WITH claimed AS (UPDATE events_delivery SET status = 'done', done_at = clock_timestamp(), "
+    "updated_at = clock_timestamp(), last_error = '' WHERE id = $1 AND (status = 'pending' OR "
+    "(status = 'retrying' AND (next_attempt_at IS NULL OR next_attempt_at <= clock_timestamp()))) "
+    "RETURNING consumer, event_id), "
+    "parked AS (SELECT id FROM events_delivery WHERE status = 'parked' AND EXISTS (SELECT FROM claimed) "
+    "ORDER BY updated_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), "
+    "woken AS (UPDATE events_delivery d SET status = 'pending', sent_at = now(), updated_at = now() "
+    "FROM parked WHERE d.id = parked.id RETURNING d.id, d.queue) "
+    "SELECT json_build_object("
+    "'was', (SELECT status FROM events_delivery WHERE id = $1), "
+    "'run', (SELECT json_build_array(c.consumer, e.id, e.name, e.version, e.occurred_at, e.instance_id, "
+    "e.instance_slug, e.correlation_id, e.causation_id, e.payload) "
+    "FROM claimed c JOIN events_outboxevent e ON e.id = c.event_id), "
+    "'woken', (SELECT coalesce(json_agg(json_build_array(id, queue)), '[]') FROM woken))::text, "
+    "set_config('synchronous_commit', 'off', true)"
 )
-_DONE_SQL = (
-    "WITH done AS (UPDATE events_delivery SET status = 'done', done_at = clock_timestamp(), "
-    "updated_at = clock_timestamp(), last_error = '' WHERE id = %s), "
-    "woken AS (UPDATE events_delivery SET status = 'pending', sent_at = now(), updated_at = now() "
-    "WHERE id IN (SELECT id FROM events_delivery WHERE status = 'parked' ORDER BY updated_at, id LIMIT %s "
-    "FOR UPDATE SKIP LOCKED) RETURNING id, queue) "
-    "SELECT id, queue FROM woken"
-)
+# The psycopg connections on which the claim is prepared (a prepared statement lives as long as its session).
+_claim_prepared: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class _Claim:
+    was: str | None  # the status before the claim (None: no such delivery)
+    consumer: str | None  # set when the delivery was owed and is now done in this transaction
+    event_fields: list[Any]
+    woken: list[tuple[int, str]]
+
+
+class _ClaimStatementLost(Exception):
+    """The session lost the prepared claim (``DISCARD ALL`` by a pooler, say): prepare it again and retry."""
+
+
+def _claim_for_run(delivery_id: int) -> _Claim:
+    """The claim (see ``_CLAIM_SQL``) in one round trip, inside the caller's atomic block."""
+    connection.ensure_connection()
+    raw = connection.connection
+    pgconn = raw.pgconn
+    parts = []
+    if raw not in _claim_prepared:
+        parts.append(f"PREPARE {_CLAIM_STATEMENT} (bigint, integer) AS {_CLAIM_SQL}")
+    if pgconn.transaction_status == pq.TransactionStatus.IDLE:
+        parts.append("BEGIN")
+    parts.append(f"EXECUTE {_CLAIM_STATEMENT}({int(delivery_id)}, {int(settings.EVENTS_WAKE_BATCH)})")
+    with connection.wrap_database_errors:  # errors become Django's, and mark a broken connection for closing
+        result = pgconn.exec_("; ".join(parts).encode())
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            if result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":  # invalid_sql_statement_name
+                _claim_prepared.discard(raw)
+                raise _ClaimStatementLost()
+            raise psycopg.DatabaseError((result.get_error_message() or "the claim failed").strip())
+    _claim_prepared.add(raw)
+    claim = json.loads(result.get_value(0, 0))
+    run = claim["run"]
+    woken = [(pk, queue) for pk, queue in claim["woken"]]
+    if run is None:
+        return _Claim(was=claim["was"], consumer=None, event_fields=[], woken=woken)
+    consumer_name, event_id, name, version, occurred_at, *rest = run
+    return _Claim(was=claim["was"], consumer=consumer_name, woken=woken,
+                  event_fields=[uuid.UUID(event_id), name, version, datetime.fromisoformat(occurred_at), *rest])
+
+
+class _Malformed(Exception):
+    pass
 
 
 def delivery_run(*, delivery_id: int) -> RunResult:
-    """Run one delivery in ONE transaction: lock its row, skip it unless it is owed, run the consumer, mark the
-    row done and claim the parked deliveries to wake. Whatever the consumer wrote or published commits with
-    ``done`` or not at all. On an error the transaction is rolled back and the outcome (parked, retrying, dead)
-    is recorded in a second one."""
+    try:
+        return _delivery_run(delivery_id)
+    except _ClaimStatementLost:
+        return _delivery_run(delivery_id)
+
+
+def _delivery_run(delivery_id: int) -> RunResult:
+    """Run one delivery in ONE transaction: claim it if it is owed (marking it done and claiming the parked
+    deliveries to wake), run the consumer, commit. Whatever the consumer wrote or published commits with ``done``
+    or not at all. On an error the transaction is rolled back and the outcome (parked, retrying, dead) is recorded
+    in a second one."""
     handler_started = False
     try:
         with transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(_LOCK_SQL, [delivery_id])
-                found = cursor.fetchone()
-            if found is None:
-                return RunResult("missing")
-            _, status, next_attempt_at, consumer_name, *event_fields = found
-            if not _is_owed(status, next_attempt_at, timezone.now()):
-                return RunResult("skipped", status)
+            claim = _claim_for_run(delivery_id)
+            if claim.consumer is None:
+                return RunResult("missing") if claim.was is None else RunResult("skipped", claim.was)
             try:
-                event = _event(*event_fields)
+                event = _event(*claim.event_fields)
             except MalformedEvent as exc:
-                Delivery.objects.filter(pk=delivery_id).update(
-                    status=DeliveryStatus.DEAD, last_error=f"malformed event: {exc}"[:4000], updated_at=timezone.now())
-                logger.warning("delivery %s: malformed event parked as failed: %s", delivery_id, exc)
-                return RunResult("dead", str(exc))
-            sub = get_subscription(consumer_name)
+                raise _Malformed(str(exc)) from exc  # roll the claim back, then dead-letter it below
+            sub = get_subscription(claim.consumer)
             handler_started = True
             if sub is None:
-                raise LookupError(f"consumer {consumer_name!r} is not registered in this worker")
+                raise LookupError(f"consumer {claim.consumer!r} is not registered in this worker")
             token = _current_event.set(event)
             try:
                 sub.handler(event)
             finally:
                 _current_event.reset(token)
-            with connection.cursor() as cursor:
-                cursor.execute(_DONE_SQL, [delivery_id, settings.EVENTS_WAKE_BATCH])
-                woken = [(pk, queue) for pk, queue in cursor.fetchall()]
+    except _Malformed as exc:
+        return _record_malformed(delivery_id, str(exc))
     except NotReady as exc:
         return _record_failure(delivery_id, exc, parked=True)
     except Exception as exc:
         if not handler_started:
             raise  # the bus itself failed (database gone): the message is retried by the broker or the sweep
         return _record_failure(delivery_id, exc, parked=False)
-    _send(woken)
+    _send(claim.woken)
     return RunResult("done")
+
+
+def _record_malformed(delivery_id: int, reason: str) -> RunResult:
+    """A malformed event can never succeed: dead-letter its delivery (if it is still owed) with the reason."""
+    changed = Delivery.objects.filter(pk=delivery_id).filter(
+        Q(status=DeliveryStatus.PENDING) | Q(status=DeliveryStatus.RETRYING)).update(
+        status=DeliveryStatus.DEAD, last_error=f"malformed event: {reason}"[:4000], updated_at=timezone.now())
+    if not changed:
+        return RunResult("skipped", "changed meanwhile")
+    logger.warning("delivery %s: malformed event parked as failed: %s", delivery_id, reason)
+    return RunResult("dead", reason)
 
 
 def _is_owed(status: str, next_attempt_at: datetime | None, now: datetime) -> bool:
