@@ -7,7 +7,9 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from events import services
+from events.catalogue import CATALOGUE
 from events.choices import DeliveryStatus
+from events.consumers import all_subscriptions
 from events.models import Delivery, OutboxEvent, RejectedMessage
 
 
@@ -20,6 +22,43 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class _ChoicesFromCodeFilter(admin.SimpleListFilter):
+    """A filter whose choices come from the code (catalogue, registered consumers), not from a DISTINCT scan of an
+    event log that only grows."""
+
+    field = ""
+
+    def choices_from_code(self) -> list[str]:
+        raise NotImplementedError
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(value, value) for value in self.choices_from_code()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
+
+
+class EventNameFilter(_ChoicesFromCodeFilter):
+    title = parameter_name = field = "name"
+
+    def choices_from_code(self) -> list[str]:
+        return [spec.name for spec in CATALOGUE]
+
+
+class ConsumerFilter(_ChoicesFromCodeFilter):
+    title = parameter_name = field = "consumer"
+
+    def choices_from_code(self) -> list[str]:
+        return sorted({sub.name for sub in all_subscriptions()})
+
+
+class QueueFilter(_ChoicesFromCodeFilter):
+    title = parameter_name = field = "queue"
+
+    def choices_from_code(self) -> list[str]:
+        return sorted({sub.queue for sub in all_subscriptions()})
 
 
 class DeliveryInline(admin.TabularInline):
@@ -36,7 +75,7 @@ class DeliveryInline(admin.TabularInline):
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(ReadOnlyAdmin):
     list_display = ["id", "name", "version", "instance_slug", "occurred_at", "correlation_id"]
-    list_filter = ["name"]
+    list_filter = [EventNameFilter]
     search_fields = ["id", "correlation_id", "causation_id"]
     inlines = [DeliveryInline]
 
@@ -44,7 +83,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
 @admin.register(Delivery)
 class DeliveryAdmin(ReadOnlyAdmin):
     list_display = ["id", "consumer", "queue", "status", "failures", "event", "sent_at", "done_at"]
-    list_filter = ["status", "queue", "consumer"]
+    list_filter = ["status", QueueFilter, ConsumerFilter]
     search_fields = ["event__id", "consumer"]
     actions = ["retry_dead"]
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import fastjsonschema
 from jsonschema import Draft7Validator
 
 from events.catalogue import BY_NAME
@@ -67,10 +69,23 @@ def payload_validator(name: str) -> Draft7Validator:
     return Draft7Validator(spec.payload)
 
 
+@functools.cache
+def fast_payload_validator(name: str) -> Callable[[Any], Any]:
+    """The payload schema compiled to Python (a few microseconds a check instead of ~40). It only ever answers
+    "valid" early: anything it refuses goes to the reference validator, which decides and names the bad field, so
+    it may be stricter than the reference but never looser (a property test holds it to that)."""
+    return fastjsonschema.compile(BY_NAME[name].payload, use_default=False, use_formats=False)
+
+
 def check_payload(name: str, payload: Any) -> None:
     """Raise ``UnknownEventError`` or ``PayloadSchemaError`` (naming the first bad field) for a bad event."""
     if name not in BY_NAME:
         raise UnknownEventError(f"unknown event {name!r}: it is not declared in events.catalogue")
+    try:
+        fast_payload_validator(name)(payload)
+        return
+    except fastjsonschema.JsonSchemaException:
+        pass  # the reference validator below decides
     errors = sorted(payload_validator(name).iter_errors(payload), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]

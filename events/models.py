@@ -54,7 +54,6 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["status", "sent_at"], name="events_delivery_open",
                          condition=~Q(status=DeliveryStatus.DONE)),
-            models.Index(fields=["consumer", "status"], name="events_delivery_consumer"),
         ]
         verbose_name_plural = "deliveries"
 

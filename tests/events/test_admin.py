@@ -29,3 +29,22 @@ def test_admin_lists_read_only_and_retries_dead_deliveries(admin_client, test_co
     assert response.status_code == 302
     delivery.refresh_from_db()
     assert (delivery.status, delivery.failures) == ("pending", 0)
+
+
+@pytest.mark.django_db
+def test_admin_filters_take_their_choices_from_the_code(admin_client, test_consumers):
+    from tests.events.consumers_for_tests import ACTIVITY
+
+    row = publish("event-suspicious-activity", {"kind": "record", "detail": "a", "user_id": None}, instance=None)
+    delivery = Delivery.objects.get(event=row, consumer=ACTIVITY)
+
+    page = admin_client.get("/admin/events/delivery/").content.decode()
+    filtered = admin_client.get(f"/admin/events/delivery/?consumer={ACTIVITY}&queue={delivery.queue}")
+    elsewhere = admin_client.get("/admin/events/delivery/?consumer=inventory.reserve_for_order")
+    by_name = admin_client.get("/admin/events/outboxevent/?name=event-suspicious-activity")
+
+    assert f"?consumer={ACTIVITY}" in page and "?consumer=inventory.reserve_for_order" in page
+    assert "?queue=inventory" in page
+    assert list(filtered.context["cl"].result_list) == [delivery]
+    assert list(elsewhere.context["cl"].result_list) == []
+    assert list(by_name.context["cl"].result_list) == [row]
