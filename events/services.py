@@ -7,11 +7,12 @@ Delivery guarantees:
   subscriber's queue (``events.deliver``, JSON arg = delivery id). If the process dies between commit and send,
   or the broker loses the message, or it sits in Redis' unacked set, the periodic sweep sends again every
   delivery not done ``EVENTS_REDELIVER_AFTER_SECONDS`` after its last send.
-- ``delivery_run`` locks the delivery row, runs the consumer and marks the row done in ONE transaction, so the
-  consumer's effects, the events it publishes and ``done`` commit together; a redelivered or duplicated
-  message finds it done and changes nothing. That transaction commits with ``synchronous_commit = off``: a
-  PostgreSQL crash may forget its last fraction of a second of them, consistently (WAL order), and what it forgot
-  is a delivery back to pending, which the sweep sends again.
+- ``delivery_run`` claims the delivery (marks it done if it is owed, in one prepared statement sent together with
+  BEGIN), runs the consumer and commits: two round trips, ONE transaction, so the consumer's effects, the events it
+  publishes and ``done`` commit together, and a consumer that fails rolls ``done`` back with its own writes. A
+  redelivered or duplicated message finds the row done and changes nothing. That transaction commits with
+  ``synchronous_commit = off``: a PostgreSQL crash may forget its last fraction of a second of them, consistently
+  (WAL order), and what it forgot is a delivery back to pending, which the sweep sends again.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import contextvars
 import json
 import logging
 import random
+import time
 import uuid
 import weakref
 from collections.abc import Iterable
@@ -218,6 +220,16 @@ class _ClaimStatementLost(Exception):
     """The session lost the prepared claim (``DISCARD ALL`` by a pooler, say): prepare it again and retry."""
 
 
+def _begin_statement(raw: Any) -> str:
+    """BEGIN as psycopg would send it for this connection (its isolation level and access mode)."""
+    parts = ["BEGIN"]
+    if raw.isolation_level is not None:
+        parts.append("ISOLATION LEVEL " + psycopg.IsolationLevel(raw.isolation_level).name.replace("_", " "))
+    if raw.read_only is not None:
+        parts.append("READ ONLY" if raw.read_only else "READ WRITE")
+    return " ".join(parts)
+
+
 def _claim_for_run(delivery_id: int) -> _Claim:
     """The claim (see ``_CLAIM_SQL``) in one round trip, inside the caller's atomic block."""
     connection.ensure_connection()
@@ -227,10 +239,14 @@ def _claim_for_run(delivery_id: int) -> _Claim:
     if raw not in _claim_prepared:
         parts.append(f"PREPARE {_CLAIM_STATEMENT} (bigint, integer) AS {_CLAIM_SQL}")
     if pgconn.transaction_status == pq.TransactionStatus.IDLE:
-        parts.append("BEGIN")
+        parts.append(_begin_statement(raw))
     parts.append(f"EXECUTE {_CLAIM_STATEMENT}({int(delivery_id)}, {int(settings.EVENTS_WAKE_BATCH)})")
+    sql = "; ".join(parts)
+    started = time.monotonic()
     with connection.wrap_database_errors:  # errors become Django's, and mark a broken connection for closing
-        result = pgconn.exec_("; ".join(parts).encode())
+        result = pgconn.exec_(sql.encode())
+        if connection.queries_logged:  # visible to DEBUG and CaptureQueriesContext like any other statement
+            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
         if result.status != pq.ExecStatus.TUPLES_OK:
             if result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":  # invalid_sql_statement_name
                 _claim_prepared.discard(raw)

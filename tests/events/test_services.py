@@ -318,6 +318,66 @@ def test_events_published_by_a_consumer_commit_with_it_and_carry_its_ids(test_co
     assert (follow_up.causation_id, follow_up.correlation_id) == (str(cause.id), cause.correlation_id)
 
 
+@pytest.mark.django_db
+def test_a_delivery_is_one_claim_statement_then_commit(test_consumers):
+    warm = publish_and_relay(activity("record", "warm"))
+    delivery_run(delivery_id=warm.pk)  # the first run on a connection also prepares the claim
+    delivery = publish_and_relay(activity("record", "one"))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert delivery_run(delivery_id=delivery.pk).outcome == "done"
+
+    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert statements[0] == f"EXECUTE events_claim_v1({delivery.pk}, 50)"  # in a test's transaction: no BEGIN
+    assert [sql.split(" (")[0] for sql in statements[1:]] == ["INSERT INTO events_test_effect"]  # the consumer's
+    assert Delivery.objects.get(pk=delivery.pk).status == "done"
+
+
+@pytest.mark.django_db
+def test_a_session_that_lost_the_prepared_claim_prepares_it_again(test_consumers):
+    first = publish_and_relay(activity("record", "1"))
+    second = publish_and_relay(activity("record", "2"))
+    assert delivery_run(delivery_id=first.pk).outcome == "done"
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE events_claim_v1")  # what DISCARD ALL in a connection pooler does
+
+    assert delivery_run(delivery_id=second.pk).outcome == "done"
+    assert [e[2] for e in test_consumers.effects()] == ["1", "2"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_claim_begins_one_that_commits_or_rolls_back_whole(test_consumers, bus_settings):
+    ok = publish_and_relay(activity("chain", "ok"))
+    failing = publish_and_relay(activity("chain-boom", "no"))
+
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = [delivery_run(delivery_id=d.pk).outcome for d in (ok, failing)]
+
+    assert outcomes == ["done", "retrying"]
+    claims = [q["sql"] for q in queries.captured_queries if "EXECUTE events_claim_v1" in q["sql"]]
+    assert claims[0].endswith(f"BEGIN; EXECUTE events_claim_v1({ok.pk}, 50)")  # one round trip: BEGIN and claim
+    assert claims[1].endswith(f"BEGIN; EXECUTE events_claim_v1({failing.pk}, 50)")
+    assert connection.get_autocommit() and not connection.in_atomic_block
+    assert (Delivery.objects.get(pk=ok.pk).status, Delivery.objects.get(pk=failing.pk).status) == ("done", "retrying")
+    follow_ups = OutboxEvent.objects.filter(causation_id__isnull=False)
+    assert [e.payload["detail"] for e in follow_ups] == ["ok/next"]  # the failing one's follow-up rolled back
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "ok")]
+
+
+def test_the_claim_begins_like_psycopg_would_for_the_connection():
+    from types import SimpleNamespace
+
+    import psycopg
+
+    from events.services import _begin_statement
+
+    assert _begin_statement(SimpleNamespace(isolation_level=None, read_only=None)) == "BEGIN"
+    assert _begin_statement(SimpleNamespace(isolation_level=psycopg.IsolationLevel.SERIALIZABLE, read_only=True)) == (
+        "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY")
+    assert _begin_statement(SimpleNamespace(isolation_level=psycopg.IsolationLevel.REPEATABLE_READ,
+                                            read_only=False)) == "BEGIN ISOLATION LEVEL REPEATABLE READ READ WRITE"
+
+
 # --- parking -----------------------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
