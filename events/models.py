@@ -45,7 +45,8 @@ class Delivery(models.Model):
     last_error = models.TextField(blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True, help_text="when a message was last handed to the broker")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    done_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True,
+                                   help_text="when the run that succeeded claimed it (it committed with its effects)")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -235,12 +235,17 @@ def _claim_for_run(delivery_id: int) -> _Claim:
     connection.ensure_connection()
     raw = connection.connection
     pgconn = raw.pgconn
+    args = (int(delivery_id), int(settings.EVENTS_WAKE_BATCH))
+    prepared = settings.EVENTS_PREPARED_CLAIM
     parts = []
-    if raw not in _claim_prepared:
+    if prepared and raw not in _claim_prepared:
         parts.append(f"PREPARE {_CLAIM_STATEMENT} (bigint, integer) AS {_CLAIM_SQL}")
     if pgconn.transaction_status == pq.TransactionStatus.IDLE:
         parts.append(_begin_statement(raw))
-    parts.append(f"EXECUTE {_CLAIM_STATEMENT}({int(delivery_id)}, {int(settings.EVENTS_WAKE_BATCH)})")
+    if prepared:
+        parts.append(f"EXECUTE {_CLAIM_STATEMENT}({args[0]}, {args[1]})")
+    else:  # planned every time: for poolers that do not keep a session's prepared statements
+        parts.append(_CLAIM_SQL.replace("$1", str(args[0])).replace("$2", str(args[1])))
     sql = "; ".join(parts)
     started = time.monotonic()
     with connection.wrap_database_errors:  # errors become Django's, and mark a broken connection for closing
@@ -252,7 +257,8 @@ def _claim_for_run(delivery_id: int) -> _Claim:
                 _claim_prepared.discard(raw)
                 raise _ClaimStatementLost()
             raise psycopg.DatabaseError((result.get_error_message() or "the claim failed").strip())
-    _claim_prepared.add(raw)
+    if prepared:
+        _claim_prepared.add(raw)
     claim = json.loads(result.get_value(0, 0))
     run = claim["run"]
     woken = [(pk, queue) for pk, queue in claim["woken"]]

@@ -345,6 +345,21 @@ def test_a_session_that_lost_the_prepared_claim_prepares_it_again(test_consumers
     assert [e[2] for e in test_consumers.effects()] == ["1", "2"]
 
 
+@pytest.mark.django_db
+def test_with_prepared_claims_off_the_claim_is_planned_each_time(test_consumers, settings):
+    settings.EVENTS_PREPARED_CLAIM = False
+    delivery = publish_and_relay(activity("record", "inline"))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert delivery_run(delivery_id=delivery.pk).outcome == "done"
+        assert delivery_run(delivery_id=delivery.pk).outcome == "skipped"
+
+    claims = [q["sql"] for q in queries.captured_queries if "claimed AS" in q["sql"]]
+    assert len(claims) == 2 and all(sql.startswith("WITH claimed AS") for sql in claims)
+    assert f"WHERE id = {delivery.pk} AND" in claims[0] and "$1" not in claims[0]
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "inline")]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_outside_a_transaction_the_claim_begins_one_that_commits_or_rolls_back_whole(test_consumers, bus_settings):
     ok = publish_and_relay(activity("chain", "ok"))
