@@ -141,8 +141,29 @@ def cleanup() -> None:
     OutboxEvent.objects.filter(id__in=ids).delete()
 
 
+def vacuum_events_tables() -> None:
+    """The rounds delete what they wrote; vacuum now so autovacuum does not start in the middle of a round."""
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE) events_delivery, events_outboxevent")
+
+
+def wait_for_autovacuum(limit_seconds: float = 120) -> float:
+    """Wait (up to the limit) for autovacuum workers to finish, e.g. on what the previous benchmark deleted."""
+    started = time.monotonic()
+    with connection.cursor() as cursor:
+        while time.monotonic() - started < limit_seconds:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker' "
+                           "AND state = 'active'")
+            if cursor.fetchone()[0] == 0:
+                break
+            time.sleep(0.5)
+    return time.monotonic() - started
+
+
 def main() -> None:
     cleanup()
+    vacuum_events_tables()
+    waited = wait_for_autovacuum()
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
     proc, _log = start_worker()
     try:
@@ -153,6 +174,7 @@ def main() -> None:
             raw_rate = raw_celery(N)
             rounds.append((raw_rate, bus(N)))
             cleanup()  # every round starts from the same tables
+            vacuum_events_tables()
         statements, median_ms, p95_ms = publish_cost(N)
     finally:
         proc.terminate()
@@ -168,7 +190,8 @@ def main() -> None:
     events = statistics.median(b for _, b in rounds)
     one_insert = len(statements) == 1 and statements[0].startswith("WITH e AS (INSERT INTO events_outboxevent")
     print(f"events bench, N={N}, one worker (solo pool), {SENDERS} sending threads, Redis DB {settings.REDIS_DB}, "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+          + (f", waited {waited:.0f}s for autovacuum" if waited >= 1 else ""))
     print(f"  {'raw Celery no-op tasks/s (median)':<44}{raw:>10.0f}   rounds: "
           + ", ".join(f"{r:.0f}" for r, _ in rounds))
     print(f"  {'bus events/s publish -> consumer done':<44}{events:>10.0f}   rounds: "
