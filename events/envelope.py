@@ -63,6 +63,18 @@ class Event:
         }
 
 
+_envelope_validator = fastjsonschema.compile(ENVELOPE_SCHEMA, use_default=False, use_formats=False)
+
+
+def is_envelope(value: Any) -> bool:
+    """Whether ``value`` has the envelope's shape (the payload is checked against its own schema separately)."""
+    try:
+        _envelope_validator(value)
+    except fastjsonschema.JsonSchemaException:
+        return False
+    return True
+
+
 @functools.cache
 def payload_validator(name: str) -> Draft7Validator:
     spec = BY_NAME[name]

@@ -4,15 +4,18 @@ Delivery guarantees:
 - ``event_publish`` runs ONE INSERT statement in the caller's transaction: the outbox row (the event log) and,
   in a data-modifying CTE, one ``Delivery`` row per subscriber. A rolled-back transaction leaves nothing.
 - After commit (``transaction.on_commit``) the relay hands one Celery message per delivery to the
-  subscriber's queue (``events.deliver``, JSON arg = delivery id). If the process dies between commit and send,
-  or the broker loses the message, or it sits in Redis' unacked set, the periodic sweep sends again every
-  delivery not done ``EVENTS_REDELIVER_AFTER_SECONDS`` after its last send.
-- ``delivery_run`` claims the delivery (marks it done if it is owed, in one prepared statement sent together with
-  BEGIN), runs the consumer and commits: two round trips, ONE transaction, so the consumer's effects, the events it
-  publishes and ``done`` commit together, and a consumer that fails rolls ``done`` back with its own writes. A
-  redelivered or duplicated message finds the row done and changes nothing. That transaction commits with
-  ``synchronous_commit = off``: a PostgreSQL crash may forget its last fraction of a second of them, consistently
-  (WAL order), and what it forgot is a delivery back to pending, which the sweep sends again.
+  subscriber's queue (``events.deliver``, JSON args: the delivery id, the consumer's name and the event envelope).
+  If the process dies between commit and send, or the broker loses the message, or it sits in Redis' unacked set,
+  the periodic sweep sends again (the delivery id alone) every delivery not done ``EVENTS_REDELIVER_AFTER_SECONDS``
+  after its last send.
+- A message that carries its event runs the consumer at once and ends in ONE round trip (``_finish``: check the
+  message against the log, check the delivery is owed, mark it done, COMMIT); only a verified success commits
+  that way. Anything else, and a message with the delivery id alone, runs from the log (``_delivery_run``): claim
+  the delivery (one prepared statement sent with BEGIN), run the consumer, COMMIT.
+- Either way it is ONE transaction: the consumer's effects, the events it publishes and ``done`` commit together
+  or not at all. A redelivered or duplicated message finds the row done and changes nothing. That transaction
+  commits with ``synchronous_commit = off``: a PostgreSQL crash may forget its last fraction of a second of them,
+  consistently (WAL order), and what it forgot is a delivery back to pending, which the sweep sends again.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from functools import partial
 from typing import Any
 
 import psycopg
+import psycopg.sql
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
@@ -40,7 +44,7 @@ from psycopg import pq
 from events.catalogue import BY_NAME
 from events.choices import DeliveryStatus
 from events.consumers import NotReady, get_subscription, subscriptions_for
-from events.envelope import Event, check_payload
+from events.envelope import Event, check_payload, is_envelope
 from events.errors import EventError
 from events.models import Delivery, OutboxEvent, RejectedMessage
 
@@ -90,11 +94,12 @@ def event_publish(*, name: str, payload: dict[str, Any], instance: Any, causatio
         instance_id=instance_id, instance_slug=instance_slug, correlation_id=str(correlation_id or event_id),
         causation_id=None if causation_id is None else str(causation_id), payload=payload,
     )
-    deliveries = _insert(row, subscriptions_for(name))
+    inserted = _insert(row, subscriptions_for(name))
     row._state.adding = False
     row._state.db = "default"
-    if deliveries and settings.EVENTS_RELAY_ON_COMMIT:
-        transaction.on_commit(partial(_send, deliveries))
+    if inserted and settings.EVENTS_RELAY_ON_COMMIT:
+        envelope = event_from_row(row).to_dict()  # the message carries the event: see "run from the message"
+        transaction.on_commit(partial(_send, [(pk, queue, consumer, envelope) for pk, queue, consumer in inserted]))
     return row
 
 
@@ -102,7 +107,7 @@ _OUTBOX_COLUMNS = ("id, name, version, occurred_at, instance_id, instance_slug, 
                    "payload")
 
 
-def _insert(row: OutboxEvent, subs: list[Any]) -> list[tuple[int, str]]:
+def _insert(row: OutboxEvent, subs: list[Any]) -> list[tuple[int, str, str]]:
     """ONE statement: the outbox row and, in a data-modifying CTE, its delivery rows (one per subscriber)."""
     values = [row.id, row.name, row.version, row.occurred_at, row.instance_id, row.instance_slug,
               row.correlation_id, row.causation_id, json.dumps(row.payload)]
@@ -118,19 +123,22 @@ def _insert(row: OutboxEvent, subs: list[Any]) -> list[tuple[int, str]]:
             f"INSERT INTO events_delivery (event_id, consumer, queue, status, failures, last_error, sent_at, "
             f"created_at, updated_at) "
             f"SELECT e.id, s.consumer, s.queue, 'pending', 0, '', e.occurred_at, e.occurred_at, e.occurred_at "
-            f"FROM e, (VALUES {subscribers}) AS s (consumer, queue) RETURNING id, queue",
+            f"FROM e, (VALUES {subscribers}) AS s (consumer, queue) RETURNING id, queue, consumer",
             [*values, *(v for sub in subs for v in (sub.name, sub.queue))])
-        return [(pk, queue) for pk, queue in cursor.fetchall()]
+        return [(pk, queue, consumer) for pk, queue, consumer in cursor.fetchall()]
 
 
-def _send(deliveries: Iterable[tuple[int, str]]) -> int:
-    """Hand messages to the broker; a failure is logged and left to the sweep (the rows say what is owed)."""
+def _send(deliveries: Iterable[tuple[Any, ...]]) -> int:
+    """Hand messages to the broker; a failure is logged and left to the sweep (the rows say what is owed).
+
+    Each item is ``(delivery id, queue)`` (the message names the delivery) or ``(delivery id, queue, consumer,
+    event envelope)`` (the message also carries the event, so the worker can run it in one round trip)."""
     from events.tasks import deliver
 
     sent = 0
-    for delivery_id, queue in deliveries:
+    for delivery_id, queue, *carried in deliveries:
         try:
-            deliver.apply_async(args=[delivery_id], queue=queue)
+            deliver.apply_async(args=[delivery_id, *carried], queue=queue)
             sent += 1
         except Exception:
             logger.exception("could not send delivery %s to queue %s; the sweep will resend it", delivery_id, queue)
@@ -273,11 +281,113 @@ class _Malformed(Exception):
     pass
 
 
-def delivery_run(*, delivery_id: int) -> RunResult:
+def delivery_run(*, delivery_id: int, consumer: str | None = None, event: dict[str, Any] | None = None) -> RunResult:
+    """Run one delivery. Given the message's ``consumer`` and ``event`` envelope, first from the message (one
+    round trip, see ``_run_from_message``); otherwise, or whenever that path does not end in a verified success,
+    from the event log (``_delivery_run``), which decides every other outcome."""
+    if consumer is not None and event is not None:
+        result = _run_from_message(delivery_id, consumer, event)
+        if result is not None:
+            return result
     try:
         return _delivery_run(delivery_id)
     except _ClaimStatementLost:
         return _delivery_run(delivery_id)
+
+
+# --- run from the message ------------------------------------------------------------------------------------
+# The relay puts the event envelope in the message, so the consumer can run before the bus has read anything. At
+# the end ONE round trip, ``[BEGIN;] SELECT events_finish(...); COMMIT``, locks the delivery, checks the message
+# against the event log (the log is the truth: a message that differs is never committed), checks the delivery is
+# owed, marks it done and wakes parked deliveries; the function raises rather than answer "no", so the COMMIT
+# behind it cannot commit the consumer's writes for a delivery that was not owed. Only a verified success commits
+# here; a delivery that is not owed is skipped; anything else (a failing consumer, NotReady, a message that does
+# not match, an error of the bus) is rolled back and run again from the log, which records the outcome.
+
+_FINISH_ERRORS = {b"EVD01": "missing", b"EVD02": "mismatch", b"EVD03": "not owed"}
+
+
+class _FinishRefused(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _event_from_message(envelope: Any) -> Event | None:
+    """The message's envelope as an Event, or None when it is not one (the log decides then)."""
+    if not isinstance(envelope, dict) or not is_envelope(envelope):
+        return None
+    instance = envelope["instance"]
+    try:
+        event_id = uuid.UUID(envelope["id"])
+        occurred_at = datetime.fromisoformat(envelope["time"])
+        return _event(event_id, envelope["name"], envelope["version"], occurred_at,
+                      None if instance is None else instance["id"], None if instance is None else instance["slug"],
+                      envelope["correlation_id"], envelope["causation_id"], envelope["payload"])
+    except (ValueError, MalformedEvent):
+        return None
+
+
+def _run_from_message(delivery_id: int, consumer_name: str, envelope: dict[str, Any]) -> RunResult | None:
+    """None: not settled here, run it from the log."""
+    event = _event_from_message(envelope)
+    sub = get_subscription(consumer_name)
+    if event is None or sub is None:
+        return None
+    outermost = connection.get_autocommit()  # else a caller's transaction (tests): it commits, not us
+    try:
+        with transaction.atomic():
+            token = _current_event.set(event)
+            try:
+                sub.handler(event)
+            finally:
+                _current_event.reset(token)
+            woken = _finish(delivery_id, consumer_name, envelope, commit=outermost and not connection.needs_rollback)
+    except _FinishRefused as exc:
+        if exc.reason == "not owed":
+            return RunResult("skipped", str(exc))
+        if exc.reason == "mismatch":
+            logger.warning("delivery %s: %s; running it from the log", delivery_id, exc)
+        return None
+    except Exception:
+        return None  # the run from the log does it again and records the outcome (or raises if the bus is down)
+    _send(woken)
+    return RunResult("done")
+
+
+def _finish(delivery_id: int, consumer_name: str, envelope: dict[str, Any], *, commit: bool) -> list[tuple[int, str]]:
+    raw = connection.connection
+    pgconn = raw.pgconn
+    call = (f"SELECT events_finish({int(delivery_id)}, {_literal(raw, consumer_name)}, "
+            f"{_literal(raw, json.dumps(envelope))}::jsonb, {int(settings.EVENTS_WAKE_BATCH)})")
+    parts = [call, "COMMIT"] if commit else [call]
+    if commit and pgconn.transaction_status == pq.TransactionStatus.IDLE:  # the consumer ran no statement
+        parts.insert(0, _begin_statement(raw))
+    sql = "; ".join(parts)
+    started = time.monotonic()
+    with connection.wrap_database_errors:
+        pgconn.send_query(sql.encode())
+        results = []
+        while (result := pgconn.get_result()) is not None:
+            results.append(result)
+        if connection.queries_logged:
+            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+        for result in results:
+            if result.status not in (pq.ExecStatus.COMMAND_OK, pq.ExecStatus.TUPLES_OK):
+                message = (result.get_error_message() or "the finish failed").strip()
+                reason = _FINISH_ERRORS.get(result.error_field(pq.DiagnosticField.SQLSTATE) or b"")
+                if reason:
+                    raise _FinishRefused(reason, message)
+                raise psycopg.DatabaseError(message)
+    woken = next(r for r in results if r.status == pq.ExecStatus.TUPLES_OK).get_value(0, 0)
+    return [(pk, queue) for pk, queue in json.loads(woken)]
+
+
+def _literal(raw: Any, value: str) -> str:
+    return psycopg.sql.Literal(value).as_string(raw)
+
+
+# --- run from the log ------------------------------------------------------------------------------------------
 
 
 def _delivery_run(delivery_id: int) -> RunResult:

@@ -24,11 +24,16 @@ def _close_old_connections(**kwargs: Any) -> None:
              soft_time_limit=settings.EVENTS_TASK_SOFT_TIME_LIMIT,
              time_limit=settings.EVENTS_TASK_SOFT_TIME_LIMIT + 15)
 def deliver(*args: Any, **kwargs: Any) -> str:
-    """Run delivery ``args[0]`` (an int id). Anything else is recorded as a rejected message, never raised."""
-    if kwargs or len(args) != 1 or isinstance(args[0], bool) or not isinstance(args[0], int):
+    """Run delivery ``args[0]`` (an int id), optionally carrying its consumer's name and event envelope
+    (``args[1]``, ``args[2]``). Anything else is recorded as a rejected message, never raised."""
+    well_formed = (not kwargs and len(args) in (1, 3) and isinstance(args[0], int) and not isinstance(args[0], bool)
+                   and (len(args) == 1 or (isinstance(args[1], str) and isinstance(args[2], dict))))
+    if not well_formed:
         services.message_reject(task_name="events.deliver", body=json.dumps([args, kwargs], default=repr),
-                                reason="expected exactly one integer delivery id")
+                                reason="expected an integer delivery id, optionally with its consumer and event")
         return "rejected"
+    if len(args) == 3:
+        return services.delivery_run(delivery_id=args[0], consumer=args[1], event=args[2]).outcome
     return services.delivery_run(delivery_id=args[0]).outcome
 
 

@@ -21,7 +21,7 @@ from events import publish
 from events.apps import EventsConfig
 from events.catalogue import CATALOGUE
 from events.models import Delivery, OutboxEvent, RejectedMessage
-from events.services import events_replay
+from events.services import event_from_row, events_replay
 from events.tasks import deliver
 from tests.events.conftest import WORKER_ENV
 from tests.support import RedisServer, wait_until, worker_env
@@ -183,18 +183,21 @@ def test_duplicates_injected_on_purpose_change_nothing(workers, test_consumers):
     publish("event-suspicious-activity", activity("chain", "c"), instance=None)
     wait_until(all_done(5), timeout=20, message=lambda: str(state()))
 
-    for delivery in Delivery.objects.filter(consumer=ACTIVITY):
-        for _ in range(3):
+    for delivery in Delivery.objects.filter(consumer=ACTIVITY).select_related("event"):
+        envelope = event_from_row(delivery.event).to_dict()
+        for _ in range(3):  # both message forms: the delivery id alone, and with its consumer and event
             deliver.apply_async(args=[delivery.pk], queue=delivery.queue)
+            deliver.apply_async(args=[delivery.pk, delivery.consumer, envelope], queue=delivery.queue)
     events_replay(since=OutboxEvent.objects.order_by("occurred_at").first().occurred_at)
     deliver.apply_async(args=["not-an-id"], queue="events_test")
 
-    wait_until(lambda: worker.log().count("'skipped'") >= 5 * 4, timeout=30)
+    wait_until(lambda: worker.log().count("'skipped'") >= 5 * 7, timeout=30)
     wait_until(lambda: RejectedMessage.objects.count() == 1, timeout=10)
     assert state() == {"done": 5}
     assert sorted(details(test_consumers.effects())) == ["c", "c/next", "d0", "d1", "d2"]
     assert OutboxEvent.objects.count() == 5
-    assert RejectedMessage.objects.get().reason == "expected exactly one integer delivery id"
+    assert RejectedMessage.objects.get().reason == (
+        "expected an integer delivery id, optionally with its consumer and event")
 
 
 def test_shuffled_delivery_converges_to_the_in_order_state(workers, test_consumers):

@@ -25,6 +25,7 @@ from events.services import (
     bus_sweep,
     deliveries_retry,
     delivery_run,
+    event_from_row,
     events_purge,
     events_replay,
 )
@@ -140,7 +141,8 @@ def test_rolled_back_transaction_publishes_nothing(test_consumers, monkeypatch):
     publish("event-suspicious-activity", activity("record"), instance=None)  # autocommit: sent at once
 
     assert OutboxEvent.objects.count() == 1
-    assert sent == [([Delivery.objects.get().pk], "events_test")]
+    delivery = Delivery.objects.get()
+    assert sent == [([delivery.pk, ACTIVITY, event_from_row(delivery.event).to_dict()], "events_test")]
 
 
 @pytest.mark.django_db
@@ -156,13 +158,16 @@ def test_commit_sends_one_message_per_delivery_to_its_queue(test_consumers, djan
 
     assert len(callbacks) == 2
     by_consumer = dict(Delivery.objects.values_list("consumer", "pk"))
-    assert sorted(sent) == sorted([
-        ([by_consumer["inventory.release_for_order"]], "inventory"),
-        ([by_consumer["payments.refund_for_order"]], "payments"),
-        ([by_consumer["tests.sink.event-order-canceled"]], "events_test"),
-        ([by_consumer["inventory.commit_for_order"]], "inventory"),
-        ([by_consumer["tests.sink.event-order-approved"]], "events_test"),
-    ])
+    canceled, approved = (event_from_row(e).to_dict() for e in OutboxEvent.objects.order_by("occurred_at"))
+    expected = [
+        ("inventory.release_for_order", "inventory", canceled), ("payments.refund_for_order", "payments", canceled),
+        ("tests.sink.event-order-canceled", "events_test", canceled),
+        ("inventory.commit_for_order", "inventory", approved), ("tests.sink.event-order-approved", "events_test", approved),
+    ]
+    # each message names its delivery and carries its consumer and the event's envelope (the AsyncAPI wire form)
+    assert sorted(sent, key=lambda m: m[0][0]) == sorted(
+        [([by_consumer[name], name, event], queue) for name, queue, event in expected], key=lambda m: m[0][0])
+    assert canceled["payload"] == {"order_id": 1, "reason": "customer"} and canceled["id"] == str(row.id)
     assert Delivery.objects.filter(event=row).count() == 3
 
 
@@ -391,6 +396,141 @@ def test_the_claim_begins_like_psycopg_would_for_the_connection():
         "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY")
     assert _begin_statement(SimpleNamespace(isolation_level=psycopg.IsolationLevel.REPEATABLE_READ,
                                             read_only=False)) == "BEGIN ISOLATION LEVEL REPEATABLE READ READ WRITE"
+
+
+# --- running a delivery from its message -------------------------------------------------------------------
+
+def message_for(delivery: Delivery, **changes) -> dict:
+    """What the relay puts in the message: the consumer and the event's envelope (optionally altered)."""
+    envelope = event_from_row(delivery.event).to_dict()
+    envelope.update(changes)
+    return {"delivery_id": delivery.pk, "consumer": delivery.consumer, "event": envelope}
+
+
+def bus_statements(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if "events_" in q["sql"] and "events_test" not in q["sql"]
+            and "SAVEPOINT" not in q["sql"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_carrying_its_event_costs_the_bus_one_round_trip(test_consumers):
+    delivery = publish_and_relay(activity("record", "one-trip"))
+    message = message_for(delivery)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert delivery_run(**message).outcome == "done"
+
+    statements = bus_statements(queries)
+    assert len(statements) == 1
+    assert statements[0].startswith(f"SELECT events_finish({delivery.pk}, 'tests.activity', ")
+    assert statements[0].endswith(", 50); COMMIT")  # the consumer began the transaction with its own INSERT
+    assert connection.get_autocommit() and not connection.in_atomic_block
+    assert Delivery.objects.get(pk=delivery.pk).status == "done"
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "one-trip")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_for_a_consumer_that_writes_nothing_sends_begin_with_the_finish(test_consumers):
+    seen = []
+    consumer("event-order-approved", name="tests.quiet", queue="events_test")(seen.append)
+    try:
+        row = publish("event-order-approved", {"order_id": 7}, instance=None)
+        delivery = Delivery.objects.get(event=row, consumer="tests.quiet")
+        message = message_for(delivery)
+
+        with CaptureQueriesContext(connection) as queries:
+            assert delivery_run(**message).outcome == "done"
+    finally:
+        unregister("tests.quiet")
+
+    (statement,) = bus_statements(queries)
+    assert statement.startswith("BEGIN; SELECT events_finish(") and statement.endswith("; COMMIT")
+    assert [event.payload for event in seen] == [{"order_id": 7}]
+    assert Delivery.objects.get(pk=delivery.pk).status == "done"
+
+
+@pytest.mark.django_db
+def test_a_duplicated_message_changes_nothing(test_consumers):
+    delivery = publish_and_relay(activity("chain", "dup"))
+    message = message_for(delivery)
+
+    outcomes = [delivery_run(**message).outcome for _ in range(3)]
+
+    assert outcomes == ["done", "skipped", "skipped"]
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "dup")]
+    assert OutboxEvent.objects.filter(causation_id=str(delivery.event_id)).count() == 1  # one follow-up, not three
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("changes", [
+    {"payload": {"kind": "record", "detail": "forged", "user_id": None}},
+    {"instance": {"id": 999, "slug": "elsewhere"}},
+    {"causation_id": "someone-else"},
+    {"id": str(uuid.uuid4())},
+])
+def test_a_message_that_differs_from_the_log_is_never_committed_the_log_is_run_instead(test_consumers, changes):
+    delivery = publish_and_relay(activity("record", "truth"))
+
+    assert delivery_run(**message_for(delivery, **changes)).outcome == "done"
+
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "truth")]
+    assert Delivery.objects.get(pk=delivery.pk).status == "done"
+
+
+@pytest.mark.django_db
+def test_a_message_naming_another_consumer_is_run_from_the_log(test_consumers):
+    delivery = publish_and_relay(activity("record", "mine"))
+    message = {**message_for(delivery), "consumer": "tests.sink.event-order-created"}
+
+    assert delivery_run(**message).outcome == "done"
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "mine")]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("envelope", ["garbage", {"id": "x"}, None])
+def test_a_message_whose_event_is_not_an_envelope_is_run_from_the_log(test_consumers, envelope):
+    delivery = publish_and_relay(activity("record", "shape"))
+
+    assert delivery_run(delivery_id=delivery.pk, consumer=ACTIVITY, event=envelope).outcome == "done"
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "shape")]
+
+
+@pytest.mark.django_db
+def test_a_failing_consumer_from_its_message_is_recorded_by_the_run_from_the_log(test_consumers, bus_settings):
+    delivery = publish_and_relay(activity("chain-boom", "f"))
+
+    result = delivery_run(**message_for(delivery))
+
+    delivery.refresh_from_db()
+    assert result.outcome == "retrying"
+    assert (delivery.status, delivery.failures, delivery.last_error) == (
+        "retrying", 1, "RuntimeError: failed after publishing")
+    assert test_consumers.effects() == []
+    assert OutboxEvent.objects.count() == 1  # the follow-up it published was rolled back, both times it ran
+
+
+@pytest.mark.django_db
+def test_not_ready_from_a_message_parks_and_a_completion_from_a_message_wakes(test_consumers):
+    second = publish_and_relay(activity("step", "m:2"))
+    first = publish_and_relay(activity("step", "m:1"))
+
+    assert delivery_run(**message_for(second)).outcome == "parked"
+    assert delivery_run(**message_for(second)).outcome == "skipped"  # parked ones wait to be woken
+    assert delivery_run(**message_for(first)).outcome == "done"
+    assert Delivery.objects.get(pk=second.pk).status == "pending"  # woken
+    assert delivery_run(**message_for(second)).outcome == "done"
+    assert [e[2] for e in test_consumers.effects()] == ["m:1", "m:2"]
+
+
+@pytest.mark.django_db
+def test_a_retry_not_yet_due_is_skipped_from_its_message_and_its_writes_rolled_back(test_consumers, bus_settings):
+    delivery = publish_and_relay(activity("record", "later"))
+    Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.RETRYING, failures=1,
+                                                   next_attempt_at=timezone.now() + timedelta(minutes=5))
+
+    assert delivery_run(**message_for(delivery)).outcome == "skipped"
+    assert test_consumers.effects() == []
+    assert Delivery.objects.get(pk=delivery.pk).failures == 1
 
 
 # --- parking -----------------------------------------------------------------------------------------------------

@@ -8,11 +8,13 @@ from events.tasks import deliver, sweep
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("args", [("x",), (True,), (1, 2), ()])
+@pytest.mark.parametrize("args", [("x",), (True,), (1, 2), (), (1, "c"), (1, "c", "not an envelope"),
+                                  (1, 5, {}), (1, "c", {}, 4)])
 def test_deliver_records_malformed_messages_instead_of_crashing(args):
     assert deliver.run(*args) == "rejected"
     rejected = RejectedMessage.objects.get()
-    assert (rejected.task_name, rejected.reason) == ("events.deliver", "expected exactly one integer delivery id")
+    assert (rejected.task_name, rejected.reason) == (
+        "events.deliver", "expected an integer delivery id, optionally with its consumer and event")
 
 
 @pytest.mark.django_db
@@ -23,6 +25,20 @@ def test_deliver_runs_the_delivery(test_consumers):
     assert deliver.run(delivery.pk) == "done"
     assert deliver.run(delivery.pk) == "skipped"
     assert deliver.run(10**9) == "missing"
+
+
+@pytest.mark.django_db
+def test_deliver_runs_a_delivery_whose_message_carries_its_event(test_consumers):
+    from events.services import event_from_row
+
+    row = publish("event-suspicious-activity", {"kind": "record", "detail": "m", "user_id": None}, instance=None)
+    delivery = Delivery.objects.get(event=row)
+    envelope = event_from_row(row).to_dict()
+
+    assert deliver.run(delivery.pk, delivery.consumer, envelope) == "done"
+    assert deliver.run(delivery.pk, delivery.consumer, envelope) == "skipped"
+    assert deliver.run(10**9, delivery.consumer, envelope) == "missing"
+    assert [e[2] for e in test_consumers.effects()] == ["m"]
 
 
 def test_tasks_have_stable_names_and_limits():
