@@ -35,6 +35,7 @@ from typing import Any
 
 import psycopg
 import psycopg.sql
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Q
@@ -307,6 +308,13 @@ def delivery_run(*, delivery_id: int, consumer: str | None = None, event: dict[s
 _FINISH_ERRORS = {b"EVD01": "missing", b"EVD02": "mismatch", b"EVD03": "not owed"}
 
 
+class _ConsumerRolledBack(Exception):
+    """The consumer marked its transaction for rollback (``transaction.set_rollback``): that is a failure."""
+
+    def __str__(self) -> str:
+        return "the consumer marked its transaction for rollback"
+
+
 class _FinishRefused(Exception):
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
@@ -321,6 +329,8 @@ def _event_from_message(envelope: Any) -> Event | None:
     try:
         event_id = uuid.UUID(envelope["id"])
         occurred_at = datetime.fromisoformat(envelope["time"])
+        if occurred_at.tzinfo is None:
+            return None
         return _event(event_id, envelope["name"], envelope["version"], occurred_at,
                       None if instance is None else instance["id"], None if instance is None else instance["slug"],
                       envelope["correlation_id"], envelope["causation_id"], envelope["payload"])
@@ -342,13 +352,17 @@ def _run_from_message(delivery_id: int, consumer_name: str, envelope: dict[str, 
                 sub.handler(event)
             finally:
                 _current_event.reset(token)
-            woken = _finish(delivery_id, consumer_name, envelope, commit=outermost and not connection.needs_rollback)
+            if connection.needs_rollback:
+                raise _ConsumerRolledBack()
+            woken = _finish(delivery_id, consumer_name, envelope, commit=outermost)
     except _FinishRefused as exc:
         if exc.reason == "not owed":
             return RunResult("skipped", str(exc))
         if exc.reason == "mismatch":
             logger.warning("delivery %s: %s; running it from the log", delivery_id, exc)
         return None
+    except SoftTimeLimitExceeded as exc:  # no time left to run it again: record it here
+        return _record_failure(delivery_id, exc, parked=False)
     except Exception:
         return None  # the run from the log does it again and records the outcome (or raises if the bus is down)
     _send(woken)
@@ -414,6 +428,8 @@ def _delivery_run(delivery_id: int) -> RunResult:
                 sub.handler(event)
             finally:
                 _current_event.reset(token)
+            if connection.needs_rollback:
+                raise _ConsumerRolledBack()
     except _Malformed as exc:
         return _record_malformed(delivery_id, str(exc))
     except NotReady as exc:

@@ -533,6 +533,39 @@ def test_a_retry_not_yet_due_is_skipped_from_its_message_and_its_writes_rolled_b
     assert Delivery.objects.get(pk=delivery.pk).failures == 1
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("with_message", [True, False])
+def test_a_consumer_that_marks_its_transaction_for_rollback_has_failed(test_consumers, bus_settings, with_message):
+    def rolls_back(event):
+        test_consumers.record("tests.rollback", event, "undone")
+        transaction.set_rollback(True)
+
+    consumer("event-order-approved", name="tests.rollback", queue="events_test")(rolls_back)
+    try:
+        row = publish("event-order-approved", {"order_id": 3}, instance=None)
+        delivery = Delivery.objects.get(event=row, consumer="tests.rollback")
+        message = message_for(delivery) if with_message else {"delivery_id": delivery.pk}
+        result = delivery_run(**message)
+    finally:
+        unregister("tests.rollback")
+
+    delivery.refresh_from_db()
+    assert (result.outcome, delivery.status, delivery.failures) == ("retrying", "retrying", 1)
+    assert delivery.last_error == "_ConsumerRolledBack: the consumer marked its transaction for rollback"
+    assert test_consumers.effects("tests.rollback") == [] and test_consumers.effects(ACTIVITY) == []
+
+
+def test_an_envelope_without_a_time_zone_is_not_taken_from_the_message():
+    from events.services import _event_from_message
+
+    envelope = {"id": str(uuid.uuid4()), "name": "event-order-approved", "version": 1, "instance": None,
+                "correlation_id": "c", "causation_id": None, "payload": {"order_id": 1}}
+    assert _event_from_message({**envelope, "time": "2026-12-01T07:00:00+00:00"}) is not None
+    assert _event_from_message({**envelope, "time": "2026-12-01T07:00:00"}) is None
+    assert _event_from_message({**envelope, "time": "yesterday"}) is None
+    assert _event_from_message({**envelope, "id": "not-a-uuid", "time": "2026-12-01T07:00:00+00:00"}) is None
+
+
 # --- parking -----------------------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
