@@ -88,7 +88,10 @@ def asyncapi_document() -> dict[str, Any]:
             "description": "Domain events of saaskit. Producers write an outbox row in their own transaction; a "
                            "relay hands one Celery message per subscriber (one delivery row each) to that "
                            "subscriber's queue (at least "
-                           "once; consumers are idempotent per event id).",
+                           "once; consumers are idempotent per event id). The task events.deliver takes the "
+                           "delivery id, the consumer's name and the event envelope described here (resends take "
+                           "the delivery id alone); the worker checks the envelope against the event log before "
+                           "it commits anything.",
         },
         "defaultContentType": "application/json",
         "servers": {
