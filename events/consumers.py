@@ -7,6 +7,7 @@ transaction with its idempotency record.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ from events.errors import ConsumerRegistrationError
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[Any], None]
+
+# The event whose consumer is running: events published meanwhile default to it as cause and share its
+# correlation id.
+current_event: contextvars.ContextVar[Any] = contextvars.ContextVar("events_current_event", default=None)
 
 
 class NotReady(Exception):

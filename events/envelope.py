@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import functools
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 from jsonschema import Draft7Validator
 
 from events.catalogue import BY_NAME
-from events.errors import PayloadSchemaError, UnknownEventError
+from events.errors import EventError, PayloadSchemaError, UnknownEventError
+
+if TYPE_CHECKING:
+    from events.models import OutboxEvent
 
 ENVELOPE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -104,3 +108,34 @@ def check_payload(name: str, payload: Any) -> None:
         where = "/".join(str(p) for p in first.absolute_path) or "(payload)"
         raise PayloadSchemaError(f"{name} payload does not match its schema v{BY_NAME[name].version}: "
                                  f"{where}: {first.message}", errors=[e.message for e in errors])
+
+
+class MalformedEvent(Exception):
+    """An event (from the log or a message) that breaks the catalogue: the reason says how."""
+
+
+def event_from_row(row: OutboxEvent) -> Event:
+    """Rebuild and re-check the envelope; ``MalformedEvent`` says what is wrong."""
+    return checked_event(row.id, row.name, row.version, row.occurred_at, row.instance_id, row.instance_slug,
+                         row.correlation_id, row.causation_id, row.payload)
+
+
+def checked_event(event_id: Any, name: str, version: int, occurred_at: datetime, instance_id: int | None,
+                  instance_slug: str | None, correlation_id: str, causation_id: str | None, payload: Any) -> Event:
+    """The Event, once its name, version and payload are checked against the catalogue (else ``MalformedEvent``)."""
+    if name not in BY_NAME:
+        raise MalformedEvent(f"unknown event {name!r}")
+    if version != BY_NAME[name].version:
+        raise MalformedEvent(f"{name} version {version} is not the catalogued {BY_NAME[name].version}")
+    if isinstance(payload, str):  # Django leaves jsonb as text for its JSONField to decode
+        try:
+            payload = json.loads(payload)
+        except ValueError as exc:
+            raise MalformedEvent(f"payload is not JSON: {exc}") from exc
+    try:
+        check_payload(name, payload)
+    except EventError as exc:
+        raise MalformedEvent(str(exc)) from exc
+    return Event(id=event_id, name=name, version=version, occurred_at=occurred_at, instance_id=instance_id,
+                 instance_slug=instance_slug, correlation_id=correlation_id, causation_id=causation_id,
+                 payload=payload)

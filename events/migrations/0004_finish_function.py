@@ -1,6 +1,6 @@
 from django.db import migrations
 
-# The end of a delivery whose message carried its event (events.services, "run from the message"): one call that
+# The end of a delivery whose message carried its event (events.delivery, "run from the message"): one call that
 # locks the delivery, checks the message against the event log (the log is the truth: a message that differs is
 # never committed), checks the delivery is still owed, marks it done and wakes parked deliveries. It raises
 # instead of answering "no", so that the COMMIT sent behind it in the same round trip cannot commit the consumer's

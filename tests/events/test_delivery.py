@@ -1,0 +1,415 @@
+"""Running one delivery: from the event log (claim, run, commit) and from a message that carries its event (run,
+then one round trip to finish); failures, parking and waking."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from events import publish
+from events.choices import DeliveryStatus
+from events.consumers import consumer, unregister
+from events.delivery import _backoff_seconds, delivery_run
+from events.models import Delivery, OutboxEvent
+from events.services import event_from_row
+from tests.events.bus import ACTIVITY, activity, publish_and_relay
+
+# --- running one delivery ---------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_delivery_runs_once_and_a_redelivery_changes_nothing(test_consumers):
+    delivery = publish_and_relay(activity("record", "a"))
+
+    first = delivery_run(delivery_id=delivery.pk)
+    second = delivery_run(delivery_id=delivery.pk)
+
+    assert (first.outcome, second.outcome) == ("done", "skipped")
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "a")]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.failures, delivery.last_error) == ("done", 0, "")
+    assert delivery.done_at is not None
+
+
+@pytest.mark.django_db
+def test_unknown_delivery_id_is_missing():
+    assert delivery_run(delivery_id=999_999).outcome == "missing"
+
+
+@pytest.mark.django_db
+def test_failure_rolls_back_the_consumer_and_schedules_a_retry_with_backoff(test_consumers, bus_settings):
+    delivery = publish_and_relay(activity("chain-boom", "c"))
+    before = timezone.now()
+
+    result = delivery_run(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert result.outcome == "retrying"
+    assert (delivery.status, delivery.failures, delivery.last_error) == (
+        "retrying", 1, "RuntimeError: failed after publishing")
+    assert before + timedelta(seconds=0.1) <= delivery.next_attempt_at <= timezone.now() + timedelta(seconds=0.2)
+    assert test_consumers.effects() == []
+    assert OutboxEvent.objects.count() == 1  # the follow-up it published was rolled back with it
+
+
+@pytest.mark.django_db
+def test_a_retry_not_yet_due_is_skipped(test_consumers, bus_settings):
+    delivery = publish_and_relay(activity("boom"))
+    delivery_run(delivery_id=delivery.pk)
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now() + timedelta(minutes=5))
+
+    assert delivery_run(delivery_id=delivery.pk).outcome == "skipped"
+    assert Delivery.objects.get(pk=delivery.pk).failures == 1
+
+
+@pytest.mark.django_db
+def test_last_failure_dead_letters_with_the_error(test_consumers, bus_settings):
+    delivery = publish_and_relay(activity("boom", "b"))
+
+    outcomes = []
+    for _ in range(3):
+        outcomes.append(delivery_run(delivery_id=delivery.pk).outcome)
+        Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())
+
+    delivery.refresh_from_db()
+    assert outcomes == ["retrying", "retrying", "dead"]
+    assert (delivery.status, delivery.failures, delivery.last_error) == ("dead", 3, "RuntimeError: boom b")
+    assert delivery_run(delivery_id=delivery.pk).outcome == "skipped"
+
+
+@pytest.mark.django_db
+def test_malformed_event_is_parked_as_failed_with_the_reason(test_consumers):
+    row = OutboxEvent.objects.create(name="event-suspicious-activity", version=1, occurred_at=timezone.now(),
+                                     correlation_id="c", payload={"kind": 5})
+    delivery = Delivery.objects.create(event=row, consumer=ACTIVITY, queue="events_test")
+
+    result = delivery_run(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert result.outcome == "dead"
+    assert delivery.status == "dead"
+    assert delivery.last_error == ("malformed event: event-suspicious-activity payload does not match its schema v1: "
+                                   "(payload): 'detail' is a required property")
+    assert test_consumers.effects() == []
+
+
+@pytest.mark.django_db
+def test_unknown_event_name_in_the_log_is_parked_as_failed(test_consumers):
+    row = OutboxEvent.objects.create(name="event-gone", version=1, occurred_at=timezone.now(), correlation_id="c",
+                                     payload={})
+    delivery = Delivery.objects.create(event=row, consumer=ACTIVITY, queue="events_test")
+
+    assert delivery_run(delivery_id=delivery.pk).outcome == "dead"
+    assert Delivery.objects.get(pk=delivery.pk).last_error == "malformed event: unknown event 'event-gone'"
+
+
+@pytest.mark.django_db
+def test_consumer_missing_from_this_process_is_retried_not_lost(test_consumers, bus_settings):
+    delivery = publish_and_relay(activity("record"))
+    Delivery.objects.filter(pk=delivery.pk).update(consumer="tests.gone")
+
+    assert delivery_run(delivery_id=delivery.pk).outcome == "retrying"
+    assert Delivery.objects.get(pk=delivery.pk).last_error == (
+        "LookupError: consumer 'tests.gone' is not registered in this worker")
+
+
+@pytest.mark.django_db
+def test_events_published_by_a_consumer_commit_with_it_and_carry_its_ids(test_consumers):
+    delivery = publish_and_relay(activity("chain", "c"))
+
+    assert delivery_run(delivery_id=delivery.pk).outcome == "done"
+
+    cause = delivery.event
+    follow_up = OutboxEvent.objects.exclude(pk=cause.pk).get()
+    assert follow_up.payload == {"kind": "record", "detail": "c/next", "user_id": None}
+    assert (follow_up.causation_id, follow_up.correlation_id) == (str(cause.id), cause.correlation_id)
+
+
+@pytest.mark.django_db
+def test_a_delivery_is_one_claim_statement_then_commit(test_consumers):
+    warm = publish_and_relay(activity("record", "warm"))
+    delivery_run(delivery_id=warm.pk)  # the first run on a connection also prepares the claim
+    delivery = publish_and_relay(activity("record", "one"))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert delivery_run(delivery_id=delivery.pk).outcome == "done"
+
+    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert statements[0] == f"EXECUTE events_claim_v1({delivery.pk}, 50)"  # in a test's transaction: no BEGIN
+    assert [sql.split(" (")[0] for sql in statements[1:]] == ["INSERT INTO events_test_effect"]  # the consumer's
+    assert Delivery.objects.get(pk=delivery.pk).status == "done"
+
+
+@pytest.mark.django_db
+def test_a_session_that_lost_the_prepared_claim_prepares_it_again(test_consumers):
+    first = publish_and_relay(activity("record", "1"))
+    second = publish_and_relay(activity("record", "2"))
+    assert delivery_run(delivery_id=first.pk).outcome == "done"
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE events_claim_v1")  # what DISCARD ALL in a connection pooler does
+
+    assert delivery_run(delivery_id=second.pk).outcome == "done"
+    assert [e[2] for e in test_consumers.effects()] == ["1", "2"]
+
+
+@pytest.mark.django_db
+def test_with_prepared_claims_off_the_claim_is_planned_each_time(test_consumers, settings):
+    settings.EVENTS_PREPARED_CLAIM = False
+    delivery = publish_and_relay(activity("record", "inline"))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert delivery_run(delivery_id=delivery.pk).outcome == "done"
+        assert delivery_run(delivery_id=delivery.pk).outcome == "skipped"
+
+    claims = [q["sql"] for q in queries.captured_queries if "claimed AS" in q["sql"]]
+    assert len(claims) == 2 and all(sql.startswith("WITH claimed AS") for sql in claims)
+    assert f"WHERE id = {delivery.pk} AND" in claims[0] and "$1" not in claims[0]
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "inline")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_claim_begins_one_that_commits_or_rolls_back_whole(test_consumers, bus_settings):
+    ok = publish_and_relay(activity("chain", "ok"))
+    failing = publish_and_relay(activity("chain-boom", "no"))
+
+    with CaptureQueriesContext(connection) as queries:
+        outcomes = [delivery_run(delivery_id=d.pk).outcome for d in (ok, failing)]
+
+    assert outcomes == ["done", "retrying"]
+    claims = [q["sql"] for q in queries.captured_queries if "EXECUTE events_claim_v1" in q["sql"]]
+    assert claims[0].endswith(f"BEGIN; EXECUTE events_claim_v1({ok.pk}, 50)")  # one round trip: BEGIN and claim
+    assert claims[1].endswith(f"BEGIN; EXECUTE events_claim_v1({failing.pk}, 50)")
+    assert connection.get_autocommit() and not connection.in_atomic_block
+    assert (Delivery.objects.get(pk=ok.pk).status, Delivery.objects.get(pk=failing.pk).status) == ("done", "retrying")
+    follow_ups = OutboxEvent.objects.filter(causation_id__isnull=False)
+    assert [e.payload["detail"] for e in follow_ups] == ["ok/next"]  # the failing one's follow-up rolled back
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "ok")]
+
+
+def test_the_claim_begins_like_psycopg_would_for_the_connection():
+    from types import SimpleNamespace
+
+    import psycopg
+
+    from events.delivery import _begin_statement
+
+    assert _begin_statement(SimpleNamespace(isolation_level=None, read_only=None)) == "BEGIN"
+    assert _begin_statement(SimpleNamespace(isolation_level=psycopg.IsolationLevel.SERIALIZABLE, read_only=True)) == (
+        "BEGIN ISOLATION LEVEL SERIALIZABLE READ ONLY")
+    assert _begin_statement(SimpleNamespace(isolation_level=psycopg.IsolationLevel.REPEATABLE_READ,
+                                            read_only=False)) == "BEGIN ISOLATION LEVEL REPEATABLE READ READ WRITE"
+
+
+# --- running a delivery from its message -------------------------------------------------------------------
+
+def message_for(delivery: Delivery, **changes) -> dict:
+    """What the relay puts in the message: the consumer and the event's envelope (optionally altered)."""
+    envelope = event_from_row(delivery.event).to_dict()
+    envelope.update(changes)
+    return {"delivery_id": delivery.pk, "consumer": delivery.consumer, "event": envelope}
+
+
+def bus_statements(queries) -> list[str]:
+    return [q["sql"] for q in queries.captured_queries if "events_" in q["sql"] and "events_test" not in q["sql"]
+            and "SAVEPOINT" not in q["sql"]]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_carrying_its_event_costs_the_bus_one_round_trip(test_consumers):
+    delivery = publish_and_relay(activity("record", "one-trip"))
+    message = message_for(delivery)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert delivery_run(**message).outcome == "done"
+
+    statements = bus_statements(queries)
+    assert len(statements) == 1
+    assert statements[0].startswith(f"SELECT events_finish({delivery.pk}, 'tests.activity', ")
+    assert statements[0].endswith(", 50); COMMIT")  # the consumer began the transaction with its own INSERT
+    assert connection.get_autocommit() and not connection.in_atomic_block
+    assert Delivery.objects.get(pk=delivery.pk).status == "done"
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "one-trip")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_message_for_a_consumer_that_writes_nothing_sends_begin_with_the_finish(test_consumers):
+    seen = []
+    consumer("event-order-approved", name="tests.quiet", queue="events_test")(seen.append)
+    try:
+        row = publish("event-order-approved", {"order_id": 7}, instance=None)
+        delivery = Delivery.objects.get(event=row, consumer="tests.quiet")
+        message = message_for(delivery)
+
+        with CaptureQueriesContext(connection) as queries:
+            assert delivery_run(**message).outcome == "done"
+    finally:
+        unregister("tests.quiet")
+
+    (statement,) = bus_statements(queries)
+    assert statement.startswith("BEGIN; SELECT events_finish(") and statement.endswith("; COMMIT")
+    assert [event.payload for event in seen] == [{"order_id": 7}]
+    assert Delivery.objects.get(pk=delivery.pk).status == "done"
+
+
+@pytest.mark.django_db
+def test_a_duplicated_message_changes_nothing(test_consumers):
+    delivery = publish_and_relay(activity("chain", "dup"))
+    message = message_for(delivery)
+
+    outcomes = [delivery_run(**message).outcome for _ in range(3)]
+
+    assert outcomes == ["done", "skipped", "skipped"]
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "dup")]
+    assert OutboxEvent.objects.filter(causation_id=str(delivery.event_id)).count() == 1  # one follow-up, not three
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("changes", [
+    {"payload": {"kind": "record", "detail": "forged", "user_id": None}},
+    {"instance": {"id": 999, "slug": "elsewhere"}},
+    {"causation_id": "someone-else"},
+    {"id": str(uuid.uuid4())},
+])
+def test_a_message_that_differs_from_the_log_is_never_committed_the_log_is_run_instead(test_consumers, changes):
+    delivery = publish_and_relay(activity("record", "truth"))
+
+    assert delivery_run(**message_for(delivery, **changes)).outcome == "done"
+
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "truth")]
+    assert Delivery.objects.get(pk=delivery.pk).status == "done"
+
+
+@pytest.mark.django_db
+def test_a_message_naming_another_consumer_is_run_from_the_log(test_consumers):
+    delivery = publish_and_relay(activity("record", "mine"))
+    message = {**message_for(delivery), "consumer": "tests.sink.event-order-created"}
+
+    assert delivery_run(**message).outcome == "done"
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "mine")]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("envelope", ["garbage", {"id": "x"}, None])
+def test_a_message_whose_event_is_not_an_envelope_is_run_from_the_log(test_consumers, envelope):
+    delivery = publish_and_relay(activity("record", "shape"))
+
+    assert delivery_run(delivery_id=delivery.pk, consumer=ACTIVITY, event=envelope).outcome == "done"
+    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "shape")]
+
+
+@pytest.mark.django_db
+def test_a_failing_consumer_from_its_message_is_recorded_by_the_run_from_the_log(test_consumers, bus_settings):
+    delivery = publish_and_relay(activity("chain-boom", "f"))
+
+    result = delivery_run(**message_for(delivery))
+
+    delivery.refresh_from_db()
+    assert result.outcome == "retrying"
+    assert (delivery.status, delivery.failures, delivery.last_error) == (
+        "retrying", 1, "RuntimeError: failed after publishing")
+    assert test_consumers.effects() == []
+    assert OutboxEvent.objects.count() == 1  # the follow-up it published was rolled back, both times it ran
+
+
+@pytest.mark.django_db
+def test_not_ready_from_a_message_parks_and_a_completion_from_a_message_wakes(test_consumers):
+    second = publish_and_relay(activity("step", "m:2"))
+    first = publish_and_relay(activity("step", "m:1"))
+
+    assert delivery_run(**message_for(second)).outcome == "parked"
+    assert delivery_run(**message_for(second)).outcome == "skipped"  # parked ones wait to be woken
+    assert delivery_run(**message_for(first)).outcome == "done"
+    assert Delivery.objects.get(pk=second.pk).status == "pending"  # woken
+    assert delivery_run(**message_for(second)).outcome == "done"
+    assert [e[2] for e in test_consumers.effects()] == ["m:1", "m:2"]
+
+
+@pytest.mark.django_db
+def test_a_retry_not_yet_due_is_skipped_from_its_message_and_its_writes_rolled_back(test_consumers, bus_settings):
+    delivery = publish_and_relay(activity("record", "later"))
+    Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.RETRYING, failures=1,
+                                                   next_attempt_at=timezone.now() + timedelta(minutes=5))
+
+    assert delivery_run(**message_for(delivery)).outcome == "skipped"
+    assert test_consumers.effects() == []
+    assert Delivery.objects.get(pk=delivery.pk).failures == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("with_message", [True, False])
+def test_a_consumer_that_marks_its_transaction_for_rollback_has_failed(test_consumers, bus_settings, with_message):
+    def rolls_back(event):
+        test_consumers.record("tests.rollback", event, "undone")
+        transaction.set_rollback(True)
+
+    consumer("event-order-approved", name="tests.rollback", queue="events_test")(rolls_back)
+    try:
+        row = publish("event-order-approved", {"order_id": 3}, instance=None)
+        delivery = Delivery.objects.get(event=row, consumer="tests.rollback")
+        message = message_for(delivery) if with_message else {"delivery_id": delivery.pk}
+        result = delivery_run(**message)
+    finally:
+        unregister("tests.rollback")
+
+    delivery.refresh_from_db()
+    assert (result.outcome, delivery.status, delivery.failures) == ("retrying", "retrying", 1)
+    assert delivery.last_error == "_ConsumerRolledBack: the consumer marked its transaction for rollback"
+    assert test_consumers.effects("tests.rollback") == [] and test_consumers.effects(ACTIVITY) == []
+
+
+def test_an_envelope_without_a_time_zone_is_not_taken_from_the_message():
+    from events.delivery import _event_from_message
+
+    envelope = {"id": str(uuid.uuid4()), "name": "event-order-approved", "version": 1, "instance": None,
+                "correlation_id": "c", "causation_id": None, "payload": {"order_id": 1}}
+    assert _event_from_message({**envelope, "time": "2026-12-01T07:00:00+00:00"}) is not None
+    assert _event_from_message({**envelope, "time": "2026-12-01T07:00:00"}) is None
+    assert _event_from_message({**envelope, "time": "yesterday"}) is None
+    assert _event_from_message({**envelope, "id": "not-a-uuid", "time": "2026-12-01T07:00:00+00:00"}) is None
+
+
+# --- parking -----------------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_not_ready_parks_and_a_completion_wakes_the_parked(test_consumers):
+    second = publish_and_relay(activity("step", "p:2"))
+    third = publish_and_relay(activity("step", "p:3"))
+    first = publish_and_relay(activity("step", "p:1"))
+
+    assert [delivery_run(delivery_id=d.pk).outcome for d in (third, second)] == ["parked", "parked"]
+    assert Delivery.objects.get(pk=second.pk).last_error == "not ready: p:1 not applied yet"
+    assert delivery_run(delivery_id=second.pk).outcome == "skipped"  # parked ones wait to be woken
+
+    assert delivery_run(delivery_id=first.pk).outcome == "done"  # wakes 2 and 3
+    assert sorted(Delivery.objects.values_list("status", flat=True)) == ["done", "pending", "pending"]
+    assert delivery_run(delivery_id=third.pk).outcome == "parked"  # still waits for 2
+    assert delivery_run(delivery_id=second.pk).outcome == "done"  # wakes 3
+    assert delivery_run(delivery_id=third.pk).outcome == "done"
+    assert [e[2] for e in test_consumers.effects()] == ["p:1", "p:2", "p:3"]
+
+
+def test_backoff_grows_exponentially_with_jitter_and_a_cap(settings):
+    settings.EVENTS_RETRY_BASE_SECONDS = 1
+    settings.EVENTS_RETRY_MAX_SECONDS = 10
+    for failures, ceiling in [(1, 1), (2, 2), (3, 4), (4, 8), (5, 10), (9, 10)]:
+        samples = [_backoff_seconds(failures) for _ in range(200)]
+        assert all(ceiling / 2 <= s <= ceiling for s in samples)
+        assert len(set(samples)) > 1
+
+
+@pytest.mark.django_db
+def test_a_completion_wakes_at_most_the_batch_longest_parked_first(test_consumers, settings):
+    settings.EVENTS_WAKE_BATCH = 2
+    parked = [publish_and_relay(activity("step", f"w:{i}")) for i in (2, 3, 4)]
+    for delivery, minutes in zip(parked, (1, 3, 2), strict=True):
+        Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.PARKED)
+        Delivery.objects.filter(pk=delivery.pk).update(updated_at=timezone.now() - timedelta(minutes=minutes))
+
+    assert delivery_run(delivery_id=publish_and_relay(activity("record")).pk).outcome == "done"
+
+    statuses = dict(Delivery.objects.values_list("pk", "status"))
+    assert [statuses[d.pk] for d in parked] == ["parked", "pending", "pending"]
