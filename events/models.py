@@ -46,7 +46,7 @@ class Delivery(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True, help_text="when a message was last handed to the broker")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     done_at = models.DateTimeField(null=True, blank=True,
-                                   help_text="when the run that succeeded claimed it (it committed with its effects)")
+                                   help_text="when the successful run marked it done (that mark committed with the consumer's effects)")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
