@@ -45,8 +45,8 @@ class Delivery(models.Model):
     last_error = models.TextField(blank=True, default="")
     sent_at = models.DateTimeField(null=True, blank=True, help_text="when a message was last handed to the broker")
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    done_at = models.DateTimeField(null=True, blank=True,
-                                   help_text="when the successful run marked it done (that mark committed with the consumer's effects)")
+    done_at = models.DateTimeField(
+        null=True, blank=True, help_text="when the successful run marked it done (with the consumer's effects)")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

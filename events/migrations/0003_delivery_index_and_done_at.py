@@ -17,6 +17,6 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='delivery',
             name='done_at',
-            field=models.DateTimeField(blank=True, help_text='when the successful run marked it done (that mark committed with the consumer's effects)', null=True),
+            field=models.DateTimeField(blank=True, help_text="when the successful run marked it done (with the consumer's effects)", null=True),
         ),
     ]
