@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
@@ -24,41 +25,26 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class _ChoicesFromCodeFilter(admin.SimpleListFilter):
-    """A filter whose choices come from the code (catalogue, registered consumers), not from a DISTINCT scan of an
-    event log that only grows."""
+def filter_with_choices_from_code(field: str, choices: Callable[[], list[str]]) -> type[admin.SimpleListFilter]:
+    """A list filter on ``field`` whose choices come from the code (catalogue, registered consumers), not from a
+    DISTINCT scan of an event log that only grows."""
 
-    field = ""
+    class ChoicesFromCodeFilter(admin.SimpleListFilter):
+        title = parameter_name = field
 
-    def choices_from_code(self) -> list[str]:
-        raise NotImplementedError
+        def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+            return [(value, value) for value in choices()]
 
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(value, value) for value in self.choices_from_code()]
+        def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+            return queryset.filter(**{field: self.value()}) if self.value() else queryset
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        return queryset.filter(**{self.field: self.value()}) if self.value() else queryset
-
-
-class EventNameFilter(_ChoicesFromCodeFilter):
-    title = parameter_name = field = "name"
-
-    def choices_from_code(self) -> list[str]:
-        return [spec.name for spec in CATALOGUE]
+    ChoicesFromCodeFilter.__name__ = f"{field.title()}Filter"
+    return ChoicesFromCodeFilter
 
 
-class ConsumerFilter(_ChoicesFromCodeFilter):
-    title = parameter_name = field = "consumer"
-
-    def choices_from_code(self) -> list[str]:
-        return sorted({sub.name for sub in all_subscriptions()})
-
-
-class QueueFilter(_ChoicesFromCodeFilter):
-    title = parameter_name = field = "queue"
-
-    def choices_from_code(self) -> list[str]:
-        return sorted({sub.queue for sub in all_subscriptions()})
+EventNameFilter = filter_with_choices_from_code("name", lambda: [spec.name for spec in CATALOGUE])
+ConsumerFilter = filter_with_choices_from_code("consumer", lambda: sorted({s.name for s in all_subscriptions()}))
+QueueFilter = filter_with_choices_from_code("queue", lambda: sorted({s.queue for s in all_subscriptions()}))
 
 
 class DeliveryInline(admin.TabularInline):
