@@ -55,46 +55,6 @@ class RunResult:
     detail: str = ""
 
 
-# The run from the log costs two round trips to PostgreSQL, the claim and COMMIT. The claim is ONE prepared
-# statement (planning this statement costs more than running it): it marks the delivery done if it is owed, claims
-# the parked deliveries its completion wakes and returns the event; if the consumer then fails, the transaction
-# rolls back and ``done`` with it. It goes out as one simple query, ``[PREPARE ...;] BEGIN; EXECUTE ...``, on the
-# libpq connection under Django's atomic block: psycopg reads the transaction status from libpq, so it sends no
-# BEGIN of its own and Django's COMMIT commits this transaction. The arguments are ints formatted into the text.
-_CLAIM_STATEMENT = "events_claim_v1"
-_CLAIM_SQL = (
-    "WITH claimed AS (UPDATE events_delivery SET status = 'done', done_at = clock_timestamp(), "
-    "updated_at = clock_timestamp(), last_error = '' WHERE id = $1 AND (status = 'pending' OR "
-    "(status = 'retrying' AND (next_attempt_at IS NULL OR next_attempt_at <= clock_timestamp()))) "
-    "RETURNING consumer, event_id), "
-    "parked AS (SELECT id FROM events_delivery WHERE status = 'parked' AND EXISTS (SELECT FROM claimed) "
-    "ORDER BY updated_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), "
-    "woken AS (UPDATE events_delivery d SET status = 'pending', sent_at = now(), updated_at = now() "
-    "FROM parked WHERE d.id = parked.id RETURNING d.id, d.queue) "
-    "SELECT json_build_object("
-    "'was', (SELECT status FROM events_delivery WHERE id = $1), "
-    "'run', (SELECT json_build_array(c.consumer, e.id, e.name, e.version, e.occurred_at, e.instance_id, "
-    "e.instance_slug, e.correlation_id, e.causation_id, e.payload) "
-    "FROM claimed c JOIN events_outboxevent e ON e.id = c.event_id), "
-    "'woken', (SELECT coalesce(json_agg(json_build_array(id, queue)), '[]') FROM woken))::text, "
-    "set_config('synchronous_commit', 'off', true)"
-)
-# The psycopg connections on which the claim is prepared (a prepared statement lives as long as its session).
-_claim_prepared: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-@dataclass(frozen=True)
-class _Claim:
-    was: str | None  # the status before the claim (None: no such delivery)
-    consumer: str | None  # set when the delivery was owed and is now done in this transaction
-    event_fields: list[Any]
-    woken: list[tuple[int, str]]
-
-
-class _ClaimStatementLost(Exception):
-    """The session lost the prepared claim (``DISCARD ALL`` by a pooler, say): prepare it again and retry."""
-
-
 def _begin_statement(raw: Any) -> str:
     """BEGIN as psycopg would send it for this connection (its isolation level and access mode)."""
     parts = ["BEGIN"]
@@ -103,49 +63,6 @@ def _begin_statement(raw: Any) -> str:
     if raw.read_only is not None:
         parts.append("READ ONLY" if raw.read_only else "READ WRITE")
     return " ".join(parts)
-
-
-def _claim_for_run(delivery_id: int) -> _Claim:
-    """The claim (see ``_CLAIM_SQL``) in one round trip, inside the caller's atomic block."""
-    connection.ensure_connection()
-    raw = connection.connection
-    pgconn = raw.pgconn
-    args = (int(delivery_id), int(settings.EVENTS_WAKE_BATCH))
-    prepared = settings.EVENTS_PREPARED_CLAIM
-    parts = []
-    if prepared and raw not in _claim_prepared:
-        parts.append(f"PREPARE {_CLAIM_STATEMENT} (bigint, integer) AS {_CLAIM_SQL}")
-    if pgconn.transaction_status == pq.TransactionStatus.IDLE:
-        parts.append(_begin_statement(raw))
-    if prepared:
-        parts.append(f"EXECUTE {_CLAIM_STATEMENT}({args[0]}, {args[1]})")
-    else:  # planned every time: for poolers that do not keep a session's prepared statements
-        parts.append(_CLAIM_SQL.replace("$1", str(args[0])).replace("$2", str(args[1])))
-    sql = "; ".join(parts)
-    started = time.monotonic()
-    with connection.wrap_database_errors:  # errors become Django's, and mark a broken connection for closing
-        result = pgconn.exec_(sql.encode())
-        if connection.queries_logged:  # visible to DEBUG and CaptureQueriesContext like any other statement
-            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
-        if result.status != pq.ExecStatus.TUPLES_OK:
-            if result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":  # invalid_sql_statement_name
-                _claim_prepared.discard(raw)
-                raise _ClaimStatementLost()
-            raise psycopg.DatabaseError((result.get_error_message() or "the claim failed").strip())
-    if prepared:
-        _claim_prepared.add(raw)
-    claim = json.loads(result.get_value(0, 0))
-    run = claim["run"]
-    woken = [(pk, queue) for pk, queue in claim["woken"]]
-    if run is None:
-        return _Claim(was=claim["was"], consumer=None, event_fields=[], woken=woken)
-    consumer_name, event_id, name, version, occurred_at, *rest = run
-    return _Claim(was=claim["was"], consumer=consumer_name, woken=woken,
-                  event_fields=[uuid.UUID(event_id), name, version, datetime.fromisoformat(occurred_at), *rest])
-
-
-class _Malformed(Exception):
-    pass
 
 
 def delivery_run(*, delivery_id: int, consumer: str | None = None, event: dict[str, Any] | None = None) -> RunResult:
@@ -274,6 +191,90 @@ def _literal(raw: Any, value: str) -> str:
 
 
 # --- run from the log ------------------------------------------------------------------------------------------
+
+# The run from the log costs two round trips to PostgreSQL, the claim and COMMIT. The claim is ONE prepared
+# statement (planning this statement costs more than running it): it marks the delivery done if it is owed, claims
+# the parked deliveries its completion wakes and returns the event; if the consumer then fails, the transaction
+# rolls back and ``done`` with it. It goes out as one simple query, ``[PREPARE ...;] BEGIN; EXECUTE ...``, on the
+# libpq connection under Django's atomic block: psycopg reads the transaction status from libpq, so it sends no
+# BEGIN of its own and Django's COMMIT commits this transaction. The arguments are ints formatted into the text.
+_CLAIM_STATEMENT = "events_claim_v1"
+_CLAIM_SQL = (
+    "WITH claimed AS (UPDATE events_delivery SET status = 'done', done_at = clock_timestamp(), "
+    "updated_at = clock_timestamp(), last_error = '' WHERE id = $1 AND (status = 'pending' OR "
+    "(status = 'retrying' AND (next_attempt_at IS NULL OR next_attempt_at <= clock_timestamp()))) "
+    "RETURNING consumer, event_id), "
+    "parked AS (SELECT id FROM events_delivery WHERE status = 'parked' AND EXISTS (SELECT FROM claimed) "
+    "ORDER BY updated_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), "
+    "woken AS (UPDATE events_delivery d SET status = 'pending', sent_at = now(), updated_at = now() "
+    "FROM parked WHERE d.id = parked.id RETURNING d.id, d.queue) "
+    "SELECT json_build_object("
+    "'was', (SELECT status FROM events_delivery WHERE id = $1), "
+    "'run', (SELECT json_build_array(c.consumer, e.id, e.name, e.version, e.occurred_at, e.instance_id, "
+    "e.instance_slug, e.correlation_id, e.causation_id, e.payload) "
+    "FROM claimed c JOIN events_outboxevent e ON e.id = c.event_id), "
+    "'woken', (SELECT coalesce(json_agg(json_build_array(id, queue)), '[]') FROM woken))::text, "
+    "set_config('synchronous_commit', 'off', true)"
+)
+# The psycopg connections on which the claim is prepared (a prepared statement lives as long as its session).
+_claim_prepared: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class _Claim:
+    was: str | None  # the status before the claim (None: no such delivery)
+    consumer: str | None  # set when the delivery was owed and is now done in this transaction
+    event_fields: list[Any]
+    woken: list[tuple[int, str]]
+
+
+class _ClaimStatementLost(Exception):
+    """The session lost the prepared claim (``DISCARD ALL`` by a pooler, say): prepare it again and retry."""
+
+
+def _claim_for_run(delivery_id: int) -> _Claim:
+    """The claim (see ``_CLAIM_SQL``) in one round trip, inside the caller's atomic block."""
+    connection.ensure_connection()
+    raw = connection.connection
+    pgconn = raw.pgconn
+    args = (int(delivery_id), int(settings.EVENTS_WAKE_BATCH))
+    prepared = settings.EVENTS_PREPARED_CLAIM
+    parts = []
+    if prepared and raw not in _claim_prepared:
+        parts.append(f"PREPARE {_CLAIM_STATEMENT} (bigint, integer) AS {_CLAIM_SQL}")
+    if pgconn.transaction_status == pq.TransactionStatus.IDLE:
+        parts.append(_begin_statement(raw))
+    if prepared:
+        parts.append(f"EXECUTE {_CLAIM_STATEMENT}({args[0]}, {args[1]})")
+    else:  # planned every time: for poolers that do not keep a session's prepared statements
+        parts.append(_CLAIM_SQL.replace("$1", str(args[0])).replace("$2", str(args[1])))
+    sql = "; ".join(parts)
+    started = time.monotonic()
+    with connection.wrap_database_errors:  # errors become Django's, and mark a broken connection for closing
+        result = pgconn.exec_(sql.encode())
+        if connection.queries_logged:  # visible to DEBUG and CaptureQueriesContext like any other statement
+            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            if result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":  # invalid_sql_statement_name
+                _claim_prepared.discard(raw)
+                raise _ClaimStatementLost()
+            raise psycopg.DatabaseError((result.get_error_message() or "the claim failed").strip())
+    if prepared:
+        _claim_prepared.add(raw)
+    claim = json.loads(result.get_value(0, 0))
+    run = claim["run"]
+    woken = [(pk, queue) for pk, queue in claim["woken"]]
+    if run is None:
+        return _Claim(was=claim["was"], consumer=None, event_fields=[], woken=woken)
+    consumer_name, event_id, name, version, occurred_at, *rest = run
+    return _Claim(was=claim["was"], consumer=consumer_name, woken=woken,
+                  event_fields=[uuid.UUID(event_id), name, version, datetime.fromisoformat(occurred_at), *rest])
+
+
+class _Malformed(Exception):
+    pass
+
+
 
 
 def _delivery_run(delivery_id: int) -> RunResult:
