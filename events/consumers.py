@@ -11,10 +11,13 @@ import contextvars
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from events.catalogue import BY_NAME
 from events.errors import ConsumerRegistrationError
+
+if TYPE_CHECKING:
+    from events.envelope import Event
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +25,7 @@ Handler = Callable[[Any], None]
 
 # The event whose consumer is running: events published meanwhile default to it as cause and share its
 # correlation id.
-current_event: contextvars.ContextVar[Any] = contextvars.ContextVar("events_current_event", default=None)
+current_event: contextvars.ContextVar[Event | None] = contextvars.ContextVar("events_current_event", default=None)
 
 
 class NotReady(Exception):

@@ -29,7 +29,6 @@ import psycopg.sql
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 from psycopg import pq
 
@@ -311,9 +310,9 @@ def _delivery_run(delivery_id: int) -> RunResult:
 
 def _record_malformed(delivery_id: int, reason: str) -> RunResult:
     """A malformed event can never succeed: dead-letter its delivery (if it is still owed) with the reason."""
-    changed = Delivery.objects.filter(pk=delivery_id).filter(
-        Q(status=DeliveryStatus.PENDING) | Q(status=DeliveryStatus.RETRYING)).update(
-        status=DeliveryStatus.DEAD, last_error=f"malformed event: {reason}"[:4000], updated_at=timezone.now())
+    owed = Delivery.objects.filter(pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING])
+    changed = owed.update(status=DeliveryStatus.DEAD, last_error=f"malformed event: {reason}"[:4000],
+                          updated_at=timezone.now())
     if not changed:
         return RunResult("skipped", "changed meanwhile")
     logger.warning("delivery %s: malformed event parked as failed: %s", delivery_id, reason)

@@ -32,7 +32,7 @@ from events.catalogue import BY_NAME
 from events.choices import DeliveryStatus
 from events.consumers import current_event, subscriptions_for
 from events.delivery import RunResult, delivery_run
-from events.envelope import MalformedEvent, check_payload, event_from_row
+from events.envelope import Event, MalformedEvent, check_payload, event_from_row
 from events.errors import EventError
 from events.models import Delivery, OutboxEvent, RejectedMessage
 
@@ -89,7 +89,9 @@ def event_publish(*, name: str, payload: dict[str, Any], instance: Any, causatio
     row._state.adding = False
     row._state.db = "default"
     if inserted and settings.EVENTS_RELAY_ON_COMMIT:
-        envelope = event_from_row(row).to_dict()  # the message carries the event (events.delivery)
+        envelope = Event(id=row.id, name=name, version=row.version, occurred_at=row.occurred_at,
+                         instance_id=instance_id, instance_slug=instance_slug, correlation_id=row.correlation_id,
+                         causation_id=row.causation_id, payload=payload).to_dict()  # checked above; carried along
         messages = [(pk, queue, consumer, envelope) for pk, queue, consumer in inserted]
         transaction.on_commit(partial(relay.send, messages))
     return row
