@@ -29,3 +29,4 @@ TOKEN_EXPIRED = "token_expired"
 TOKEN_REUSED = "token_reused"
 TOKEN_REVOKED = "token_revoked"
 ROLE_SWITCH_DENIED = "role_switch_denied"
+ROLE_ALREADY_HELD = "role_already_held"  # a switch to the role the session already acts in

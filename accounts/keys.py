@@ -2,8 +2,10 @@
 file name = ``kid``. The newest key signs; every key still in the folder verifies. ``jwt_keys rotate`` adds
 a newer key; ``jwt_keys prune`` removes keys superseded longer ago than ``JWT_KEY_RETIREMENT_GRACE``.
 
-Any process verifies with public keys alone; the folder is read once and re-read when a token names an
-unknown ``kid`` (at most once a second) or every minute, so a rotation reaches every process.
+Any process verifies with public keys alone. The folder is read once, then every process lists it again at
+most every ``_POLL_SECONDS`` (a ``scandir`` of a few files, no key parsing) and reloads when a PEM file came, went
+or changed; a token naming an unknown ``kid`` triggers the listing sooner. So a rotation, and above all a key
+deleted after a leak, reaches every process within a second.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from django.conf import settings
 
 ALGORITHM = "EdDSA"
-_RELOAD_EVERY_SECONDS = 60.0
-_UNKNOWN_KID_RELOAD_SECONDS = 1.0
+# How often a process lists JWT_KEYS_DIR: a deleted key stops verifying within this (the guarantee is 1 s).
+_POLL_SECONDS = 0.5
+# An unknown kid (a rotation in another process) lists the folder sooner, but not more often than this.
+_UNKNOWN_KID_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -71,8 +75,10 @@ class KeyRing:
         self._lock = threading.Lock()
         self._keys: dict[str, SigningKey] = {}
         self._signing: SigningKey | None = None
-        self._loaded_at = 0.0
+        self._polled_at = 0.0
+        self._dir_setting: object = None  # settings.JWT_KEYS_DIR as last loaded (compared by identity first)
         self._dir: Path | None = None
+        self._listing: frozenset[tuple[str, int, int]] = frozenset()
         # kid -> when it stops verifying: JWT_KEY_RETIREMENT_GRACE after the next newer key took over.
         self._retire_at: dict[str, datetime] = {}
         self._on_removed: list[Callable[[], None]] = []
@@ -81,14 +87,27 @@ class KeyRing:
     def keys_dir(self) -> Path:
         return Path(settings.JWT_KEYS_DIR)
 
+    @staticmethod
+    def _list(keys_dir: Path) -> frozenset[tuple[str, int, int]]:
+        """(name, size, mtime) of each PEM file: what changes when a key is added, deleted or replaced."""
+        try:
+            with os.scandir(keys_dir) as entries:
+                return frozenset((e.name, (st := e.stat()).st_size, st.st_mtime_ns)
+                                 for e in entries if e.name.endswith(".pem"))
+        except FileNotFoundError:
+            return frozenset()
+
     def _load(self) -> None:
-        keys_dir = self.keys_dir
+        setting = settings.JWT_KEYS_DIR
+        keys_dir = Path(setting)
+        self._polled_at = time.monotonic()
         if not any(keys_dir.glob("*.pem")) and not settings.PRODUCTION:
             keys_dir.mkdir(parents=True, exist_ok=True)
             with open(keys_dir / ".lock", "w") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)
                 if not any(keys_dir.glob("*.pem")):
                     generate_key(keys_dir)
+        listing = self._list(keys_dir)
         keys: dict[str, SigningKey] = {}
         for path in sorted(keys_dir.glob("*.pem")):
             private = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -103,8 +122,9 @@ class KeyRing:
         removed = set(self._keys) - set(keys)
         self._keys = keys
         self._signing = max(keys.values(), key=lambda k: (k.created_at, k.kid))
-        self._loaded_at = time.monotonic()
+        self._listing = listing
         self._dir = keys_dir
+        self._dir_setting = setting
         if removed:
             for callback in self._on_removed:
                 callback()
@@ -118,11 +138,29 @@ class KeyRing:
         retire_at = self._retire_at.get(kid)
         return retire_at is not None and (now or datetime.now(UTC)) >= retire_at
 
+    def _moved(self) -> bool:
+        setting = settings.JWT_KEYS_DIR
+        return setting is not self._dir_setting and Path(setting) != self._dir
+
+    def poll(self, *, within: float = _POLL_SECONDS) -> None:
+        """Reload if the folder changed, looking at most every ``within`` seconds. Cheap enough for every
+        request: a clock read and a compare, and a directory listing twice a second."""
+        if time.monotonic() - self._polled_at < within and self._signing is not None:
+            return
+        with self._lock:
+            if time.monotonic() - self._polled_at < within and self._signing is not None:
+                return  # another thread just looked
+            if self._signing is None or self._moved() or self._list(self.keys_dir) != self._listing:
+                self._load()
+            else:
+                self._polled_at = time.monotonic()
+
     def _ensure(self, *, force: bool = False) -> None:
-        stale = time.monotonic() - self._loaded_at > _RELOAD_EVERY_SECONDS or self._dir != self.keys_dir
-        if force or stale or self._signing is None:
+        if force or self._signing is None or self._moved():
             with self._lock:
                 self._load()
+        else:
+            self.poll()
 
     def signing_key(self) -> SigningKey:
         self._ensure()
@@ -130,15 +168,20 @@ class KeyRing:
         return self._signing
 
     def public_key(self, kid: str) -> Ed25519PublicKey | None:
+        """The key that verifies tokens naming ``kid``; None if it is unknown, deleted or retired."""
+        self._ensure()
         key = self._keys.get(kid)
-        moved = self._dir != self.keys_dir
-        if (key is None or self._signing is None or moved) and (
-                moved or time.monotonic() - self._loaded_at > _UNKNOWN_KID_RELOAD_SECONDS):
-            self._ensure(force=True)
+        if key is None:  # perhaps another process just rotated: look again (rate-limited)
+            self.poll(within=_UNKNOWN_KID_POLL_SECONDS)
             key = self._keys.get(kid)
         if key is None or (kid in self._retire_at and self.retired(kid)):
             return None
         return key.public_key
+
+    def verifies(self, kid: str) -> bool:
+        """Whether ``kid`` is still in the ring (after a poll): the check a cached verified token needs."""
+        self.poll()
+        return kid in self._keys
 
     def all_keys(self, *, include_retired: bool = False) -> list[SigningKey]:
         """Newest first; retired keys (which no longer verify) only with ``include_retired``."""

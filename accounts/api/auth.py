@@ -115,21 +115,32 @@ class LogoutAllApi(APIView):
 
 
 class SwitchApi(APIView):
-    """New tokens acting in another role, along the lattice's edges from the profile role."""
+    """New tokens acting in another role, along the lattice's edges from the profile role.
+
+    Needs the access token and the session's current refresh token: the refresh token is rotated into the
+    new pair (same family), so an access token alone cannot start a session.
+    """
 
     permission_classes = [IsAuthenticated]
 
     class InputSerializer(serializers.Serializer):
+        refresh = serializers.CharField(max_length=512, help_text="The session's current refresh token; "
+                                        "it is rotated (used) by the switch.")
         instance = serializers.SlugField(max_length=63, required=False, allow_null=True)
         role = serializers.CharField(max_length=64)
 
-    @extend_schema(request=InputSerializer, responses={200: TokenPairOutput})
+    @extend_schema(request=InputSerializer, responses={200: TokenPairOutput},
+                   description="Rotates `refresh` into a pair acting in `role`. 401 if `refresh` is not the "
+                               "caller's usable refresh token (a reused one revokes its family), 403 "
+                               "`role_switch_denied`, 409 `role_already_held` when the session already acts "
+                               "in that role there; a refused switch issues nothing and leaves `refresh` usable.")
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         ctx = acting_context(request)
         assert ctx is not None
-        pair = token_switch(user=request.user, role=data.validated_data["role"],
+        pair = token_switch(user=request.user, refresh=data.validated_data["refresh"],
+                            role=data.validated_data["role"],
                             instance_slug=data.validated_data.get("instance") or ctx.instance_slug)
         return _pair_response(pair)
 

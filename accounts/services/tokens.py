@@ -8,21 +8,21 @@ and a child in the same family is issued. Presenting a used token again revokes 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
+import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from cryptography.exceptions import InvalidSignature
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from rest_framework_simplejwt.backends import TokenBackend
+from rest_framework_simplejwt.exceptions import TokenBackendError, TokenBackendExpiredToken
 
 from accounts import error_codes
 from accounts.keys import ALGORITHM, KEY_RING
@@ -49,14 +49,61 @@ class TokenPair:
 
 # --- access tokens ----------------------------------------------------------------------------
 
+# A longer token is refused before any parsing (our tokens are about 500 bytes).
+ACCESS_TOKEN_MAX_LENGTH = 4096
+# Three strict base64url segments, checked before anything is hashed or parsed. Python's base64 (and PyJWT
+# before 2.15) skips characters outside the alphabet, so ``sig + "!!!!"`` would verify as a new, distinct token
+# to fill the cache with; PyJWT 2.15 also refuses non-canonical encodings (a signature's last character spelt
+# 16 ways), and we keep this shape check so the guarantee does not hang on the library's version alone.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+class KeyRingTokenBackend(TokenBackend):
+    """simplejwt's token backend for EdDSA with our key ring: signs with the newest key and names it in the
+    ``kid`` header; verifies with the key the token's ``kid`` names (deleted or retired keys verify nothing).
+    JWKS, rotation and retirement stay in ``accounts.keys``."""
+
+    def __init__(self, *, issuer: str, audience: str) -> None:
+        super().__init__(ALGORITHM, audience=audience, issuer=issuer)
+
+    def encode(self, payload: dict[str, Any]) -> str:
+        key = KEY_RING.signing_key()
+        claims = {**payload, "aud": self.audience, "iss": self.issuer}
+        return jwt.encode(claims, key.private_key, algorithm=self.algorithm, headers={"kid": key.kid})
+
+    def get_verifying_key(self, token: Any) -> Any:
+        header_segment = token.partition(".")[0]
+        kid = _verified_headers.get(header_segment)
+        if kid is None:
+            try:
+                kid = jwt.get_unverified_header(token).get("kid")
+            except jwt.InvalidTokenError as exc:
+                raise TokenBackendError("Token is invalid") from exc
+            if not isinstance(kid, str):
+                raise TokenBackendError("Token is invalid")
+        public_key = KEY_RING.public_key(kid)
+        if public_key is None:
+            raise TokenBackendError("Token is invalid")
+        return public_key
+
+
+_backends: dict[tuple[str, str], KeyRingTokenBackend] = {}
+
+
+def _backend() -> KeyRingTokenBackend:
+    """The backend for the current issuer and audience settings (tests change them)."""
+    names = (settings.JWT_ISSUER, settings.JWT_AUDIENCE)
+    backend = _backends.get(names)
+    if backend is None:
+        backend = _backends[names] = KeyRingTokenBackend(issuer=names[0], audience=names[1])
+    return backend
+
+
 def access_token_issue(*, user_id: int, instance: Instance | None, role: str, profile_role: str,
                        now: float | None = None) -> str:
-    key = KEY_RING.signing_key()
     moment = now if now is not None else time.time()
     issued = int(moment)
-    claims = {
-        "iss": settings.JWT_ISSUER,
-        "aud": settings.JWT_AUDIENCE,
+    return _backend().encode({
         "sub": str(user_id),
         "iat": issued,
         "exp": issued + int(settings.ACCESS_TOKEN_LIFETIME.total_seconds()),
@@ -68,19 +115,15 @@ def access_token_issue(*, user_id: int, instance: Instance | None, role: str, pr
         "instance_id": instance.pk if instance else None,
         "role": role,
         "profile_role": profile_role,
-    }
-    return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
-
-
-def _b64decode(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    })
 
 
 # header segment -> kid, for headers whose signature verified once; bounded.
 _verified_headers: dict[str, str] = {}
-# token -> claims for tokens verified in this process; cleared whole when full (cheap, and rare).
+# SHA-256 of a token -> (claims, kid) for tokens verified in this process; cleared whole when full (cheap, and
+# rare). Keyed by a digest so an entry costs the same whatever the token's length.
 _VERIFIED_TOKENS_MAX = 20_000
-_verified_tokens: dict[str, dict[str, Any]] = {}
+_verified_tokens: dict[bytes, tuple[dict[str, Any], str]] = {}
 # A key removed from the ring (pruned, or deleted after a leak) must stop verifying at once, cache or not.
 KEY_RING.on_keys_removed(_verified_tokens.clear)
 KEY_RING.on_keys_removed(_verified_headers.clear)
@@ -89,47 +132,44 @@ KEY_RING.on_keys_removed(_verified_headers.clear)
 def access_token_verify(token: str) -> dict[str, Any]:
     """Verify signature (EdDSA only: ``none`` and HMAC are refused), expiry, issuer, audience and type.
 
-    Returns the claims; raises InvalidToken (401). Hand-rolled around ``cryptography`` because this runs on
-    every request: a known header is parsed once, then it is one Ed25519 verify and one JSON parse. A token
-    seen before is answered from a bounded per-process cache of verified tokens (expiry still checked);
-    revocation is checked by the caller against the user's not-before stamp, not here.
+    Returns the claims; raises InvalidToken (401). The signature, expiry, issuer and audience are checked by
+    simplejwt's backend (PyJWT underneath); the shape (length, strict base64url) before it, our own claims
+    after it. A token seen before is answered from a bounded per-process cache of verified tokens (expiry
+    still checked, and its key still in the ring); revocation is checked by the caller against the user's
+    not-before stamp, not here.
     """
-    cached = _verified_tokens.get(token)
+    if len(token) > ACCESS_TOKEN_MAX_LENGTH or not _TOKEN_SHAPE.fullmatch(token):
+        raise InvalidToken()
+    digest = hashlib.sha256(token.encode()).digest()
+    cached = _verified_tokens.get(digest)
     if cached is not None:
-        if cached["exp"] > time.time():
-            return cached
-        _verified_tokens.pop(token, None)
+        claims, kid = cached
+        if claims["exp"] > time.time() and KEY_RING.verifies(kid):
+            return claims
+        _verified_tokens.pop(digest, None)
+    backend = _backend()
     try:
-        header_segment, payload_segment, signature_segment = token.split(".")
-        kid = _verified_headers.get(header_segment)
-        if kid is None:
-            header = json.loads(_b64decode(header_segment))
-            if not isinstance(header, dict) or header.get("alg") != ALGORITHM or not isinstance(header.get("kid"), str):
-                raise InvalidToken()
-            kid = header["kid"]
-        public_key = KEY_RING.public_key(kid)
-        if public_key is None:
-            raise InvalidToken()
-        public_key.verify(_b64decode(signature_segment), f"{header_segment}.{payload_segment}".encode())
-        claims = json.loads(_b64decode(payload_segment))
-    except (ValueError, binascii.Error, InvalidSignature, UnicodeDecodeError, TypeError):
+        claims = backend.decode(token)
+    except TokenBackendExpiredToken:
+        raise InvalidToken("The token has expired.", code=error_codes.TOKEN_EXPIRED) from None
+    except (TokenBackendError, ValueError, TypeError):
         raise InvalidToken() from None
-    if header_segment not in _verified_headers and len(_verified_headers) < 64:
-        _verified_headers[header_segment] = kid
     if not isinstance(claims, dict):
         raise InvalidToken()
     exp = claims.get("exp")
-    if not isinstance(exp, int) or exp <= time.time():
+    if not isinstance(exp, int) or isinstance(exp, bool) or exp <= time.time():
         raise InvalidToken("The token has expired.", code=error_codes.TOKEN_EXPIRED)
-    aud = claims.get("aud")
-    if claims.get("iss") != settings.JWT_ISSUER or not (
-            aud == settings.JWT_AUDIENCE or (isinstance(aud, list) and settings.JWT_AUDIENCE in aud)):
-        raise InvalidToken()
     if claims.get("typ") != "access" or not isinstance(claims.get("sub"), str) or not claims["sub"].isdigit():
         raise InvalidToken()
+    header_segment = token.partition(".")[0]
+    kid = _verified_headers.get(header_segment)
+    if kid is None:
+        kid = jwt.get_unverified_header(token)["kid"]
+        if len(_verified_headers) < 64:
+            _verified_headers[header_segment] = kid
     if len(_verified_tokens) >= _VERIFIED_TOKENS_MAX:
         _verified_tokens.clear()
-    _verified_tokens[token] = claims
+    _verified_tokens[digest] = (claims, kid)
     return claims
 
 
@@ -189,16 +229,49 @@ def _current_role(*, user: User, instance: Instance | None, role: str) -> tuple[
     return (ANONYMOUS, ANONYMOUS) if instance is None and role == ANONYMOUS else None
 
 
-def token_switch(*, user: User, instance_slug: str | None, role: str) -> TokenPair:
-    """New tokens acting in ``role`` (in ``instance_slug`` for an instance-bound role).
+def _lock_user(user_id: int) -> User | None:
+    """Take the user's row lock (inside a transaction) and return the fresh row.
 
-    Allowed only along the lattice's edges (``authz.roles.switch_to``) from the user's profile in that
-    instance, or from the global profile of a platform operator (any active instance). Raises
-    ApplicationError(role_unknown, 400) or ForbiddenError(role_switch_denied, 403).
+    Every write of a user's refresh tokens (rotation, switch, each kind of revocation) takes this lock first,
+    so a refresh and a revocation of the same user run one after the other: a revocation sees the child a
+    refresh made, and a refresh after a revocation finds its token revoked.
     """
-    if role not in LATTICE.roles:
-        raise ApplicationError(f"Unknown role {role!r}.", code=error_codes.ROLE_UNKNOWN,
-                               fields={"role": ["Unknown role."]})
+    return User.objects.select_for_update().filter(pk=user_id).first()
+
+
+def _rotate(*, refresh: str, user_id: int | None, issue: Callable[[RefreshToken, User], TokenPair]) -> TokenPair:
+    """Mark ``refresh`` used and return ``issue(stored, user)``, under the user's lock, in one transaction.
+
+    Exactly one concurrent caller wins. If ``issue`` raises, nothing is written (the token stays usable).
+    A token presented again after it was used revokes its whole family (and raises ``token_reused``).
+    ``user_id``, when given, must own the token.
+    """
+    stored = RefreshToken.objects.filter(token_hash=_hash(refresh)).first()
+    if stored is None or (user_id is not None and stored.user_id != user_id):
+        raise InvalidToken()
+    with transaction.atomic():
+        user = _lock_user(stored.user_id)
+        now = timezone.now()
+        won = user is not None and RefreshToken.objects.filter(
+            pk=stored.pk, used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now,
+        ).update(used_at=now)
+        if won:
+            assert user is not None
+            return issue(stored, user)
+        # Used, revoked or expired (or the user is gone).
+        stored.refresh_from_db(fields=["used_at", "revoked_at", "expires_at"])
+        reused = stored.revoked_at is None and stored.used_at is not None
+        if reused:
+            RefreshToken.objects.filter(family=stored.family, revoked_at__isnull=True).update(
+                revoked_at=now, revoked_reason="reuse_detected")
+    if reused:
+        raise InvalidToken("This refresh token was already used; its whole family is revoked.",
+                           code=error_codes.TOKEN_REUSED)
+    raise InvalidToken()
+
+
+def _switched(*, user: User, instance_slug: str | None, role: str) -> tuple[Instance | None, str, str]:
+    """(instance, role, profile_role) of a switch to ``role``, or ForbiddenError(role_switch_denied)."""
     instance = None
     if instance_slug:
         instance = Instance.objects.filter(slug=instance_slug, is_active=True).first()
@@ -208,7 +281,7 @@ def token_switch(*, user: User, instance_slug: str | None, role: str) -> TokenPa
              if instance is not None else None)
     global_profile = Profile.objects.filter(user=user, instance__isnull=True).first()
     bases = [p for p in (local, global_profile) if p is not None]
-    if not bases:
+    if not bases or not user.is_active:
         raise ForbiddenError("You have no profile to switch from.", code=error_codes.ROLE_SWITCH_DENIED)
     reason = ""
     for profile in bases:
@@ -220,35 +293,48 @@ def token_switch(*, user: User, instance_slug: str | None, role: str) -> TokenPa
         except RoleSwitchDenied as exc:
             reason = str(exc)
             continue
-        with transaction.atomic():
-            return token_pair_issue(user=user, instance=instance if switched.instance_id is not None else None,
-                                    role=switched.role, profile_role=profile.role)
+        return (instance if switched.instance_id is not None else None), switched.role, profile.role
     raise ForbiddenError(f"Switch denied: {reason}.", code=error_codes.ROLE_SWITCH_DENIED)
+
+
+def token_switch(*, user: User, refresh: str, instance_slug: str | None, role: str) -> TokenPair:
+    """Rotate ``refresh`` (the caller's current refresh token) into a pair acting in ``role`` (in
+    ``instance_slug`` for an instance-bound role), in the same family: a stolen access token alone cannot
+    start a session, and a later reuse of ``refresh`` revokes the switched tokens too.
+
+    Allowed only along the lattice's edges (``authz.roles.switch_to``) from the user's profile in that
+    instance, or from the global profile of a platform operator (any active instance). Raises
+    ApplicationError(role_unknown, 400), InvalidToken (401: not the caller's, used, revoked or expired),
+    ApplicationError(role_already_held, 409) or ForbiddenError(role_switch_denied, 403); a refused switch
+    writes nothing and leaves ``refresh`` usable.
+    """
+    if role not in LATTICE.roles:
+        raise ApplicationError(f"Unknown role {role!r}.", code=error_codes.ROLE_UNKNOWN,
+                               fields={"role": ["Unknown role."]})
+
+    def issue(stored: RefreshToken, locked: User) -> TokenPair:
+        instance, switched_role, profile_role = _switched(user=locked, instance_slug=instance_slug, role=role)
+        if switched_role == stored.role and (instance.pk if instance else None) == stored.instance_id:
+            raise ApplicationError(f"This session already acts as {role!r} here; nothing to switch.",
+                                   code=error_codes.ROLE_ALREADY_HELD, status_code=409)
+        return token_pair_issue(user=locked, instance=instance, role=switched_role, profile_role=profile_role,
+                                family=stored.family, parent=stored)
+
+    return _rotate(refresh=refresh, user_id=user.pk, issue=issue)
 
 
 def token_refresh(*, refresh: str) -> TokenPair:
     """Rotate ``refresh``. Exactly one concurrent caller wins; a reused token revokes its whole family."""
-    stored = RefreshToken.objects.select_related("user", "instance").filter(token_hash=_hash(refresh)).first()
-    if stored is None:
-        raise InvalidToken()
-    now = timezone.now()
-    with transaction.atomic():
-        won = RefreshToken.objects.filter(
-            pk=stored.pk, used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now,
-        ).update(used_at=now)
-        if won:
-            acting = _current_role(user=stored.user, instance=stored.instance, role=stored.role)
-            if acting is None:  # the user lost the profile (or was deactivated): not a reuse
-                raise InvalidToken()
-            return token_pair_issue(user=stored.user, instance=stored.instance, role=acting[0],
-                                    profile_role=acting[1], family=stored.family, parent=stored)
-    # Lost the race, or the token was used, revoked or expired, or the user lost the role.
-    stored.refresh_from_db(fields=["used_at", "revoked_at", "expires_at"])
-    if stored.revoked_at is None and stored.used_at is not None:
-        refresh_token_revoke_family(family=stored.family, reason="reuse_detected")
-        raise InvalidToken("This refresh token was already used; its whole family is revoked.",
-                           code=error_codes.TOKEN_REUSED)
-    raise InvalidToken()
+
+    def issue(stored: RefreshToken, user: User) -> TokenPair:
+        instance = Instance.objects.filter(pk=stored.instance_id).first() if stored.instance_id else None
+        acting = _current_role(user=user, instance=instance, role=stored.role)
+        if acting is None:  # the user lost the profile (or was deactivated): not a reuse
+            raise InvalidToken()
+        return token_pair_issue(user=user, instance=instance, role=acting[0], profile_role=acting[1],
+                                family=stored.family, parent=stored)
+
+    return _rotate(refresh=refresh, user_id=None, issue=issue)
 
 
 def refresh_token_find(*, refresh: str) -> RefreshToken | None:
@@ -256,27 +342,43 @@ def refresh_token_find(*, refresh: str) -> RefreshToken | None:
 
 
 def refresh_token_revoke(*, token: RefreshToken, reason: str) -> None:
-    RefreshToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), revoked_reason=reason[:64])
+    with transaction.atomic():
+        _lock_user(token.user_id)
+        RefreshToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now(), revoked_reason=reason[:64])
 
 
 def refresh_token_revoke_family(*, family: uuid.UUID, reason: str) -> int:
-    return RefreshToken.objects.filter(family=family, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), revoked_reason=reason[:64])
+    user_id = RefreshToken.objects.filter(family=family).values_list("user_id", flat=True).first()
+    if user_id is None:
+        return 0
+    with transaction.atomic():
+        _lock_user(user_id)
+        return RefreshToken.objects.filter(family=family, revoked_at__isnull=True).update(
+            revoked_at=timezone.now(), revoked_reason=reason[:64])
+
+
+def member_tokens_revoke(*, user_id: int, instance_id: int, reason: str) -> int:
+    """Revoke the user's refresh tokens for one instance, under the user's lock; returns how many."""
+    with transaction.atomic():
+        _lock_user(user_id)
+        return RefreshToken.objects.filter(user_id=user_id, instance_id=instance_id, revoked_at__isnull=True).update(
+            revoked_at=timezone.now(), revoked_reason=reason[:64])
 
 
 def user_revoke_all_tokens(*, user: User, reason: str) -> int:
     """Revoke every refresh token of ``user`` and stop their unexpired access tokens (not-before stamp,
     seen by every process within a second: see ``accounts.authentication``)."""
-    now = timezone.now()
-    # Compared with a token's ``iat_us``: every token issued before this instant is refused, also one issued
-    # earlier in the same second; a token issued right after (a new login) is accepted.
-    not_before = now
     with transaction.atomic():
-        User.objects.filter(pk=user.pk).update(tokens_not_before=not_before)
+        _lock_user(user.pk)
+        # Taken under the lock, so it is later than every token a refresh issued before we got the lock.
+        # Compared with a token's ``iat_us``: every token issued before this instant is refused, also one issued
+        # earlier in the same second; a token issued right after (a new login) is accepted.
+        now = timezone.now()
+        User.objects.filter(pk=user.pk).update(tokens_not_before=now)
         revoked = RefreshToken.objects.filter(user=user, revoked_at__isnull=True).update(
             revoked_at=now, revoked_reason=reason[:64])
-    user.tokens_not_before = not_before
+    user.tokens_not_before = now
     from accounts.authentication import forget_cached_user  # this process sees it at once; others within 0.5 s
 
     transaction.on_commit(lambda: forget_cached_user(user.pk))

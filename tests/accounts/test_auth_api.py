@@ -351,9 +351,10 @@ def test_an_access_token_of_a_deactivated_user_is_401(api_client):
 def test_super_admin_switches_into_an_instance_as_instance_admin(api_client):
     admin = ProfileFactory(role="super_admin", instance=None)
     InstanceFactory(slug="acme")
-    access = login(api_client, admin.user.email).json()["access"]
+    pair = login(api_client, admin.user.email).json()
 
-    response = bearer(access).post("/api/v1/auth/switch", {"instance": "acme", "role": "instance_admin"}, format="json")
+    response = bearer(pair["access"]).post("/api/v1/auth/switch", {"refresh": pair["refresh"], "instance": "acme",
+                                                                   "role": "instance_admin"}, format="json")
 
     assert response.status_code == 200
     claims = claims_of(response.json()["access"])
@@ -362,9 +363,10 @@ def test_super_admin_switches_into_an_instance_as_instance_admin(api_client):
 
 def test_instance_admin_switches_down_within_the_instance(api_client):
     profile = ProfileFactory(role="instance_admin", instance__slug="acme")
-    access = login(api_client, profile.user.email).json()["access"]
+    pair = login(api_client, profile.user.email).json()
 
-    response = bearer(access).post("/api/v1/auth/switch", {"role": "accountant"}, format="json")
+    response = bearer(pair["access"]).post("/api/v1/auth/switch", {"refresh": pair["refresh"], "role": "accountant"},
+                                           format="json")
 
     assert response.status_code == 200
     assert claims_of(response.json()["access"])["role"] == "accountant"
@@ -375,25 +377,26 @@ def test_instance_admin_switches_down_within_the_instance(api_client):
 def test_switches_against_the_lattice_or_into_foreign_instances_are_403(api_client, role, instance):
     profile = ProfileFactory(role="customer", instance__slug="acme")
     InstanceFactory(slug="globex")
-    access = login(api_client, profile.user.email).json()["access"]
-    body = {"role": role} | ({"instance": instance} if instance else {})
+    pair = login(api_client, profile.user.email).json()
+    body = {"refresh": pair["refresh"], "role": role} | ({"instance": instance} if instance else {})
 
-    response = bearer(access).post("/api/v1/auth/switch", body, format="json")
+    response = bearer(pair["access"]).post("/api/v1/auth/switch", body, format="json")
 
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "role_switch_denied"
-    assert RefreshToken.objects.count() == 1
+    assert RefreshToken.objects.usable().count() == RefreshToken.objects.count() == 1
 
 
 def test_switch_to_an_unknown_role_is_a_400(api_client):
     profile = ProfileFactory(role="instance_admin")
-    access = login(api_client, profile.user.email).json()["access"]
+    pair = login(api_client, profile.user.email).json()
 
-    response = bearer(access).post("/api/v1/auth/switch", {"role": "wizard"}, format="json")
+    response = bearer(pair["access"]).post("/api/v1/auth/switch", {"refresh": pair["refresh"], "role": "wizard"},
+                                           format="json")
 
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "role_unknown"
 
 
 def test_switch_needs_authentication(api_client):
-    assert api_client.post("/api/v1/auth/switch", {"role": "clerk"}, format="json").status_code == 401
+    assert api_client.post("/api/v1/auth/switch", {"refresh": "x", "role": "clerk"}, format="json").status_code == 401

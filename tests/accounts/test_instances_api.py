@@ -832,7 +832,8 @@ def test_with_real_tokens_an_operator_switches_in_and_a_re_roled_member_cannot_r
                                    format="json").json()
 
     unswitched = _bearer(operator_pair["access"]).get("/api/v1/instances/acme/members")
-    switched = _bearer(operator_pair["access"]).post("/api/v1/auth/switch", {"instance": "acme",
+    switched = _bearer(operator_pair["access"]).post("/api/v1/auth/switch", {"refresh": operator_pair["refresh"],
+                                                                             "instance": "acme",
                                                                              "role": "instance_admin"},
                                                      format="json").json()
     as_admin = _bearer(switched["access"])

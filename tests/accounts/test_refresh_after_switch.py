@@ -31,8 +31,10 @@ def login(email: str, **extra) -> dict:
     return response.json()
 
 
-def switch(access: str, **body) -> dict:
-    response = bearer(access).post("/api/v1/auth/switch", body, format="json")
+def switch(pair: dict, **body) -> dict:
+    """Switch the session of ``pair`` (its access token authenticates, its refresh token is rotated)."""
+    response = bearer(pair["access"]).post("/api/v1/auth/switch", {"refresh": pair["refresh"], **body},
+                                           format="json")
     assert response.status_code == 200, response.content
     return response.json()
 
@@ -58,7 +60,7 @@ def operator() -> Profile:
 
 def test_an_operator_switched_into_an_instance_refreshes_and_keeps_acting_there(operator, acme):
     ProfileFactory(instance=acme, role="clerk")
-    switched = switch(login(operator.user.email)["access"], instance="acme", role="instance_admin")
+    switched = switch(login(operator.user.email), instance="acme", role="instance_admin")
 
     response = refresh(switched["refresh"])
 
@@ -71,7 +73,7 @@ def test_an_operator_switched_into_an_instance_refreshes_and_keeps_acting_there(
 
 
 def test_an_operator_who_lost_the_global_profile_cannot_refresh_and_nothing_changes(operator, acme):
-    switched = switch(login(operator.user.email)["access"], instance="acme", role="instance_admin")
+    switched = switch(login(operator.user.email), instance="acme", role="instance_admin")
     before = token_states()
     operator.delete()
 
@@ -83,7 +85,7 @@ def test_an_operator_who_lost_the_global_profile_cannot_refresh_and_nothing_chan
 
 
 def test_an_operator_switched_into_a_deactivated_instance_cannot_refresh(operator, acme):
-    switched = switch(login(operator.user.email)["access"], instance="acme", role="instance_admin")
+    switched = switch(login(operator.user.email), instance="acme", role="instance_admin")
     Instance.objects.filter(pk=acme.pk).update(is_active=False)
 
     response = refresh(switched["refresh"])
@@ -94,7 +96,7 @@ def test_an_operator_switched_into_a_deactivated_instance_cannot_refresh(operato
 
 def test_an_instance_admin_switched_down_keeps_the_switched_role_on_refresh(acme):
     admin = ProfileFactory(instance=acme, role="instance_admin")
-    switched = switch(login(admin.user.email)["access"], role="accountant")
+    switched = switch(login(admin.user.email), role="accountant")
 
     response = refresh(switched["refresh"])
 
@@ -105,7 +107,7 @@ def test_an_instance_admin_switched_down_keeps_the_switched_role_on_refresh(acme
 
 def test_a_switched_role_the_new_profile_role_cannot_reach_falls_back_to_the_profile_role(acme):
     admin = ProfileFactory(instance=acme, role="instance_admin")
-    switched = switch(login(admin.user.email)["access"], role="accountant")
+    switched = switch(login(admin.user.email), role="accountant")
     Profile.objects.filter(pk=admin.pk).update(role="clerk")  # a clerk cannot switch to accountant
 
     response = refresh(switched["refresh"])
@@ -133,7 +135,7 @@ def test_losing_the_profile_is_a_plain_401_not_a_reuse_and_changes_nothing(acme)
 def test_an_operator_who_is_a_customer_in_an_instance_still_switches_in_as_instance_admin(operator, acme):
     ProfileFactory(user=operator.user, instance=acme, role="customer")
 
-    switched = switch(login(operator.user.email)["access"], instance="acme", role="instance_admin")
+    switched = switch(login(operator.user.email), instance="acme", role="instance_admin")
 
     claims = claims_of(switched["access"])
     assert (claims["instance"], claims["role"], claims["profile_role"]) == ("acme", "instance_admin", "super_admin")
@@ -146,7 +148,7 @@ def test_an_operator_who_is_a_customer_in_an_instance_still_switches_in_as_insta
 def test_an_operator_who_is_a_customer_in_an_instance_switches_to_customer_from_that_profile(operator, acme):
     ProfileFactory(user=operator.user, instance=acme, role="customer")
 
-    switched = switch(login(operator.user.email)["access"], instance="acme", role="customer")
+    switched = switch(login(operator.user.email), instance="acme", role="customer")
 
     claims = claims_of(switched["access"])
     assert (claims["instance"], claims["role"], claims["profile_role"]) == ("acme", "customer", "customer")
@@ -154,12 +156,12 @@ def test_an_operator_who_is_a_customer_in_an_instance_switches_to_customer_from_
 
 def test_a_member_who_is_not_an_operator_cannot_climb_and_gets_no_tokens(acme):
     customer = ProfileFactory(instance=acme, role="customer")
-    access = login(customer.user.email)["access"]
-    before = RefreshToken.objects.count()
+    pair = login(customer.user.email)
+    before = token_states()
 
-    response = bearer(access).post("/api/v1/auth/switch", {"instance": "acme", "role": "instance_admin"},
-                                   format="json")
+    response = bearer(pair["access"]).post("/api/v1/auth/switch", {"refresh": pair["refresh"], "instance": "acme",
+                                                                   "role": "instance_admin"}, format="json")
 
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "role_switch_denied"
-    assert RefreshToken.objects.count() == before
+    assert token_states() == before == [(False, False, "")]
