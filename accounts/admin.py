@@ -15,13 +15,18 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import Instance, Profile, RefreshToken, RefreshTokenState, User
-from accounts.services.instances import member_tokens_revoke
-from accounts.services.tokens import refresh_token_revoke, refresh_token_revoke_family, user_revoke_all_tokens
+from accounts.services.tokens import (
+    member_tokens_revoke,
+    refresh_token_revoke,
+    refresh_token_revoke_family,
+    user_revoke_all_tokens,
+)
 from accounts.services.users import user_delete
 from accounts.signals import account_created
 from authz import roles as authz_roles
@@ -223,6 +228,32 @@ class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
     inlines = [ProfileInline, RefreshTokenInline]
     actions = ["revoke_all_tokens"]
 
+    # Fields that grant power; only a superuser sees or changes them (a staff user who may change users would
+    # otherwise make themselves superuser, or give themselves any permission directly or through a group).
+    SUPERUSER_ONLY_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+    def get_fieldsets(self, request: HttpRequest, obj: User | None = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        return [(name, {**options, "fields": tuple(f for f in options["fields"] if f not in self.SUPERUSER_ONLY_FIELDS)})
+                for name, options in fieldsets]
+
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        filters = super().get_list_filter(request)
+        return filters if request.user.is_superuser else [f for f in filters if f != "is_superuser"]
+
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        # Changing a superuser (their email or password) would be taking over the account.
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        if obj is not None and obj.is_superuser and not request.user.is_superuser:
+            return False
+        return super().has_delete_permission(request, obj)
+
     def get_inline_instances(self, request: HttpRequest, obj: User | None = None) -> list[Any]:
         # The add page is email and password only; profiles and tokens come once the user exists.
         return super().get_inline_instances(request, obj) if obj is not None else []
@@ -241,6 +272,8 @@ class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
         user_delete(user=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        if not request.user.is_superuser and queryset.filter(is_superuser=True).exists():
+            raise PermissionDenied("Only a superuser may delete a superuser.")
         with transaction.atomic():
             for user in queryset.order_by("pk"):
                 user_delete(user=user)

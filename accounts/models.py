@@ -52,6 +52,34 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return self.email
 
+    # --- a password change stops every token of the user ---------------------------------------------
+    # The one place every path goes through: the API (accounts.services.passwords), the admin's password
+    # form and ``manage.py changepassword`` all call set_password() (or set_unusable_password()) and save().
+    # It is where Django itself announces a change (AbstractBaseUser.save -> password_changed). A first
+    # password (a new user, or one stored with none) is not a change; nor is the hash upgrade check_password()
+    # does at login, which clears ``_password`` before saving. The work is the service's, not the model's.
+
+    def _replaces_a_password(self) -> bool:
+        return not self._state.adding and self.pk is not None and bool(self.password) and self.has_usable_password()
+
+    def set_password(self, raw_password: str | None) -> None:
+        self._password_replaced = self._replaces_a_password()
+        super().set_password(raw_password)
+
+    def set_unusable_password(self) -> None:
+        self._password_replaced = self._replaces_a_password()
+        super().set_unusable_password()
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        changed = getattr(self, "_password_replaced", False) and (
+            self._password is not None or not self.has_usable_password())
+        super().save(*args, **kwargs)
+        self._password_replaced = False
+        if changed:
+            from accounts.services.tokens import user_revoke_all_tokens  # models sit below services
+
+            user_revoke_all_tokens(user=self, reason="password_changed")
+
 
 class InstanceQuerySet(models.QuerySet["Instance"]):
     def active(self) -> InstanceQuerySet:

@@ -19,6 +19,7 @@ from accounts.services.tokens import (
     token_switch,
     user_revoke_all_tokens,
 )
+from accounts.services.passwords import user_password_change
 from accounts.services.users import user_login, user_register
 from authz.context import acting_context
 
@@ -143,6 +144,28 @@ class SwitchApi(APIView):
                             role=data.validated_data["role"],
                             instance_slug=data.validated_data.get("instance") or ctx.instance_slug)
         return _pair_response(pair)
+
+
+class PasswordChangeApi(APIView):
+    """Change the caller's password. Every refresh token of the user is revoked and every access token
+    issued before stops (the caller's too): log in again with the new password."""
+
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        current_password = serializers.CharField(max_length=128, trim_whitespace=False)
+        new_password = serializers.CharField(max_length=128, trim_whitespace=False)
+
+    @extend_schema(request=InputSerializer, responses={204: None},
+                   description="400 `invalid_credentials` for a wrong current password (counted as a failed "
+                               "login, 429 when throttled), 400 `weak_password` for a weak new one.")
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user_password_change(user=request.user, current_password=data.validated_data["current_password"],
+                             new_password=data.validated_data["new_password"],
+                             client_address=request.META.get("REMOTE_ADDR", ""))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class JwksApi(APIView):

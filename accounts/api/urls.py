@@ -10,6 +10,7 @@ urlpatterns = [
     path("auth/logout-all", auth.LogoutAllApi.as_view(), name="auth-logout-all"),
     path("auth/switch", auth.SwitchApi.as_view(), name="auth-switch"),
     path("me", instances.MeApi.as_view(), name="me"),
+    path("me/password", auth.PasswordChangeApi.as_view(), name="me-password"),
     path("roles", instances.RolesApi.as_view(), name="roles"),
     path("instances", instances.InstanceListCreateApi.as_view(), name="instances"),
     path("instances/<slug:slug>/members", instances.InstanceMemberListCreateApi.as_view(), name="instance-members"),

@@ -398,3 +398,92 @@ def test_user_page_profiles_follow_the_lattice(admin_client, instance, role, sav
     assert response.status_code == (302 if saved else 200)
     expected = [(acme.pk if instance else None, role)] if saved else []
     assert list(Profile.objects.filter(user=user).values_list("instance_id", "role")) == expected
+
+
+# --- users: who may grant power, and password changes (issue 8, item 11) ------------------------------
+
+@pytest.fixture
+def user_manager() -> tuple[User, Client]:
+    """A staff user who is not a superuser but holds every permission on users."""
+    from django.contrib.auth.models import Permission
+
+    manager = UserFactory(is_staff=True, email="manager@example.com")
+    manager.user_permissions.set(Permission.objects.filter(content_type__app_label="accounts",
+                                                           content_type__model="user"))
+    client = Client()
+    client.force_login(manager)
+    return manager, client
+
+
+POWER_FIELDS = ("is_superuser", "is_staff", "user_permissions", "groups")
+
+
+def test_a_staff_user_who_is_not_superuser_does_not_see_the_power_fields(user_manager):
+    manager, client = user_manager
+    target = UserFactory()
+
+    page = client.get(f"{USERS_URL}{target.pk}/change/").content.decode()
+
+    assert 'name="email"' in page
+    assert [field for field in POWER_FIELDS if f'name="{field}"' in page] == []
+
+
+def test_a_superuser_sees_the_power_fields(admin_client):
+    target = UserFactory()
+
+    page = admin_client.get(f"{USERS_URL}{target.pk}/change/").content.decode()
+
+    assert [field for field in POWER_FIELDS if f'name="{field}"' in page] == list(POWER_FIELDS)
+
+
+def test_a_staff_user_who_is_not_superuser_cannot_make_anyone_superuser(user_manager):
+    from django.contrib.auth.models import Permission
+
+    manager, client = user_manager
+    every_permission = Permission.objects.order_by("pk").values_list("pk", flat=True)
+    body = {"email": manager.email, "name": "Manager", "is_active": "on", "is_staff": "on", "is_superuser": "on",
+            "user_permissions": [str(pk) for pk in every_permission],
+            "profiles-TOTAL_FORMS": "0", "profiles-INITIAL_FORMS": "0",
+            "refresh_tokens-TOTAL_FORMS": "0", "refresh_tokens-INITIAL_FORMS": "0"}
+    permissions_before = manager.user_permissions.count()
+
+    response = client.post(f"{USERS_URL}{manager.pk}/change/", body)
+
+    assert response.status_code == 302, response.content.decode()[:2000]
+    manager.refresh_from_db()
+    assert (manager.is_superuser, manager.is_staff, manager.name) == (False, True, "Manager")
+    assert manager.user_permissions.count() == permissions_before
+
+
+def test_a_staff_user_who_is_not_superuser_cannot_change_a_superuser(user_manager, staff):
+    _, client = user_manager
+
+    page = client.get(f"{USERS_URL}{staff.pk}/change/")
+    password = client.post(f"{USERS_URL}{staff.pk}/password/",
+                           {"password1": "taken-over-passphrase", "password2": "taken-over-passphrase"})
+
+    assert page.status_code == 200  # the read-only view (the manager may view users), no form
+    assert 'name="email"' not in page.content.decode()
+    assert password.status_code == 403
+    staff.refresh_from_db()
+    assert staff.check_password("root-password-123")
+
+
+def test_changing_a_password_in_the_admin_revokes_the_users_tokens(admin_client):
+    from accounts.services.tokens import access_token_issue
+    from accounts.authentication import authenticate_access_token
+    from rest_framework.exceptions import AuthenticationFailed
+
+    user = UserFactory()
+    tokens = [make_token(user), make_token(user, InstanceFactory())]
+    access = access_token_issue(user_id=user.pk, instance=None, role="anonymous", profile_role="anonymous")
+    authenticate_access_token(access)
+
+    response = admin_client.post(f"{USERS_URL}{user.pk}/password/",
+                                 {"password1": "a-brand-new-long-passphrase",
+                                  "password2": "a-brand-new-long-passphrase"})
+
+    assert response.status_code == 302
+    assert revoked(*tokens) == [(True, "password_changed"), (True, "password_changed")]
+    with pytest.raises(AuthenticationFailed):
+        authenticate_access_token(access)

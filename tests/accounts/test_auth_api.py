@@ -400,3 +400,234 @@ def test_switch_to_an_unknown_role_is_a_400(api_client):
 
 def test_switch_needs_authentication(api_client):
     assert api_client.post("/api/v1/auth/switch", {"refresh": "x", "role": "clerk"}, format="json").status_code == 401
+
+
+# --- switch needs the session's refresh token (issue 8, item 2) -------------------------------------
+
+def token_rows() -> list[tuple[bool, bool, str]]:
+    return [(t.used_at is not None, t.revoked_at is not None, t.revoked_reason)
+            for t in RefreshToken.objects.order_by("created_at")]
+
+
+def test_a_stolen_access_token_alone_cannot_switch_and_gets_nothing(api_client):
+    profile = ProfileFactory(role="instance_admin", instance__slug="acme")
+    pair = login(api_client, profile.user.email).json()
+
+    response = bearer(pair["access"]).post("/api/v1/auth/switch", {"role": "accountant"}, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"refresh": ["This field is required."]}
+    assert token_rows() == [(False, False, "")]
+
+
+@pytest.mark.parametrize("whose", ["another user's", "made up"])
+def test_a_refresh_token_that_is_not_the_callers_cannot_switch(api_client, whose):
+    profile = ProfileFactory(role="instance_admin", instance__slug="acme")
+    other = ProfileFactory(role="instance_admin", instance=profile.instance)
+    pair = login(api_client, profile.user.email).json()
+    other_refresh = login(api_client, other.user.email).json()["refresh"] if whose == "another user's" else "x" * 64
+
+    response = bearer(pair["access"]).post("/api/v1/auth/switch", {"refresh": other_refresh, "role": "accountant"},
+                                           format="json")
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "token_invalid"
+    assert RefreshToken.objects.usable().count() == RefreshToken.objects.count()
+
+
+def test_switch_rotates_the_presented_refresh_token_into_the_same_family(api_client):
+    profile = ProfileFactory(role="instance_admin", instance__slug="acme")
+    pair = login(api_client, profile.user.email).json()
+    before = RefreshToken.objects.get()
+
+    response = bearer(pair["access"]).post("/api/v1/auth/switch", {"refresh": pair["refresh"], "role": "accountant"},
+                                           format="json")
+
+    assert response.status_code == 200
+    before.refresh_from_db()
+    child = RefreshToken.objects.exclude(pk=before.pk).get()
+    assert (before.used_at is not None, before.revoked_at) == (True, None)
+    assert (child.family, child.parent_id, child.role, child.profile_role) == (
+        before.family, before.pk, "accountant", "instance_admin")
+    assert claims_of(response.json()["access"])["role"] == "accountant"
+    again = api_client.post("/api/v1/auth/token/refresh", {"refresh": pair["refresh"]}, format="json")
+    assert again.status_code == 401  # the presented token is used up
+
+
+def test_reusing_the_refresh_token_a_switch_consumed_revokes_the_switched_session(api_client):
+    profile = ProfileFactory(role="instance_admin", instance__slug="acme")
+    pair = login(api_client, profile.user.email).json()
+    switched = bearer(pair["access"]).post("/api/v1/auth/switch", {"refresh": pair["refresh"], "role": "accountant"},
+                                           format="json").json()
+
+    reused = api_client.post("/api/v1/auth/token/refresh", {"refresh": pair["refresh"]}, format="json")
+    after = api_client.post("/api/v1/auth/token/refresh", {"refresh": switched["refresh"]}, format="json")
+
+    assert reused.json()["error"]["code"] == "token_reused"
+    assert after.status_code == 401
+    assert token_rows() == [(True, True, "reuse_detected"), (False, True, "reuse_detected")]
+
+
+def test_switching_to_the_role_already_held_is_refused_and_issues_nothing(api_client):
+    profile = ProfileFactory(role="clerk", instance__slug="acme")
+    pair = login(api_client, profile.user.email).json()
+
+    response = bearer(pair["access"]).post("/api/v1/auth/switch", {"refresh": pair["refresh"], "role": "clerk"},
+                                           format="json")
+
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "role_already_held"
+    assert token_rows() == [(False, False, "")]  # nothing issued, and the presented token is still usable
+    assert api_client.post("/api/v1/auth/token/refresh", {"refresh": pair["refresh"]},
+                           format="json").status_code == 200
+
+
+def test_a_denied_switch_leaves_the_presented_refresh_token_usable(api_client):
+    profile = ProfileFactory(role="customer", instance__slug="acme")
+    pair = login(api_client, profile.user.email).json()
+
+    response = bearer(pair["access"]).post("/api/v1/auth/switch", {"refresh": pair["refresh"], "role": "clerk"},
+                                           format="json")
+
+    assert response.status_code == 403
+    assert token_rows() == [(False, False, "")]
+
+
+# --- refresh racing logout-all (issue 8, item 3) -----------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+def test_fifty_refreshes_racing_one_logout_all_leave_no_usable_refresh_token():
+    """50 threads, each with its own session and database connection, keep rotating their refresh token
+    while one logout-all runs in the middle: every token a refresh made before or during it is revoked."""
+    profile = ProfileFactory(role="clerk")
+    pairs = [login(APIClient(), profile.user.email).json() for _ in range(50)]
+    access = pairs[0]["access"]
+    started = threading.Barrier(51)
+    first_round = threading.Barrier(51)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def keep_refreshing(refresh: str) -> None:
+        try:
+            client = APIClient()
+            started.wait()
+            for round_ in range(20):
+                response = client.post("/api/v1/auth/token/refresh", {"refresh": refresh}, format="json")
+                if round_ == 0:
+                    first_round.wait()  # the logout-all starts while the later rounds run
+                if response.status_code != 200:
+                    with lock:
+                        outcomes.append(response.json()["error"]["code"])
+                    return
+                refresh = response.json()["refresh"]
+            with lock:
+                outcomes.append("still refreshing")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=keep_refreshing, args=(pair["refresh"],)) for pair in pairs]
+    for thread in threads:
+        thread.start()
+    try:
+        started.wait()
+        first_round.wait()
+        assert bearer(access).post("/api/v1/auth/logout-all").status_code == 204
+    finally:
+        for thread in threads:
+            thread.join()
+        connection.close()
+
+    assert RefreshToken.objects.filter(user=profile.user).usable().count() == 0
+    assert "still refreshing" not in outcomes
+    assert len(outcomes) == 50
+
+
+# --- changing the password (issue 8, item 11) -------------------------------------------------------
+
+NEW_PASSWORD = "a-brand-new-long-passphrase"
+
+
+def test_changing_the_password_revokes_every_refresh_token_and_stops_access_tokens(api_client):
+    profile = ProfileFactory(role="clerk")
+    first = login(api_client, profile.user.email).json()
+    second = login(api_client, profile.user.email).json()
+
+    response = bearer(first["access"]).post("/api/v1/me/password", {"current_password": DEFAULT_PASSWORD,
+                                                                     "new_password": NEW_PASSWORD}, format="json")
+
+    assert response.status_code == 204
+    assert [bearer(p["access"]).get("/api/v1/me").status_code for p in (first, second)] == [401, 401]
+    assert RefreshToken.objects.usable().count() == 0
+    assert set(RefreshToken.objects.values_list("revoked_reason", flat=True)) == {"password_changed"}
+    assert login(api_client, profile.user.email).status_code == 401
+    relogin = login(api_client, profile.user.email, password=NEW_PASSWORD)
+    assert relogin.status_code == 200
+    assert bearer(relogin.json()["access"]).get("/api/v1/me").status_code == 200
+
+
+@pytest.mark.parametrize(("body", "code", "field"), [
+    ({"current_password": "not-my-password", "new_password": NEW_PASSWORD}, "invalid_credentials",
+     "current_password"),
+    ({"current_password": DEFAULT_PASSWORD, "new_password": "short"}, "weak_password", "new_password"),
+    ({"current_password": DEFAULT_PASSWORD}, "invalid", "new_password"),
+])
+def test_a_refused_password_change_is_a_400_and_changes_nothing(api_client, body, code, field):
+    profile = ProfileFactory(role="clerk")
+    pair = login(api_client, profile.user.email).json()
+    stored_hash = User.objects.get().password
+
+    response = bearer(pair["access"]).post("/api/v1/me/password", body, format="json")
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
+    assert list(response.json()["error"]["fields"]) == [field]
+    assert User.objects.get().password == stored_hash
+    assert bearer(pair["access"]).get("/api/v1/me").status_code == 200
+    assert RefreshToken.objects.usable().count() == 1
+
+
+def test_wrong_current_passwords_are_throttled_like_logins(api_client, settings):
+    profile = ProfileFactory(role="clerk")
+    pair = login(api_client, profile.user.email).json()
+    limit = int(settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["login_failures_account"].split("/")[0])
+    body = {"current_password": "not-my-password", "new_password": NEW_PASSWORD}
+
+    statuses = [bearer(pair["access"]).post("/api/v1/me/password", body, format="json").status_code
+                for _ in range(limit + 1)]
+
+    assert statuses == [400] * limit + [429]
+
+
+def test_changing_the_password_needs_an_access_token(api_client):
+    response = api_client.post("/api/v1/me/password", {"current_password": DEFAULT_PASSWORD,
+                                                       "new_password": NEW_PASSWORD}, format="json")
+    assert response.status_code == 401
+
+
+def test_changepassword_command_revokes_the_users_tokens(api_client, monkeypatch):
+    import getpass
+
+    from django.core.management import call_command
+
+    profile = ProfileFactory(role="clerk")
+    pair = login(api_client, profile.user.email).json()
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": NEW_PASSWORD)
+
+    call_command("changepassword", profile.user.email, stdout=__import__("io").StringIO())
+
+    assert bearer(pair["access"]).get("/api/v1/me").status_code == 401
+    assert RefreshToken.objects.usable().count() == 0
+
+
+def test_a_hash_upgrade_at_login_is_not_a_password_change(api_client):
+    from django.contrib.auth.hashers import make_password
+
+    profile = ProfileFactory(role="clerk")
+    pair = login(api_client, profile.user.email).json()
+    User.objects.filter(pk=profile.user_id).update(password=make_password(DEFAULT_PASSWORD, hasher="pbkdf2_sha256"))
+
+    assert login(api_client, profile.user.email).status_code == 200  # upgrades the hash to argon2
+
+    assert User.objects.get().password.startswith("argon2$")
+    assert bearer(pair["access"]).get("/api/v1/me").status_code == 200
+    assert RefreshToken.objects.usable().count() == 2

@@ -124,3 +124,82 @@ def test_logout_all_kills_the_access_token_it_was_called_with(api_client: APICli
     response = api_client.get("/api/v1/me")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "token_revoked"
+
+
+# --- the token's shape, length and the verified-token cache (issue 8, item 5) -------------------------
+
+def get_me(access: str):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    return client.get("/api/v1/me")
+
+
+def test_junk_appended_to_a_signature_is_refused_before_and_after_the_token_is_cached():
+    profile = ProfileFactory(role="clerk")
+    access = token_for(profile)
+    fresh = [get_me(access + "!!!!").status_code, get_me(access + "=").status_code]
+
+    cached = get_me(access).status_code  # the genuine token is now verified and cached
+    after = [get_me(access + "!!!!").status_code, get_me(access + "~~").status_code]
+
+    assert (fresh, cached, after) == ([401, 401], 200, [401, 401])
+
+
+def test_another_spelling_of_the_signatures_last_character_is_refused():
+    """64 signature bytes take 86 base64url characters; the last carries 2 bits, so 15 other characters
+    decode to the same bytes in a lenient decoder."""
+    profile = ProfileFactory(role="clerk")
+    access = token_for(profile)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(access[-1])
+    same_bits = [c for c in alphabet if alphabet.index(c) >> 4 == last >> 4 and c != access[-1]]
+
+    statuses = {get_me(access[:-1] + c).status_code for c in same_bits}
+
+    assert len(same_bits) == 15
+    assert statuses == {401}
+    assert get_me(access).status_code == 200
+
+
+def test_a_token_longer_than_4kb_is_refused_without_parsing(monkeypatch):
+    from accounts.services import tokens
+
+    profile = ProfileFactory(role="clerk")
+    access = token_for(profile)
+    monkeypatch.setattr(tokens.KeyRingTokenBackend, "decode", lambda *a, **k: pytest.fail("parsed"))
+
+    response = get_me(access + "A" * (4097 - len(access)))
+
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "token_invalid"
+
+
+def test_the_verified_token_cache_holds_a_digest_of_each_token_not_the_token():
+    import hashlib
+
+    from accounts.services import tokens
+
+    profile = ProfileFactory(role="clerk")
+    access = token_for(profile)
+
+    assert get_me(access).status_code == 200
+
+    assert list(tokens._verified_tokens) == [hashlib.sha256(access.encode()).digest()]
+
+
+def test_access_tokens_are_verified_by_simplejwts_token_backend(monkeypatch):
+    from rest_framework_simplejwt.backends import TokenBackend
+
+    from accounts.services import tokens
+
+    profile = ProfileFactory(role="clerk")
+    access = token_for(profile)
+    seen = []
+    real_decode = TokenBackend.decode
+    monkeypatch.setattr(TokenBackend, "decode", lambda self, token, verify=True: seen.append(token) or
+                        real_decode(self, token, verify))
+
+    assert get_me(access).status_code == 200
+
+    assert seen == [access]
+    assert isinstance(tokens._backend(), TokenBackend)

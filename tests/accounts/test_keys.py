@@ -118,3 +118,49 @@ def test_a_key_file_with_a_free_form_name_takes_its_age_from_the_file(settings, 
     assert [k.kid for k in keys.KEY_RING.all_keys()] == [newer, "production-key"]
     assert abs(keys.KEY_RING.all_keys()[1].created_at - made) < timedelta(seconds=1)
     assert access_token_verify(signed_with(private, "production-key"))["sub"] == "7"
+
+
+def test_a_deleted_key_stops_verifying_in_this_process_within_a_second_without_a_reload(keys_dir, monkeypatch):
+    """Another process (an operator's ``rm``) deletes the key: nobody calls reload() here. Once a second has
+    passed on this process's clock, the token (verified and cached before) is refused."""
+    from rest_framework.test import APIClient
+
+    from tests.factories import ProfileFactory
+
+    profile = ProfileFactory(role="clerk")
+    leaked_kid = keys.KEY_RING.signing_key().kid
+    token = access_token_issue(user_id=profile.user_id, instance=profile.instance, role="clerk",
+                               profile_role="clerk")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert client.get("/api/v1/me").status_code == 200  # verified and cached
+    new_kid = keys.generate_key(keys_dir)  # what ``jwt_keys rotate`` does, in another process
+
+    (keys_dir / f"{leaked_kid}.pem").unlink()
+    real_monotonic = time.monotonic
+    monkeypatch.setattr(time, "monotonic", lambda: real_monotonic() + 1.0)
+
+    response = client.get("/api/v1/me")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "token_invalid"
+    fresh = access_token_issue(user_id=profile.user_id, instance=profile.instance, role="clerk", profile_role="clerk")
+    assert jwt.get_unverified_header(fresh)["kid"] == new_kid
+
+
+def test_the_key_folder_is_listed_only_once_its_poll_interval_passed(keys_dir, monkeypatch):
+    token = access_token_issue(user_id=7, instance=None, role="clerk", profile_role="clerk")
+    access_token_verify(token)
+    listings = []
+    real_list = keys.KeyRing._list
+    monkeypatch.setattr(keys.KeyRing, "_list", staticmethod(lambda d: listings.append(d) or real_list(d)))
+    frozen = time.monotonic()
+    monkeypatch.setattr(time, "monotonic", lambda: frozen)
+
+    for _ in range(1000):
+        access_token_verify(token)
+    within = len(listings)
+    monkeypatch.setattr(time, "monotonic", lambda: frozen + keys._POLL_SECONDS)
+    for _ in range(1000):
+        access_token_verify(token)
+
+    assert (within, len(listings)) == (0, 1)
