@@ -236,7 +236,8 @@ class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
         fieldsets = super().get_fieldsets(request, obj)
         if request.user.is_superuser:
             return fieldsets
-        return [(name, {**options, "fields": tuple(f for f in options["fields"] if f not in self.SUPERUSER_ONLY_FIELDS)})
+        hidden = self.SUPERUSER_ONLY_FIELDS
+        return [(name, {**options, "fields": tuple(f for f in options["fields"] if f not in hidden)})
                 for name, options in fieldsets]
 
     def get_list_filter(self, request: HttpRequest) -> Any:

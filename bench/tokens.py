@@ -1,8 +1,10 @@
 """Access-token verification and login throughput.
 
-Prints verifications per second for saaskit's verifier beside raw PyJWT verifying the very same token
-(same key, same algorithm, same audience/issuer checks), and logins per second through ``POST auth/token``
-(argon2 included). Uses the development database (embedded unless DATABASE_URL is set).
+Prints verifications per second for saaskit's verifier (simplejwt's token backend over PyJWT, the key picked
+by ``kid``, the shape and length checked first, then a per-process cache keyed by the token's digest) beside
+raw PyJWT verifying the very same tokens (same key, same algorithm, same audience/issuer checks), and logins
+per second through ``POST auth/token`` (argon2 included). Goals: first sight >= 90% of raw PyJWT, a token
+seen before >= 10x raw PyJWT. Uses the development database (embedded unless DATABASE_URL is set).
 
     .venv/bin/python bench/tokens.py
 """
@@ -65,12 +67,22 @@ def main() -> None:
         for item in distinct[:50]:
             access_token_verify(item)
 
+    def pyjwt_first_sight() -> None:  # the same 50 tokens, so both sides parse and verify the same bytes
+        for item in distinct[:50]:
+            jwt.decode(item, public_key, algorithms=[ALGORITHM], audience=settings.JWT_AUDIENCE,
+                       issuer=settings.JWT_ISSUER)
+
     def pyjwt() -> None:
         jwt.decode(token, public_key, algorithms=[ALGORITHM], audience=settings.JWT_AUDIENCE,
                    issuer=settings.JWT_ISSUER)
 
-    ours_rate, pyjwt_rate = rate(ours), rate(pyjwt)
-    first_sight_rate = rate(ours_first_sight, seconds=2.0) * 50
+    # Interleaved rounds, best of each: this 2-core machine is shared, and the best round is the least disturbed.
+    ours_rate = pyjwt_rate = first_sight_rate = pyjwt_first_rate = 0.0
+    for _ in range(3):
+        ours_rate = max(ours_rate, rate(ours, seconds=1.0))
+        pyjwt_rate = max(pyjwt_rate, rate(pyjwt, seconds=1.0))
+        first_sight_rate = max(first_sight_rate, rate(ours_first_sight, seconds=1.0) * 50)
+        pyjwt_first_rate = max(pyjwt_first_rate, rate(pyjwt_first_sight, seconds=1.0) * 50)
 
     email = "bench-login@saaskit.local"
     user = User.objects.filter(email=email).first() or User.objects.create_user(email, "bench-login-password")
@@ -84,12 +96,16 @@ def main() -> None:
         logins += 1
     login_rate = logins / (time.perf_counter() - start)
 
-    print("access-token verification (Ed25519, same token)")
+    first_ratio, repeat_ratio = first_sight_rate / pyjwt_first_rate, ours_rate / pyjwt_rate
+    print("access-token verification (Ed25519, the same tokens on both sides)")
     print(f"  {'saaskit, token seen before':<28}{ours_rate:>12,.0f} /s  {1e6 / ours_rate:8.1f} us")
     print(f"  {'saaskit, first sight':<28}{first_sight_rate:>12,.0f} /s  {1e6 / first_sight_rate:8.1f} us")
     print(f"  {'PyJWT jwt.decode':<28}{pyjwt_rate:>12,.0f} /s  {1e6 / pyjwt_rate:8.1f} us")
-    print(f"  {'ratio seen-before / PyJWT':<28}{ours_rate / pyjwt_rate:>12.2f} x")
-    print(f"  {'ratio first-sight / PyJWT':<28}{first_sight_rate / pyjwt_rate:>12.2f} x")
+    print(f"  {'PyJWT, first-sight tokens':<28}{pyjwt_first_rate:>12,.0f} /s  {1e6 / pyjwt_first_rate:8.1f} us")
+    print(f"  {'ratio first-sight / PyJWT':<28}{first_ratio:>12.2f} x   goal >= 0.90: "
+          f"{'met' if first_ratio >= 0.9 else 'NOT met'}")
+    print(f"  {'ratio seen-before / PyJWT':<28}{repeat_ratio:>12.2f} x   goal >= 10: "
+          f"{'met' if repeat_ratio >= 10 else 'NOT met'}")
     print("login (POST /api/v1/auth/token, argon2 + refresh row + outbox event)")
     print(f"  {'saaskit login':<28}{login_rate:>12,.1f} /s  {1e3 / login_rate:8.1f} ms")
 

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.keys import KEY_RING
+from accounts.services.passwords import user_password_change
 from accounts.services.tokens import (
     InvalidToken,
     TokenPair,
@@ -19,7 +20,6 @@ from accounts.services.tokens import (
     token_switch,
     user_revoke_all_tokens,
 )
-from accounts.services.passwords import user_password_change
 from accounts.services.users import user_login, user_register
 from authz.context import acting_context
 

@@ -470,9 +470,10 @@ def test_a_staff_user_who_is_not_superuser_cannot_change_a_superuser(user_manage
 
 
 def test_changing_a_password_in_the_admin_revokes_the_users_tokens(admin_client):
-    from accounts.services.tokens import access_token_issue
-    from accounts.authentication import authenticate_access_token
     from rest_framework.exceptions import AuthenticationFailed
+
+    from accounts.authentication import authenticate_access_token
+    from accounts.services.tokens import access_token_issue
 
     user = UserFactory()
     tokens = [make_token(user), make_token(user, InstanceFactory())]
