@@ -138,15 +138,17 @@ def access_token_verify(token: str) -> dict[str, Any]:
     still checked, and its key still in the ring); revocation is checked by the caller against the user's
     not-before stamp, not here.
     """
-    if len(token) > ACCESS_TOKEN_MAX_LENGTH or not _TOKEN_SHAPE.fullmatch(token):
+    if len(token) > ACCESS_TOKEN_MAX_LENGTH:
         raise InvalidToken()
     digest = hashlib.sha256(token.encode()).digest()
-    cached = _verified_tokens.get(digest)
+    cached = _verified_tokens.get(digest)  # only verified tokens are in it: the same digest, the same token
     if cached is not None:
         claims, kid = cached
         if claims["exp"] > time.time() and KEY_RING.verifies(kid):
             return claims
         _verified_tokens.pop(digest, None)
+    if not _TOKEN_SHAPE.fullmatch(token):
+        raise InvalidToken()
     backend = _backend()
     try:
         claims = backend.decode(token)
