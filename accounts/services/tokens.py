@@ -1,9 +1,12 @@
 """Access and refresh tokens.
 
-Access tokens: EdDSA-signed JWTs (``accounts.keys``), short-lived, verified with public keys only.
-Refresh tokens: opaque random strings; only their SHA-256 is stored (``RefreshToken``). Each refresh
-rotates: the presented token is marked used by a conditional UPDATE (exactly one concurrent caller wins)
-and a child in the same family is issued. Presenting a used token again revokes the whole family.
+Access tokens: EdDSA-signed JWTs (``accounts.keys``), short-lived, signed and verified through
+simplejwt's ``TokenBackend`` (PyJWT underneath) with the key ring; verification needs public keys only.
+Refresh tokens: opaque random strings; only their SHA-256 is stored (``RefreshToken``). Each refresh (and
+each switch) rotates: the presented token is marked used by a conditional UPDATE (exactly one concurrent
+caller wins) and a child in the same family is issued. Presenting a used token again revokes the whole
+family. Every write of a user's refresh tokens holds the user's row lock (``_lock_user``), so a refresh
+cannot slip past a revocation.
 """
 
 from __future__ import annotations
@@ -51,7 +54,7 @@ class TokenPair:
 
 # A longer token is refused before any parsing (our tokens are about 500 bytes).
 ACCESS_TOKEN_MAX_LENGTH = 4096
-# Three strict base64url segments, checked before anything is hashed or parsed. Python's base64 (and PyJWT
+# Three strict base64url segments, checked before a token is parsed. Python's base64 (and PyJWT
 # before 2.15) skips characters outside the alphabet, so ``sig + "!!!!"`` would verify as a new, distinct token
 # to fill the cache with; PyJWT 2.15 also refuses non-canonical encodings (a signature's last character spelt
 # 16 ways), and we keep this shape check so the guarantee does not hang on the library's version alone.
@@ -236,9 +239,10 @@ def _lock_user(user_id: int) -> User | None:
 
     Every write of a user's refresh tokens (rotation, switch, each kind of revocation) takes this lock first,
     so a refresh and a revocation of the same user run one after the other: a revocation sees the child a
-    refresh made, and a refresh after a revocation finds its token revoked.
+    refresh made, and a refresh after a revocation finds its token revoked. FOR NO KEY UPDATE: rows that
+    merely reference the user (an order, a profile) are still inserted meanwhile.
     """
-    return User.objects.select_for_update().filter(pk=user_id).first()
+    return User.objects.select_for_update(no_key=True).filter(pk=user_id).first()
 
 
 def _rotate(*, refresh: str, user_id: int | None, issue: Callable[[RefreshToken, User], TokenPair]) -> TokenPair:
