@@ -33,21 +33,6 @@ from accounts.models import Instance, Profile, User  # noqa: E402
 from accounts.services.tokens import access_token_issue, access_token_verify  # noqa: E402
 
 
-def rate(fn, *, seconds: float = 2.0) -> float:
-    """Calls per second of ``fn`` over about ``seconds`` (after a short warm-up)."""
-    for _ in range(200):
-        fn()
-    calls, start = 0, time.perf_counter()
-    deadline = start + seconds
-    while True:
-        for _ in range(200):
-            fn()
-        calls += 200
-        now = time.perf_counter()
-        if now >= deadline:
-            return calls / (now - start)
-
-
 def main() -> None:
     call_command("migrate", verbosity=0)
     instance, _ = Instance.objects.get_or_create(slug="bench-tokens", defaults={"name": "bench"})
@@ -76,13 +61,27 @@ def main() -> None:
         jwt.decode(token, public_key, algorithms=[ALGORITHM], audience=settings.JWT_AUDIENCE,
                    issuer=settings.JWT_ISSUER)
 
-    # Interleaved rounds, best of each: this 2-core machine is shared, and the best round is the least disturbed.
-    ours_rate = pyjwt_rate = first_sight_rate = pyjwt_first_rate = 0.0
-    for _ in range(3):
-        ours_rate = max(ours_rate, rate(ours, seconds=1.0))
-        pyjwt_rate = max(pyjwt_rate, rate(pyjwt, seconds=1.0))
-        first_sight_rate = max(first_sight_rate, rate(ours_first_sight, seconds=1.0) * 50)
-        pyjwt_first_rate = max(pyjwt_first_rate, rate(pyjwt_first_sight, seconds=1.0) * 50)
+    # This 2-core machine is shared, so wall-clock rates swing with the neighbours' load. The ratios are taken
+    # from paired, alternating slices of a few milliseconds each, timed in this process's CPU time, and the
+    # median pair is reported; the rates beside them are CPU-time rates of the same slices.
+    def cpu_seconds(fn, calls: int) -> float:
+        start = time.process_time()
+        for _ in range(calls):
+            fn()
+        return time.process_time() - start
+
+    for fn in (ours, pyjwt, ours_first_sight, pyjwt_first_sight):
+        cpu_seconds(fn, 20)  # warm-up
+    first_pairs, repeat_pairs = [], []
+    for _ in range(40):
+        first_pairs.append((cpu_seconds(ours_first_sight, 2), cpu_seconds(pyjwt_first_sight, 2)))
+        repeat_pairs.append((cpu_seconds(ours, 2000), cpu_seconds(pyjwt, 100)))
+    first_pairs.sort(key=lambda pair: pair[1] / pair[0])
+    repeat_pairs.sort(key=lambda pair: (pair[1] / 100) / (pair[0] / 2000))
+    ours_first, pyjwt_first = first_pairs[len(first_pairs) // 2]
+    ours_repeat, pyjwt_repeat = repeat_pairs[len(repeat_pairs) // 2]
+    first_sight_rate, pyjwt_first_rate = 100 / ours_first, 100 / pyjwt_first
+    ours_rate, pyjwt_rate = 2000 / ours_repeat, 100 / pyjwt_repeat
 
     email = "bench-login@saaskit.local"
     user = User.objects.filter(email=email).first() or User.objects.create_user(email, "bench-login-password")

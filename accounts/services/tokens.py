@@ -12,7 +12,6 @@ cannot slip past a revocation.
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 import time
 import uuid
@@ -54,11 +53,10 @@ class TokenPair:
 
 # A longer token is refused before any parsing (our tokens are about 500 bytes).
 ACCESS_TOKEN_MAX_LENGTH = 4096
-# Three strict base64url segments, checked before a token is parsed. Python's base64 (and PyJWT
-# before 2.15) skips characters outside the alphabet, so ``sig + "!!!!"`` would verify as a new, distinct token
-# to fill the cache with; PyJWT 2.15 also refuses non-canonical encodings (a signature's last character spelt
-# 16 ways), and we keep this shape check so the guarantee does not hang on the library's version alone.
-_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+# Strict base64url is PyJWT's (2.15 refuses characters outside the alphabet and non-canonical encodings,
+# GHSA-hxm8-2xgr-2p9m): Python's lenient base64 would make ``sig + "!!!!"`` (or the signature's last character
+# spelt 16 ways) verify as new, distinct tokens to fill the cache with. tests/accounts/test_authentication.py
+# holds it at the HTTP level, so a downgrade of PyJWT fails there.
 
 
 class KeyRingTokenBackend(TokenBackend):
@@ -136,10 +134,10 @@ def access_token_verify(token: str) -> dict[str, Any]:
     """Verify signature (EdDSA only: ``none`` and HMAC are refused), expiry, issuer, audience and type.
 
     Returns the claims; raises InvalidToken (401). The signature, expiry, issuer and audience are checked by
-    simplejwt's backend (PyJWT underneath); the shape (length, strict base64url) before it, our own claims
-    after it. A token seen before is answered from a bounded per-process cache of verified tokens (expiry
-    still checked, and its key still in the ring); revocation is checked by the caller against the user's
-    not-before stamp, not here.
+    simplejwt's backend (PyJWT underneath, strict base64url); the length before it, our own claims after it.
+    A token seen before is answered from a bounded per-process cache of verified tokens, keyed by the
+    token's digest (expiry still checked, and its key still in the ring); revocation is checked by the
+    caller against the user's not-before stamp, not here.
     """
     if len(token) > ACCESS_TOKEN_MAX_LENGTH:
         raise InvalidToken()
@@ -150,8 +148,6 @@ def access_token_verify(token: str) -> dict[str, Any]:
         if claims["exp"] > time.time() and KEY_RING.verifies(kid):
             return claims
         _verified_tokens.pop(digest, None)
-    if not _TOKEN_SHAPE.fullmatch(token):
-        raise InvalidToken()
     backend = _backend()
     try:
         claims = backend.decode(token)
