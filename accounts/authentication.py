@@ -16,7 +16,12 @@ from rest_framework.request import Request
 
 from accounts import error_codes
 from accounts.models import User
-from accounts.services.tokens import InvalidToken, access_token_verify, acting_context_from_claims
+from accounts.services.tokens import (
+    InvalidToken,
+    access_token_verify,
+    acting_context_from_claims,
+    on_user_tokens_revoked,
+)
 from authz.context import ActingContext
 
 USER_CACHE_SECONDS = 0.5
@@ -86,3 +91,6 @@ class AccessTokenAuthentication(BaseAuthentication):
 
 def forget_cached_user(user_id: Any) -> None:
     _user_cache.pop(user_id, None)
+
+
+on_user_tokens_revoked(forget_cached_user)

@@ -381,7 +381,15 @@ def user_revoke_all_tokens(*, user: User, reason: str) -> int:
         revoked = RefreshToken.objects.filter(user=user, revoked_at__isnull=True).update(
             revoked_at=now, revoked_reason=reason[:64])
     user.tokens_not_before = now
-    from accounts.authentication import forget_cached_user  # this process sees it at once; others within 0.5 s
-
-    transaction.on_commit(lambda: forget_cached_user(user.pk))
+    for forget in _on_user_revoked:  # this process sees it at once; others within 0.5 s
+        transaction.on_commit(lambda forget=forget: forget(user.pk))
     return revoked
+
+
+# Callbacks taking a user id, run after a revoke-all commits: ``accounts.authentication`` registers the one that
+# drops its cached user row (a registry, so this module does not import the authenticator that imports it).
+_on_user_revoked: list[Callable[[int], None]] = []
+
+
+def on_user_tokens_revoked(callback: Callable[[int], None]) -> None:
+    _on_user_revoked.append(callback)
