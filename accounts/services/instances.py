@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts import error_codes
 from accounts.models import Instance, Profile, RefreshToken, User
-from accounts.selectors import InstanceActor, access_member_by_user_id
+from accounts.selectors import InstanceActor, access_member_by_user_id, standing_forget
 from authz import roles as authz_roles
 from authz.roles import INSTANCE_ADMIN
 from saaskit.errors import ApplicationError, ForbiddenError
@@ -88,8 +88,12 @@ def _keep_an_admin(*, profile: Profile, admin_pks: list[int]) -> None:
                            code=error_codes.LAST_INSTANCE_ADMIN)
 
 
-def member_tokens_revoke(*, user_id: int, instance_id: int, reason: str) -> int:
-    """Revoke the user's refresh tokens for one instance; returns how many were revoked."""
+def member_tokens_revoke(*, user_id: int, instance_id: int | None, reason: str) -> int:
+    """Revoke the user's refresh tokens for one instance; returns how many were revoked. Their access tokens
+    for it stop acting in a role the profile no longer backs: at once in this process (after commit), within
+    a second in the others (``accounts.selectors.caller_standing``)."""
+    transaction.on_commit(lambda: standing_forget(user_id=user_id, instance_id=instance_id,
+                                                  everywhere=instance_id is None))
     return RefreshToken.objects.filter(user_id=user_id, instance_id=instance_id, revoked_at__isnull=True).update(
         revoked_at=timezone.now(), revoked_reason=reason[:64])
 

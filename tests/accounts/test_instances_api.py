@@ -16,6 +16,12 @@ pytestmark = pytest.mark.django_db
 
 NOT_FOUND = {"error": {"code": "instance_not_found", "message": "Instance not found.", "fields": {}}}
 
+
+def TOKEN_REQUIRED(slug: str) -> dict:  # noqa: N802 - reads like the constant above
+    return {"error": {"code": "instance_token_required", "fields": {}, "message": (
+        "This token does not act for the instance; get a token for it: POST /api/v1/auth/token with "
+        f'"instance": "{slug}", or POST /api/v1/auth/switch.')}}
+
 # The default lattice has nothing above instance_admin inside an instance; this one adds an "owner".
 OWNER_LATTICE = RoleLattice([
     Role("super_admin", instance_bound=False, switches_to=("owner",), spans_instances=True),
@@ -265,7 +271,7 @@ def test_a_member_of_two_instances_acts_only_for_the_one_in_the_token(api_client
 
     response = as_(api_client, admin).get("/api/v1/instances/globex/members")
 
-    assert (response.status_code, response.json()) == (404, NOT_FOUND)
+    assert (response.status_code, response.json()) == (403, TOKEN_REQUIRED("globex"))
 
 
 def test_members_of_an_inactive_instance_are_not_found(api_client, admin, acme):
@@ -318,13 +324,13 @@ def test_a_forged_super_admin_token_without_the_profile_is_not_found(api_client,
     assert (response.status_code, response.json()) == (404, NOT_FOUND)
 
 
-def test_an_anonymous_role_token_acts_for_no_instance(api_client, admin):
+def test_the_instances_admin_with_a_token_for_no_instance_is_told_to_get_one(api_client, admin):
     api_client.force_authenticate(user=admin.user, token=ActingContext(
         user_id=admin.user_id, instance_id=None, instance_slug=None, role="anonymous", profile_role="anonymous"))
 
     response = api_client.get("/api/v1/instances/acme/members")
 
-    assert (response.status_code, response.json()) == (404, NOT_FOUND)
+    assert (response.status_code, response.json()) == (403, TOKEN_REQUIRED("acme"))
 
 
 def test_members_needs_authentication(api_client, admin):
@@ -887,3 +893,38 @@ def test_members_are_paginated_with_the_same_queries_for_a_switched_operator(api
     assert body["count"] == 5
     assert [row["email"] for row in body["results"]] == ["customer0@acme.test", "customer1@acme.test"]
     assert body["next"] == "http://testserver/api/v1/instances/acme/members?limit=2&offset=4"
+
+
+# --- a token for no instance (issue 8, item 9) --------------------------------------------------------
+
+def _login(email: str, **extra: str) -> APIClient:
+    from tests.factories import DEFAULT_PASSWORD
+
+    response = APIClient().post("/api/v1/auth/token", {"email": email, "password": DEFAULT_PASSWORD, **extra},
+                                format="json")
+    assert response.status_code == 200, response.json()
+    return _bearer(response.json()["access"])
+
+
+def test_right_after_creating_an_instance_its_admin_is_told_to_get_a_token_for_it(acme):
+    UserFactory(email="founder@example.com")
+    UserFactory(email="stranger@example.com")
+    founder = _login("founder@example.com")  # no profile yet: a token for no instance
+
+    created = founder.post("/api/v1/instances", {"slug": "newco", "name": "NewCo"}, format="json")
+    members = founder.get("/api/v1/instances/newco/members")
+    scoped = founder.get("/api/v1/products/")
+    missing = founder.get("/api/v1/instances/nope/members")
+    foreign = founder.get("/api/v1/instances/acme/members")
+    stranger = _login("stranger@example.com").get("/api/v1/instances/newco/members")
+    with_token = _login("founder@example.com", instance="newco").get("/api/v1/instances/newco/members")
+
+    assert created.status_code == 201
+    assert (members.status_code, members.json()) == (403, TOKEN_REQUIRED("newco"))
+    assert scoped.status_code == 403
+    assert scoped.json()["error"]["code"] == "instance_token_required"
+    assert (missing.status_code, missing.json()) == (404, NOT_FOUND)
+    assert (foreign.status_code, foreign.json()) == (404, NOT_FOUND)
+    assert (stranger.status_code, stranger.json()) == (404, NOT_FOUND)
+    assert with_token.status_code == 200
+    assert [row["email"] for row in with_token.json()["results"]] == ["founder@example.com"]
