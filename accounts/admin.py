@@ -20,7 +20,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from accounts.models import Instance, Profile, RefreshToken, RefreshTokenState, User
-from accounts.services.instances import member_tokens_revoke
+from accounts.services.instances import member_left, member_tokens_revoke
 from accounts.services.tokens import refresh_token_revoke, refresh_token_revoke_family, user_revoke_all_tokens
 from accounts.services.users import user_delete
 from accounts.signals import account_created
@@ -100,7 +100,8 @@ class MemberForm(ProfileForm):
 class _ProfileInlineMixin:
     @staticmethod
     def revoke_changed(formset: forms.BaseModelFormSet) -> None:
-        """Revoke refresh tokens of profiles whose role changed or that were removed (before saving)."""
+        """Revoke refresh tokens of profiles whose role changed or that were removed (before saving); a
+        profile removed from (or moved out of) an instance also loses its policies and groups there."""
         deleted_forms = set(map(id, formset.deleted_forms))
         for form in formset.forms:
             profile = form.instance
@@ -108,9 +109,15 @@ class _ProfileInlineMixin:
                 continue
             deleted = id(form) in deleted_forms
             if deleted or "role" in form.changed_data or "instance" in form.changed_data:
-                old = Profile.objects.filter(pk=profile.pk).values_list("user_id", "instance_id").first()
-                if old is not None:
-                    member_tokens_revoke(user_id=old[0], instance_id=old[1],
+                old = (Profile.objects.filter(pk=profile.pk).select_related("instance")
+                       .only("user_id", "instance").first())
+                if old is None:
+                    continue
+                left = deleted or "instance" in form.changed_data
+                if left and old.instance is not None:
+                    member_left(user_id=old.user_id, instance=old.instance, reason="member_removed_by_admin")
+                else:
+                    member_tokens_revoke(user_id=old.user_id, instance_id=old.instance_id,
                                          reason="member_removed_by_admin" if deleted else "role_changed_by_admin")
 
 

@@ -204,6 +204,29 @@ def policies_purge_subject(*, user_id: int) -> int:
     return deleted
 
 
+def policies_purge_member(*, instance: Instance, user_id: int) -> int:
+    """Remove a user's policies and group memberships in one instance (they left it, or were removed), so a
+    user re-added later starts from their new role alone. Other instances keep theirs. Owns its transaction;
+    sends ``policy_updated`` and refreshes every process's cache after commit when anything went.
+    Returns the policies removed."""
+    with transaction.atomic():
+        policies = Policy.objects.filter(instance=instance, user_id=user_id)
+        memberships = GroupMembership.objects.filter(user_id=user_id, group__instance=instance)
+        group_ids = list(memberships.values_list("group_id", flat=True))
+        types = set(policies.values_list("resource_type", flat=True).distinct())
+        if group_ids:
+            types |= set(Policy.objects.filter(group_id__in=group_ids).values_list("resource_type", flat=True)
+                         .distinct())
+        deleted, _ = policies.delete()
+        memberships.delete()
+        AuthGroup.user_set.through.objects.filter(user_id=user_id, group__authz_group__instance=instance).delete()
+        mirrored, _ = ResourceUserObjectPermission.objects.filter(user_id=user_id,
+                                                                  content_object__instance=instance).delete()
+        if deleted or group_ids or mirrored:
+            _policies_changed(instance=instance, subject_ids=[user_id], resource_types=types)
+    return deleted
+
+
 def policies_purge_object(*, resource_type: str, resource_id: str, instance_id: int | None = None) -> int:
     """Remove every policy naming one object (the object was deleted). ``*`` policies stay."""
     if resource_id == WILDCARD:

@@ -17,6 +17,7 @@ from accounts.models import Instance, Profile, RefreshToken, User
 from accounts.selectors import InstanceActor, access_member_by_user_id, standing_forget
 from authz import roles as authz_roles
 from authz.roles import INSTANCE_ADMIN
+from authz.services import policies_purge_member
 from saaskit.errors import ApplicationError, ForbiddenError
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -140,11 +141,19 @@ def member_change_role(*, actor: InstanceActor, user_id: int, role: str) -> Prof
 
 @transaction.atomic
 def member_remove(*, actor: InstanceActor, user_id: int) -> None:
-    """Remove a member from the instance and revoke their refresh tokens for it."""
+    """Remove a member from the instance: their refresh tokens for it are revoked and their policies and
+    group memberships in it removed (``authz.services.policies_purge_member``)."""
     _check_admin(actor)
     admin_pks = _lock_admins(actor.instance)
     profile = access_member_by_user_id(instance=actor.instance, user_id=user_id, for_update=True)
     _check_member_not_above(profile=profile, actor=actor)
     _keep_an_admin(profile=profile, admin_pks=admin_pks)
-    member_tokens_revoke(user_id=profile.user_id, instance_id=actor.instance.pk, reason="member_removed")
+    member_left(user_id=profile.user_id, instance=actor.instance, reason="member_removed")
     profile.delete()
+
+
+def member_left(*, user_id: int, instance: Instance, reason: str) -> None:
+    """What follows a user's leaving ``instance`` (removed by the API or the admin console): their refresh
+    tokens for it are revoked, and their policies and group memberships in it removed."""
+    member_tokens_revoke(user_id=user_id, instance_id=instance.pk, reason=reason)
+    policies_purge_member(instance=instance, user_id=user_id)

@@ -324,6 +324,37 @@ def test_removing_a_member_in_the_admin_revokes_their_tokens_for_the_instance(ad
     assert revoked(token) == [(True, "member_removed_by_admin")]
 
 
+def test_removing_a_member_in_the_admin_removes_their_policies_and_groups_there(admin_client):
+    from authz import services as authz_services
+    from authz.models import GroupMembership, Policy
+    from authz.signals import policy_updated
+
+    acme, globex = InstanceFactory(slug="acme"), InstanceFactory(slug="globex")
+    clerk = ProfileFactory(instance=acme, role="clerk")
+    ProfileFactory(user=clerk.user, instance=globex, role="customer")
+    group = authz_services.group_create(instance=acme, name="ops")
+    authz_services.group_add_users(instance=acme, group=group, user_ids=[clerk.user_id])
+    authz_services.policies_upsert(instance=acme, policies=[f"{clerk.user_id}:get:orders:*"])
+    authz_services.policies_upsert(instance=globex, policies=[f"{clerk.user_id}:get:orders:1"])
+    seen: list[tuple[int, list[int]]] = []
+
+    def receiver(sender, instance, payload, **kwargs):
+        seen.append((instance.pk, payload["subject_ids"]))
+
+    policy_updated.connect(receiver, weak=False)
+    try:
+        response = admin_client.post(f"{INSTANCES_URL}{acme.pk}/change/",
+                                     _instance_post(acme, [clerk], {clerk.pk: {"DELETE": "on"}}))
+    finally:
+        policy_updated.disconnect(receiver)
+
+    assert response.status_code == 302
+    assert list(Policy.objects.filter(user=clerk.user).values_list("instance__slug", "resource_id")) == [
+        ("globex", "1")]
+    assert not GroupMembership.objects.filter(user=clerk.user).exists()
+    assert seen == [(acme.pk, [clerk.user_id])]
+
+
 @pytest.mark.parametrize("role", ["super_admin", "anonymous", "janitor"])
 def test_the_admin_refuses_a_member_role_outside_the_instance_roles(admin_client, role):
     acme = InstanceFactory(slug="acme")
