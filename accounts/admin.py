@@ -1,5 +1,6 @@
 """Admin console for accounts: instances with their members, users with their profiles and refresh tokens,
-and refresh tokens on their own (filters by user, instance and state; revoke and revoke-family actions).
+member invitations (read-only), and refresh tokens on their own (filters by user, instance and state;
+revoke and revoke-family actions).
 
 Roles are chosen from the role lattice (``authz.roles.LATTICE``), never typed. Token hashes are never shown.
 Writes with side effects go through the services: deleting a user is ``user_delete`` (publishes
@@ -19,7 +20,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import Instance, Profile, RefreshToken, RefreshTokenState, User
+from accounts.models import Instance, Invitation, InvitationState, Profile, RefreshToken, RefreshTokenState, User
 from accounts.services.instances import member_left, member_tokens_revoke
 from accounts.services.tokens import refresh_token_revoke, refresh_token_revoke_family, user_revoke_all_tokens
 from accounts.services.users import user_delete
@@ -145,6 +146,54 @@ class InstanceAdmin(_ProfileInlineMixin, admin.ModelAdmin):
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
         self.revoke_changed(formset)
         super().save_formset(request, form, formset, change)
+
+
+# --- invitations -----------------------------------------------------------------------------------
+
+class InvitationStateFilter(admin.SimpleListFilter):
+    """pending / expired (pending past its expiry) / accepted / declined."""
+
+    title = "state"
+    parameter_name = "state"
+    EXPIRED = "expired"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [*InvitationState.choices, (self.EXPIRED, "expired")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> QuerySet[Invitation]:
+        value = self.value()
+        if value == InvitationState.PENDING:
+            return queryset.open()
+        if value == self.EXPIRED:
+            return queryset.filter(state=InvitationState.PENDING).exclude(pk__in=queryset.open().values("pk"))
+        if value in InvitationState.values:
+            return queryset.filter(state=value)
+        return queryset
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Read-only list of member invitations (made through the members API); deleting one withdraws it."""
+
+    list_display = ["email", "instance", "role", "shown_state", "invited_by", "created_at", "expires_at",
+                    "responded_at", "responded_by"]
+    list_filter = [InvitationStateFilter, ("instance", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["instance", "invited_by", "responded_by"]
+    search_fields = ["email", "instance__slug"]
+    ordering = ["-created_at"]
+    fields = ["id", "instance", "email", "role", "shown_state", "invited_by", "created_at", "expires_at",
+              "responded_at", "responded_by"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def shown_state(self, invitation: Invitation) -> str:
+        return "expired" if invitation.is_expired else invitation.state
 
 
 # --- users ----------------------------------------------------------------------------------------

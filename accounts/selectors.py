@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import time
+import unicodedata
+import uuid
 from dataclasses import dataclass, replace
 
 from django.db.models import F, Q, QuerySet
 
 from accounts import error_codes
-from accounts.models import Instance, Profile, User
+from accounts.models import Instance, Invitation, Profile, User
 from authz import roles as authz_roles
 from authz.context import ActingContext
 from authz.roles import can_act_for
@@ -207,3 +209,40 @@ def access_member_by_user_id(*, instance: Instance, user_id: int, for_update: bo
     if profile is None:
         raise NotFoundError("Member not found.", code=error_codes.MEMBER_NOT_FOUND)
     return profile
+
+
+# --- invitations ----------------------------------------------------------------------------------------
+
+def normalize_email(email: str) -> str:
+    """NFKC, case-folded, trimmed: the form invitations are stored and matched in.
+
+    Local stand-in for the accounts-wide email normaliser of issue 8 item 4c; use that one once it lands.
+    """
+    return unicodedata.normalize("NFKC", (email or "").strip()).casefold()
+
+
+def invitations_open_for_user(*, user: User) -> QuerySet[Invitation]:
+    """Pending, unexpired invitations to active instances addressed to the user's email, oldest first."""
+    return (Invitation.objects.open().filter(email=normalize_email(user.email), instance__is_active=True)
+            .select_related("instance").order_by("created_at", "pk"))
+
+
+def member_instances(*, user_id: int) -> QuerySet[Profile]:
+    """The user's profiles in active instances (not the global one), by instance slug: what a login
+    without ``instance`` lists so the client can ask for a token for one."""
+    return (Profile.objects.filter(user_id=user_id, instance__is_active=True).select_related("instance")
+            .order_by("instance__slug"))
+
+
+def access_invitation_for_user(*, user: User, invitation_id: uuid.UUID | str,
+                               for_update: bool = False) -> Invitation:
+    """The invitation ``invitation_id`` if it is addressed to the user's email (any state) and its instance is
+    active; NotFoundError(invitation_not_found) for a missing one and another user's alike."""
+    queryset = Invitation.objects.select_related("instance")
+    if for_update:
+        queryset = queryset.select_for_update(of=("self",))
+    invitation = queryset.filter(pk=invitation_id, email=normalize_email(user.email),
+                                 instance__is_active=True).first()
+    if invitation is None:
+        raise NotFoundError("Invitation not found.", code=error_codes.INVITATION_NOT_FOUND)
+    return invitation

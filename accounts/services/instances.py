@@ -1,4 +1,5 @@
-"""Instances (tenants) and their members: create an instance, add, re-role and remove members.
+"""Instances (tenants) and their members: create an instance, invite, re-role and remove members; a user
+accepts or declines an invitation addressed to their email.
 
 Every write owns its transaction. Member writes take the caller as an ``InstanceActor`` (from
 ``accounts.selectors.access_instance_by_slug``), so the tenant and the caller's role are already resolved;
@@ -8,13 +9,21 @@ the rules of the role lattice are enforced here, not in the view.
 from __future__ import annotations
 
 import re
+import uuid
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import error_codes
-from accounts.models import Instance, Profile, RefreshToken, User
-from accounts.selectors import InstanceActor, access_member_by_user_id, standing_forget
+from accounts.models import Instance, Invitation, InvitationState, Profile, RefreshToken, User
+from accounts.selectors import (
+    InstanceActor,
+    access_invitation_for_user,
+    access_member_by_user_id,
+    normalize_email,
+    standing_forget,
+)
 from authz import roles as authz_roles
 from authz.roles import INSTANCE_ADMIN
 from authz.services import policies_purge_member
@@ -100,24 +109,74 @@ def member_tokens_revoke(*, user_id: int, instance_id: int | None, reason: str) 
 
 
 @transaction.atomic
-def member_add(*, actor: InstanceActor, email: str, role: str) -> Profile:
-    """Give the existing active user with ``email`` a profile holding ``role`` in the actor's instance."""
+def member_invite(*, actor: InstanceActor, email: str, role: str) -> Invitation:
+    """Invite whoever holds ``email`` into the actor's instance as ``role``.
+
+    The answer is the same whether or not an account exists for the email (the invitation waits for
+    one); only a current member of the instance, whom the caller can list anyway, is refused. Inviting an
+    email with a pending invitation renews it (new role, new expiry) instead of making a second one.
+    """
     _check_admin(actor)
     _check_grantable(role=role, actor=actor)
-    user = User.objects.filter(email__iexact=(email or "").strip(), is_active=True).first()
-    if user is None:
-        raise ApplicationError("No user with this email.", code=error_codes.USER_NOT_FOUND,
-                               fields={"email": ["No user with this email."]})
-    exists = ApplicationError("This user is already a member of the instance.", code=error_codes.MEMBER_EXISTS,
-                              fields={"email": ["Already a member of this instance."]})
-    if Profile.objects.filter(user=user, instance=actor.instance).exists():
+    email = normalize_email(email)
+    if Profile.objects.filter(instance=actor.instance, user__email__iexact=email).exists():
+        raise ApplicationError("This user is already a member of the instance.", code=error_codes.MEMBER_EXISTS,
+                               fields={"email": ["Already a member of this instance."]})
+    defaults = {"role": role, "invited_by_id": actor.user_id, "created_at": timezone.now(),
+                "expires_at": timezone.now() + settings.INVITATION_LIFETIME}
+    key = {"instance": actor.instance, "email": email, "state": InvitationState.PENDING}
+    try:
+        with transaction.atomic():
+            invitation, _ = Invitation.objects.update_or_create(**key, defaults=defaults)
+    except IntegrityError:  # a concurrent invitation of the same email made the pending row first: renew it
+        invitation, _ = Invitation.objects.update_or_create(**key, defaults=defaults)
+    return invitation
+
+
+def _respondable(invitation: Invitation) -> None:
+    if invitation.state != InvitationState.PENDING:
+        raise ApplicationError(f"This invitation was {invitation.state} already.",
+                               code=error_codes.INVITATION_NOT_PENDING)
+    if invitation.is_expired:
+        raise ApplicationError("This invitation has expired; ask for a new one.", code=error_codes.INVITATION_EXPIRED)
+
+
+@transaction.atomic
+def invitation_accept(*, user: User, invitation_id: uuid.UUID) -> Profile:
+    """Accept an invitation addressed to the user's email: the user becomes a member holding its role.
+
+    NotFoundError(invitation_not_found) for a missing invitation and another user's alike; 400
+    ``invitation_expired`` / ``invitation_not_pending`` / ``member_exists``. Exactly one concurrent
+    response wins (the invitation row is locked).
+    """
+    invitation = access_invitation_for_user(user=user, invitation_id=invitation_id, for_update=True)
+    _respondable(invitation)
+    granted = authz_roles.LATTICE.roles.get(invitation.role)
+    if granted is None or not granted.instance_bound:
+        raise ApplicationError(f"Role {invitation.role!r} can no longer be granted.", code=error_codes.ROLE_UNKNOWN)
+    exists = ApplicationError("You are already a member of this instance.", code=error_codes.MEMBER_EXISTS)
+    if Profile.objects.filter(user=user, instance=invitation.instance).exists():
         raise exists
     try:
         with transaction.atomic():
-            profile = Profile.objects.create(user=user, instance=actor.instance, role=role)
+            profile = Profile.objects.create(user=user, instance=invitation.instance, role=invitation.role)
     except IntegrityError:
         raise exists from None
+    Invitation.objects.filter(pk=invitation.pk).update(state=InvitationState.ACCEPTED, responded_at=timezone.now(),
+                                                       responded_by=user)
+    instance_id = invitation.instance.pk
+    transaction.on_commit(lambda: standing_forget(user_id=user.pk, instance_id=instance_id))
     return profile
+
+
+@transaction.atomic
+def invitation_decline(*, user: User, invitation_id: uuid.UUID) -> None:
+    """Decline an invitation addressed to the user's email (an expired one too); errors as for accepting."""
+    invitation = access_invitation_for_user(user=user, invitation_id=invitation_id, for_update=True)
+    if invitation.state != InvitationState.PENDING:
+        _respondable(invitation)
+    Invitation.objects.filter(pk=invitation.pk).update(state=InvitationState.DECLINED, responded_at=timezone.now(),
+                                                       responded_by=user)
 
 
 @transaction.atomic

@@ -429,3 +429,38 @@ def test_user_page_profiles_follow_the_lattice(admin_client, instance, role, sav
     assert response.status_code == (302 if saved else 200)
     expected = [(acme.pk if instance else None, role)] if saved else []
     assert list(Profile.objects.filter(user=user).values_list("instance_id", "role")) == expected
+
+
+# --- invitations ------------------------------------------------------------------------------------------
+
+INVITATIONS_URL = "/admin/accounts/invitation/"
+
+
+@pytest.mark.parametrize(("state", "emails"), [
+    ("", ["accepted@example.com", "declined@example.com", "expired@example.com", "pending@example.com"]),
+    ("pending", ["pending@example.com"]),
+    ("expired", ["expired@example.com"]),
+    ("accepted", ["accepted@example.com"]),
+    ("declined", ["declined@example.com"]),
+])
+def test_invitations_are_listed_and_filtered_by_state(admin_client, state, emails):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import Invitation
+
+    acme = InstanceFactory(slug="acme")
+    later, earlier = timezone.now() + timedelta(days=1), timezone.now() - timedelta(days=1)
+    for email, invitation_state, expires_at in [("pending@example.com", "pending", later),
+                                                ("expired@example.com", "pending", earlier),
+                                                ("accepted@example.com", "accepted", later),
+                                                ("declined@example.com", "declined", later)]:
+        Invitation.objects.create(instance=acme, email=email, role="clerk", state=invitation_state,
+                                  expires_at=expires_at)
+
+    response = admin_client.get(f"{INVITATIONS_URL}?state={state}" if state else INVITATIONS_URL)
+
+    assert response.status_code == 200
+    assert sorted(i.email for i in response.context["cl"].result_list) == emails
+    assert admin_client.get(f"{INVITATIONS_URL}add/").status_code == 403

@@ -82,11 +82,14 @@ def test_a_removed_member_re_added_as_customer_gets_none_of_the_old_permissions(
     updates.clear()
 
     removed = admin_client.delete(f"/api/v1/instances/acme/members/{user_id}")
-    ProfileFactory(user=leaver.user, instance=acme, role="customer")  # re-added with a lower role
+    invitation = admin_client.post("/api/v1/instances/acme/members", {"email": leaver.user.email,
+                                                                      "role": "customer"}, format="json").json()
+    rejoined = client_for(leaver).post(f"/api/v1/invitations/{invitation['id']}/accept")  # with a lower role
     after = _what_acme_grants(admin_client, user_id)
     group_users = admin_client.get(f"/api/v1/authz/group/{group_id}/user").json()
 
     assert removed.status_code == 204
+    assert (rejoined.status_code, rejoined.json()) == (201, {"instance": "acme", "role": "customer"})
     assert after == {"check": False, "authorized": 403, "policies": []}
     assert group_users == {"count": 0, "items": []}
     assert not GroupMembership.objects.filter(user_id=user_id).exists()
