@@ -112,3 +112,22 @@ def updates():
     policy_updated.connect(receiver, weak=False)
     yield seen
     policy_updated.disconnect(receiver)
+
+
+def test_an_admin_can_remove_policies_a_former_member_left_behind(acme, admin, updates):
+    """Policies left by members removed before removal cleaned them up: DELETE accepts a non-member subject
+    (granting to one is still refused)."""
+    former = ProfileFactory(instance=acme, role="clerk")
+    authz_services.policies_upsert(instance=acme, policies=[f"{former.user_id}:get:orders:*"])
+    Profile.objects.filter(pk=former.pk).delete()  # as the old removal did: the policy stays
+    updates.clear()
+
+    removed = client_for(admin).delete("/api/v1/authz/policies", {"policy": f"{former.user_id}:get:orders:*"},
+                                       format="json")
+    granted = client_for(admin).post("/api/v1/authz/policies", {"policy": f"{former.user_id}:get:orders:1"},
+                                     format="json")
+
+    assert removed.status_code == 204
+    assert (granted.status_code, granted.json()["error"]["code"]) == (400, "unknown_subject")
+    assert not Policy.objects.exists()
+    assert [(u["instance"], u["subject_ids"]) for u in updates] == [(acme.pk, [former.user_id])]
