@@ -100,7 +100,7 @@ def standing_cache_clear() -> None:
     _standing_cache.clear()
 
 
-def _backing_role(ctx: ActingContext, standing: Standing) -> str | None:
+def backing_role(ctx: ActingContext, standing: Standing) -> str | None:
     """The profile role that backs ``ctx.role`` now: the profile in the token's instance if it may act in
     or switch to the role, else a global profile that may (in an instance: only one spanning instances)."""
     lattice = authz_roles.LATTICE
@@ -123,7 +123,7 @@ def acting_context_backed(ctx: ActingContext) -> ActingContext | None:
     """
     if ctx.instance_id is None and ctx.role == authz_roles.LATTICE.bottom:
         return ctx
-    backing = _backing_role(ctx, caller_standing(user_id=ctx.user_id, instance_id=ctx.instance_id))
+    backing = backing_role(ctx, caller_standing(user_id=ctx.user_id, instance_id=ctx.instance_id))
     if backing is None:
         return None
     return ctx if backing == ctx.profile_role else replace(ctx, profile_role=backing)

@@ -33,7 +33,7 @@ def acting_instance(ctx: ActingContext | None) -> Instance:
     instance = standing.instance
     if instance is None or not instance.is_active:
         raise NotFoundError("Instance not found.", code=error_codes.INSTANCE_NOT_FOUND)
-    if selectors.acting_context_backed(ctx) is None:
+    if selectors.backing_role(ctx, standing) is None:
         raise ForbiddenError("Your role in this instance has changed; sign in again.", code=error_codes.ROLE_STALE)
     return instance
 
