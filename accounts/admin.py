@@ -193,7 +193,7 @@ class InvitationAdmin(admin.ModelAdmin):
 
     @admin.display(description="state")
     def shown_state(self, invitation: Invitation) -> str:
-        return "expired" if invitation.is_expired else invitation.state
+        return invitation.current_state
 
 
 # --- users ----------------------------------------------------------------------------------------

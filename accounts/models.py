@@ -208,3 +208,8 @@ class Invitation(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.state == InvitationState.PENDING and self.expires_at <= timezone.now()
+
+    @property
+    def current_state(self) -> str:
+        """The state, with a pending invitation past its expiry shown as ``expired``."""
+        return "expired" if self.is_expired else self.state

@@ -227,6 +227,16 @@ def invitations_open_for_user(*, user: User) -> QuerySet[Invitation]:
             .select_related("instance").order_by("created_at", "pk"))
 
 
+def invitations_pending_in(*, actor: InstanceActor) -> QuerySet[Invitation]:
+    """The actor's instance's pending invitations (expired ones too, until renewed or withdrawn), newest
+    first. Only an instance_admin sees them (they name people who are not members): else 403 role_required."""
+    if not authz_roles.LATTICE.acts_in(actor.role, authz_roles.INSTANCE_ADMIN):
+        raise ForbiddenError("Only an instance_admin of this instance may see its invitations.",
+                             code=error_codes.ROLE_REQUIRED)
+    return (Invitation.objects.for_instance(actor.instance).filter(state="pending").select_related("instance")
+            .order_by("-created_at", "pk"))
+
+
 def member_instances(*, user_id: int) -> QuerySet[Profile]:
     """The user's profiles in active instances (not the global one), by instance slug: what a login
     without ``instance`` lists so the client can ask for a token for one."""

@@ -120,6 +120,28 @@ class InstanceMemberDetailApi(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
+class InstanceInvitationListApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="instance_invitations_list", responses=InvitationOutput(many=True),
+                   description="The instance's pending invitations (instance_admin only).")
+    def get(self, request: Request, slug: str) -> Response:
+        actor = selectors.access_instance_by_slug(ctx=acting_context(request), slug=slug)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(selectors.invitations_pending_in(actor=actor), request, view=self)
+        return paginator.get_paginated_response(InvitationOutput(page, many=True).data)
+
+
+class InstanceInvitationDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="instance_invitations_withdraw", responses={204: None})
+    def delete(self, request: Request, slug: str, invitation_id: uuid.UUID) -> Response:
+        actor = selectors.access_instance_by_slug(ctx=acting_context(request), slug=slug)
+        services.invitation_withdraw(actor=actor, invitation_id=invitation_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
 class InvitationAcceptApi(APIView):
     permission_classes = [IsAuthenticated]
 

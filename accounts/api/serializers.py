@@ -11,6 +11,7 @@ from accounts.models import Instance, Invitation, Profile
 class InvitationOutput(serializers.ModelSerializer):
     instance = serializers.CharField(source="instance.slug")
     instance_name = serializers.CharField(source="instance.name")
+    state = serializers.ChoiceField(source="current_state", choices=["pending", "expired", "accepted", "declined"])
 
     class Meta:
         model = Invitation

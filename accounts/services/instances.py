@@ -27,7 +27,7 @@ from accounts.selectors import (
 from authz import roles as authz_roles
 from authz.roles import INSTANCE_ADMIN
 from authz.services import policies_purge_member
-from saaskit.errors import ApplicationError, ForbiddenError
+from saaskit.errors import ApplicationError, ForbiddenError, NotFoundError
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -131,6 +131,17 @@ def member_invite(*, actor: InstanceActor, email: str, role: str) -> Invitation:
     except IntegrityError:  # a concurrent invitation of the same email made the pending row first: renew it
         invitation, _ = Invitation.objects.update_or_create(**key, defaults=defaults)
     return invitation
+
+
+@transaction.atomic
+def invitation_withdraw(*, actor: InstanceActor, invitation_id: uuid.UUID) -> None:
+    """Withdraw a pending invitation of the actor's instance (the row goes); NotFoundError(invitation_not_found)
+    for a missing one, another instance's and one answered already alike."""
+    _check_admin(actor)
+    deleted, _ = Invitation.objects.filter(pk=invitation_id, instance=actor.instance,
+                                           state=InvitationState.PENDING).delete()
+    if not deleted:
+        raise NotFoundError("Invitation not found.", code=error_codes.INVITATION_NOT_FOUND)
 
 
 def _respondable(invitation: Invitation) -> None:

@@ -286,3 +286,54 @@ def test_an_account_in_several_instances_gets_a_token_for_no_instance_and_the_li
                                  {"slug": "globex", "name": "Globex", "role": "customer"}]
     members = bearer(body["access"]).get("/api/v1/instances/acme/members")
     assert (members.status_code, members.json()["error"]["code"]) == (403, "instance_token_required")
+
+
+# --- the instance's own view: list and withdraw -------------------------------------------------------------
+
+def test_an_admin_lists_and_withdraws_pending_invitations(acme, admin):
+    bob = invite(admin, "bob@example.com")
+    invite(admin, "carol@example.com", "customer")
+    Invitation.objects.filter(email="carol@example.com").update(expires_at=timezone.now() - timedelta(seconds=1))
+    answered = invite(admin, "dave@example.com")
+    as_user(UserFactory(email="dave@example.com")).post(f"/api/v1/invitations/{answered['id']}/decline")
+
+    listed = as_member(admin).get("/api/v1/instances/acme/invitations")
+    withdrawn = as_member(admin).delete(f"/api/v1/instances/acme/invitations/{bob['id']}")
+    again = as_member(admin).delete(f"/api/v1/instances/acme/invitations/{bob['id']}")
+    declined = as_member(admin).delete(f"/api/v1/instances/acme/invitations/{answered['id']}")
+    accept = as_user(UserFactory(email="bob@example.com")).post(f"/api/v1/invitations/{bob['id']}/accept")
+
+    assert listed.status_code == 200
+    assert [(row["email"], row["state"]) for row in listed.json()["results"]] == [
+        ("carol@example.com", "expired"), ("bob@example.com", "pending")]
+    assert withdrawn.status_code == 204
+    assert (again.status_code, again.json()["error"]["code"]) == (404, "invitation_not_found")
+    assert (declined.status_code, declined.json()["error"]["code"]) == (404, "invitation_not_found")
+    assert accept.status_code == 404
+    assert sorted(Invitation.objects.values_list("email", "state")) == [
+        ("carol@example.com", "pending"), ("dave@example.com", "declined")]
+
+
+@pytest.mark.parametrize("role", ["clerk", "accountant", "customer"])
+def test_only_an_admin_sees_or_withdraws_invitations(acme, admin, role):
+    invitation = invite(admin, "bob@example.com")
+    member = ProfileFactory(instance=acme, role=role)
+
+    listed = as_member(member).get("/api/v1/instances/acme/invitations")
+    withdrawn = as_member(member).delete(f"/api/v1/instances/acme/invitations/{invitation['id']}")
+
+    assert (listed.status_code, listed.json()["error"]["code"]) == (403, "role_required")
+    assert (withdrawn.status_code, withdrawn.json()["error"]["code"]) == (403, "role_required")
+    assert Invitation.objects.get().state == "pending"
+
+
+def test_another_instances_admin_cannot_see_or_withdraw_them(acme, admin):
+    invitation = invite(admin, "bob@example.com")
+    globex_admin = ProfileFactory(instance=InstanceFactory(slug="globex"), role="instance_admin")
+
+    listed = as_member(globex_admin).get("/api/v1/instances/acme/invitations")
+    through_own = as_member(globex_admin).delete(f"/api/v1/instances/globex/invitations/{invitation['id']}")
+
+    assert listed.status_code == 404
+    assert (through_own.status_code, through_own.json()["error"]["code"]) == (404, "invitation_not_found")
+    assert Invitation.objects.get().state == "pending"
