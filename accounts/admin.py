@@ -1,5 +1,6 @@
 """Admin console for accounts: instances with their members, users with their profiles and refresh tokens,
-and refresh tokens on their own (filters by user, instance and state; revoke and revoke-family actions).
+member invitations (read-only), and refresh tokens on their own (filters by user, instance and state;
+revoke and revoke-family actions).
 
 Roles are chosen from the role lattice (``authz.roles.LATTICE``), never typed. Token hashes are never shown.
 Writes with side effects go through the services: deleting a user is ``user_delete`` (publishes
@@ -20,9 +21,9 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from accounts.models import Instance, Profile, RefreshToken, RefreshTokenState, User
+from accounts.models import Instance, Invitation, InvitationState, Profile, RefreshToken, RefreshTokenState, User
+from accounts.services.instances import member_left, member_tokens_revoke
 from accounts.services.tokens import (
-    member_tokens_revoke,
     refresh_token_revoke,
     refresh_token_revoke_family,
     user_revoke_all_tokens,
@@ -105,7 +106,8 @@ class MemberForm(ProfileForm):
 class _ProfileInlineMixin:
     @staticmethod
     def revoke_changed(formset: forms.BaseModelFormSet) -> None:
-        """Revoke refresh tokens of profiles whose role changed or that were removed (before saving)."""
+        """Revoke refresh tokens of profiles whose role changed or that were removed (before saving); a
+        profile removed from (or moved out of) an instance also loses its policies and groups there."""
         deleted_forms = set(map(id, formset.deleted_forms))
         for form in formset.forms:
             profile = form.instance
@@ -113,9 +115,15 @@ class _ProfileInlineMixin:
                 continue
             deleted = id(form) in deleted_forms
             if deleted or "role" in form.changed_data or "instance" in form.changed_data:
-                old = Profile.objects.filter(pk=profile.pk).values_list("user_id", "instance_id").first()
-                if old is not None:
-                    member_tokens_revoke(user_id=old[0], instance_id=old[1],
+                old = (Profile.objects.filter(pk=profile.pk).select_related("instance")
+                       .only("user_id", "instance").first())
+                if old is None:
+                    continue
+                left = deleted or "instance" in form.changed_data
+                if left and old.instance is not None:
+                    member_left(user_id=old.user_id, instance=old.instance, reason="member_removed_by_admin")
+                else:
+                    member_tokens_revoke(user_id=old.user_id, instance_id=old.instance_id,
                                          reason="member_removed_by_admin" if deleted else "role_changed_by_admin")
 
 
@@ -143,6 +151,54 @@ class InstanceAdmin(_ProfileInlineMixin, admin.ModelAdmin):
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
         self.revoke_changed(formset)
         super().save_formset(request, form, formset, change)
+
+
+# --- invitations -----------------------------------------------------------------------------------
+
+class InvitationStateFilter(admin.SimpleListFilter):
+    """pending / expired (pending past its expiry) / accepted / declined."""
+
+    title = "state"
+    parameter_name = "state"
+    EXPIRED = "expired"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [*InvitationState.choices, (self.EXPIRED, "expired")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Invitation]) -> QuerySet[Invitation]:
+        value = self.value()
+        if value == InvitationState.PENDING:
+            return queryset.open()
+        if value == self.EXPIRED:
+            return queryset.filter(state=InvitationState.PENDING).exclude(pk__in=queryset.open().values("pk"))
+        if value in InvitationState.values:
+            return queryset.filter(state=value)
+        return queryset
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Read-only list of member invitations (made through the members API); deleting one withdraws it."""
+
+    list_display = ["email", "instance", "role", "shown_state", "invited_by", "created_at", "expires_at",
+                    "responded_at", "responded_by"]
+    list_filter = [InvitationStateFilter, ("instance", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["instance", "invited_by", "responded_by"]
+    search_fields = ["email", "instance__slug"]
+    ordering = ["-created_at"]
+    fields = ["id", "instance", "email", "role", "shown_state", "invited_by", "created_at", "expires_at",
+              "responded_at", "responded_by"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def shown_state(self, invitation: Invitation) -> str:
+        return invitation.current_state
 
 
 # --- users ----------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from rest_framework.request import Request
 
 from accounts import error_codes
 from accounts.models import User
+from accounts.selectors import acting_context_backed
 from accounts.services.tokens import (
     InvalidToken,
     access_token_verify,
@@ -67,7 +68,10 @@ def authenticate_access_token(token: str) -> tuple[User, ActingContext]:
         raise AuthenticationFailed("The token is invalid or expired.", code=error_codes.TOKEN_INVALID)
     if user.tokens_not_before is not None and _issued_us(claims) < _not_before_us(user):
         raise AuthenticationFailed("The token was revoked.", code=error_codes.TOKEN_REVOKED)
-    return user, ctx
+    backed = acting_context_backed(ctx)  # the role the caller's profile backs now (re-read within 1 s)
+    if backed is None:
+        raise AuthenticationFailed("Your role or membership has changed; sign in again.", code=error_codes.ROLE_STALE)
+    return user, backed
 
 
 class AccessTokenAuthentication(BaseAuthentication):

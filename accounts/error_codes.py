@@ -18,6 +18,10 @@ LAST_INSTANCE_ADMIN = "last_instance_admin"
 ROLE_REQUIRED = "role_required"  # the caller's current role does not act in the role the operation needs
 ROLE_SWITCH_REQUIRED = "role_switch_required"  # a platform operator must switch into the instance first
 ROLE_STALE = "role_stale"  # the token's role is no longer backed by the caller's profile
+INSTANCE_TOKEN_REQUIRED = "instance_token_required"  # a member whose token does not act for the instance
+INVITATION_NOT_FOUND = "invitation_not_found"  # same answer for a missing invitation and another user's
+INVITATION_EXPIRED = "invitation_expired"
+INVITATION_NOT_PENDING = "invitation_not_pending"  # accepted or declined already
 
 # --- authentication and tokens (lead) -----------------------------------------------------------
 INVALID_CREDENTIALS = "invalid_credentials"

@@ -185,3 +185,59 @@ class RefreshToken(models.Model):
         if self.expires_at <= timezone.now():
             return RefreshTokenState.EXPIRED
         return RefreshTokenState.ACTIVE
+
+
+class InvitationState(models.TextChoices):
+    PENDING = "pending", "pending"
+    ACCEPTED = "accepted", "accepted"
+    DECLINED = "declined", "declined"
+
+
+class InvitationQuerySet(models.QuerySet["Invitation"]):
+    def for_instance(self, instance: Instance) -> InvitationQuerySet:
+        return self.filter(instance=instance)
+
+    def open(self) -> InvitationQuerySet:
+        """Pending and not expired."""
+        return self.filter(state=InvitationState.PENDING, expires_at__gt=timezone.now())
+
+
+class Invitation(models.Model):
+    """An instance_admin's offer of a role in an instance to whoever holds ``email``.
+
+    Adding a member is an invitation, so the API never tells whether an account exists for an email; the
+    holder of a matching account sees it in ``GET /api/v1/me`` and accepts (which creates the profile) or
+    declines. ``email`` is stored normalised; at most one pending invitation per instance and email.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField(max_length=254, help_text="Normalised (NFKC, case-folded).")
+    role = models.CharField(max_length=64)
+    invited_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    state = models.CharField(max_length=16, choices=InvitationState.choices, default=InvitationState.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    responded_at = models.DateTimeField(null=True, blank=True)
+    responded_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    objects = InvitationQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "email"], condition=Q(state="pending"),
+                                    name="accounts_invitation_one_pending_per_email"),
+        ]
+        indexes = [models.Index(fields=["email", "state"])]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.email} to {self.instance_id} as {self.role}"
+
+    @property
+    def is_expired(self) -> bool:
+        return self.state == InvitationState.PENDING and self.expires_at <= timezone.now()
+
+    @property
+    def current_state(self) -> str:
+        """The state, with a pending invitation past its expiry shown as ``expired``."""
+        return "expired" if self.is_expired else self.state

@@ -67,11 +67,14 @@ def _group_member_ids(group_ids: Iterable[int]) -> list[int] | None:
 
 
 # --- policies -----------------------------------------------------------------------------------
-def policies_validate(*, instance: Instance, policies: Sequence[object]) -> list[PolicySpec]:
+def policies_validate(*, instance: Instance, policies: Sequence[object],
+                      members_only: bool = True) -> list[PolicySpec]:
     """Parse and check every string against the instance; raise PolicyError naming the first bad part.
 
     Subjects must be members of ``instance`` (users with a profile in it) or its groups; ids of our own
     hierarchical resources must exist in it. Other resource ids need no row (the object may come later).
+    ``members_only=False`` (removing) also accepts a user who is no longer a member, so what they left
+    behind can be cleaned.
     """
     if len(policies) > MAX_POLICIES_PER_CALL:
         raise ApplicationError(f"At most {MAX_POLICIES_PER_CALL} policies per call.",
@@ -82,8 +85,11 @@ def policies_validate(*, instance: Instance, policies: Sequence[object]) -> list
     group_ids = {s.subject_id for s in specs if s.subject_kind == GROUP}
     resource_ids = {int(s.resource_id) for s in specs
                     if get_type(s.resource_type).hierarchical and s.resource_id != WILDCARD}  # type: ignore[union-attr]
-    known_users = set(Profile.objects.filter(instance=instance, user_id__in=user_ids)
-                      .values_list("user_id", flat=True)) if user_ids else set()
+    if not members_only:
+        known_users = user_ids
+    else:
+        known_users = set(Profile.objects.filter(instance=instance, user_id__in=user_ids)
+                          .values_list("user_id", flat=True)) if user_ids else set()
     known_groups = set(Group.objects.filter(instance=instance, pk__in=group_ids)
                        .values_list("pk", flat=True)) if group_ids else set()
     known_resources = set(Resource.objects.filter(instance=instance, pk__in=resource_ids)
@@ -172,8 +178,9 @@ def policies_upsert(*, instance: Instance, policies: Sequence[object]) -> list[P
 
 
 def policies_remove(*, instance: Instance, policies: Sequence[object]) -> int:
-    """Revoke every policy, atomically (one invalid string and none is removed). Returns rows removed."""
-    specs = policies_validate(instance=instance, policies=policies)
+    """Revoke every policy, atomically (one invalid string and none is removed); a user subject need not be
+    a member any more. Returns rows removed."""
+    specs = policies_validate(instance=instance, policies=policies, members_only=False)
     if not specs:
         return 0
     q = Q()
@@ -201,6 +208,29 @@ def policies_purge_subject(*, user_id: int) -> int:
         ResourceUserObjectPermission.objects.filter(user_id=user_id).delete()
         for instance_id in sorted(instance_ids):
             _policies_changed(instance=instance_id, subject_ids=[user_id], resource_types=[])
+    return deleted
+
+
+def policies_purge_member(*, instance: Instance, user_id: int) -> int:
+    """Remove a user's policies and group memberships in one instance (they left it, or were removed), so a
+    user re-added later starts from their new role alone. Other instances keep theirs. Owns its transaction;
+    sends ``policy_updated`` and refreshes every process's cache after commit when anything went.
+    Returns the policies removed."""
+    with transaction.atomic():
+        policies = Policy.objects.filter(instance=instance, user_id=user_id)
+        memberships = GroupMembership.objects.filter(user_id=user_id, group__instance=instance)
+        group_ids = list(memberships.values_list("group_id", flat=True))
+        types = set(policies.values_list("resource_type", flat=True).distinct())
+        if group_ids:
+            types |= set(Policy.objects.filter(group_id__in=group_ids).values_list("resource_type", flat=True)
+                         .distinct())
+        deleted, _ = policies.delete()
+        memberships.delete()
+        AuthGroup.user_set.through.objects.filter(user_id=user_id, group__authz_group__instance=instance).delete()
+        mirrored, _ = ResourceUserObjectPermission.objects.filter(user_id=user_id,
+                                                                  content_object__instance=instance).delete()
+        if deleted or group_ids or mirrored:
+            _policies_changed(instance=instance, subject_ids=[user_id], resource_types=types)
     return deleted
 
 
@@ -350,7 +380,7 @@ def policies_apply_requested(*, instance_id: int | None, policies: Sequence[obje
     rejected: list[str] = []
     for text in policies:
         try:
-            policies_validate(instance=instance, policies=[text])
+            policies_validate(instance=instance, policies=[text], members_only=not remove)
             valid.append(text)
         except ApplicationError:
             rejected.append(str(text))

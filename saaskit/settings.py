@@ -238,6 +238,7 @@ JWT_ISSUER = os.environ.get("JWT_ISSUER", "saaskit")
 JWT_AUDIENCE = os.environ.get("JWT_AUDIENCE", "saaskit-api")
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=int(os.environ.get("ACCESS_TOKEN_LIFETIME_SECONDS", "300")))
 REFRESH_TOKEN_LIFETIME = timedelta(seconds=int(os.environ.get("REFRESH_TOKEN_LIFETIME_SECONDS", str(14 * 24 * 3600))))
+INVITATION_LIFETIME = timedelta(days=int(os.environ.get("INVITATION_LIFETIME_DAYS", "7")))  # member invitations
 # Signing keys: a directory of PEM private keys named <kid>.pem; the newest signs, all verify.
 # In development they are generated under .saaskit/jwt-keys; in production JWT_KEYS_DIR is required.
 JWT_KEYS_DIR = Path(

@@ -9,7 +9,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.api.serializers import MemberInstanceOutput
 from accounts.keys import KEY_RING
+from accounts.selectors import member_instances
 from accounts.services.passwords import user_password_change
 from accounts.services.tokens import (
     InvalidToken,
@@ -64,14 +66,22 @@ class TokenObtainApi(APIView):
         password = serializers.CharField(max_length=128, trim_whitespace=False)
         instance = serializers.SlugField(max_length=63, required=False, allow_null=True)
 
-    @extend_schema(request=InputSerializer, responses={200: TokenPairOutput})
+    class OutputSerializer(TokenPairOutput):
+        instances = MemberInstanceOutput(many=True, help_text=(
+            "The instances the account is a member of. Without `instance`, an account in several gets tokens "
+            "for no instance; log in again naming one (or POST /auth/switch) to act in it."))
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         pair = user_login(email=data.validated_data["email"], password=data.validated_data["password"],
                           instance_slug=data.validated_data.get("instance"),
                           client_address=request.META.get("REMOTE_ADDR", ""))
-        return _pair_response(pair)
+        response = _pair_response(pair)
+        response.data["instances"] = MemberInstanceOutput(
+            member_instances(user_id=pair.refresh_token.user_id), many=True).data
+        return response
 
 
 class RefreshInputSerializer(serializers.Serializer):

@@ -2,50 +2,39 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from accounts.models import Instance, Profile
+from accounts import error_codes, selectors
+from accounts.models import Instance
 from authz.context import ActingContext, acting_context
-from authz.roles import LATTICE
-from saaskit.errors import NotFoundError
+from saaskit.errors import ForbiddenError, NotFoundError
 
-# (user_id, instance_id, role) -> (instance, expires_at). One second, the same bound as token revocation.
-_MEMBERSHIP_TTL_SECONDS = 1.0
-_membership_cache: dict[tuple[int, int, str], tuple[Instance, float]] = {}
+# The per-process cache behind ``acting_instance`` is the callers' standing (``accounts.selectors``, at most
+# one second old); this name stays for the test fixtures that empty it.
+_membership_cache = selectors._standing_cache
 
 
 def acting_instance(ctx: ActingContext | None) -> Instance:
-    """The active instance the caller acts for, with its membership re-checked (cached for 1 s).
+    """The active instance the caller's token acts for, with the caller's standing re-checked (at most one
+    second old, ``accounts.selectors.caller_standing``).
 
-    Raises NotFoundError(instance_not_found) when the token names no instance, the instance is gone or
-    inactive, or the caller is no longer a member: the same answer for missing and forbidden.
+    403 ``instance_token_required`` when the token names no instance; 404 ``instance_not_found`` when the
+    instance is gone or inactive or the caller is no longer a member (the same answer for missing and
+    forbidden); 403 ``role_stale`` when the caller is still a member but the profile no longer backs the
+    token's role (only reachable without the authentication class, which refuses such tokens first).
     """
     if ctx is None or ctx.instance_id is None:
-        raise NotFoundError("No instance is selected for this token.", code="instance_not_found")
-    key = (ctx.user_id, ctx.instance_id, ctx.role)
-    now = time.monotonic()
-    hit = _membership_cache.get(key)
-    if hit is not None and hit[1] > now:
-        return hit[0]
-    role = LATTICE.roles.get(ctx.profile_role)
-    if role is not None and role.spans_instances:
-        member_of = Profile.objects.filter(user_id=ctx.user_id, instance__isnull=True, role=ctx.profile_role)
-        instance = Instance.objects.filter(pk=ctx.instance_id, is_active=True).first() if member_of.exists() else None
-    else:
-        profile = (Profile.objects.select_related("instance")
-                   .filter(user_id=ctx.user_id, instance_id=ctx.instance_id, instance__is_active=True).first())
-        instance = profile.instance if profile is not None else None
-    if instance is None:
-        _membership_cache.pop(key, None)
-        raise NotFoundError("Instance not found.", code="instance_not_found")
-    if len(_membership_cache) > 10_000:
-        _membership_cache.clear()
-    _membership_cache[key] = (instance, now + _MEMBERSHIP_TTL_SECONDS)
+        raise selectors.instance_token_required()
+    standing = selectors.caller_standing(user_id=ctx.user_id, instance_id=ctx.instance_id)
+    instance = standing.instance
+    if instance is None or not instance.is_active:
+        raise NotFoundError("Instance not found.", code=error_codes.INSTANCE_NOT_FOUND)
+    if selectors.backing_role(ctx, standing) is None:
+        raise ForbiddenError("Your role in this instance has changed; sign in again.", code=error_codes.ROLE_STALE)
     return instance
 
 

@@ -1,11 +1,15 @@
-"""Who am I, the role lattice, instances and their members (``/api/v1/me``, ``roles``, ``instances/...``).
+"""Who am I, the role lattice, instances, their members and invitations (``/api/v1/me``, ``roles``,
+``instances/...``, ``invitations/...``).
 
 Member endpoints name the instance in the URL, but the caller must act for it through the token
 (``accounts.selectors.access_instance_by_slug``): a missing instance and one the caller does not act for
-answer the same 404.
+answer the same 404. Adding a member is an invitation to an email, answered the same whether or not an
+account holds it; the holder accepts or declines it under ``invitations/{id}``.
 """
 
 from __future__ import annotations
+
+import uuid
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -15,7 +19,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import selectors
-from accounts.api.serializers import InstanceOutput, MemberOutput, MeOutput, RoleOutput
+from accounts.api.serializers import (
+    InstanceOutput,
+    InvitationOutput,
+    MemberOutput,
+    MeOutput,
+    ProfileOutput,
+    RoleOutput,
+)
 from accounts.services import instances as services
 from authz import roles as authz_roles
 from authz.context import acting_context
@@ -29,7 +40,9 @@ class MeApi(APIView):
     def get(self, request: Request) -> Response:
         user = request.user
         profiles = list(selectors.user_profiles(user=user))
-        return Response(MeOutput({"id": user.pk, "email": user.email, "name": user.name, "profiles": profiles}).data)
+        invitations = list(selectors.invitations_open_for_user(user=user))
+        return Response(MeOutput({"id": user.pk, "email": user.email, "name": user.name, "profiles": profiles,
+                                  "invitations": invitations}).data)
 
 
 class RolesApi(APIView):
@@ -75,13 +88,15 @@ class InstanceMemberListCreateApi(APIView):
         page = paginator.paginate_queryset(selectors.members_of_instance(instance=actor.instance), request, view=self)
         return paginator.get_paginated_response(MemberOutput(page, many=True).data)
 
-    @extend_schema(operation_id="instance_members_add", request=MemberAddInput, responses={201: MemberOutput})
+    @extend_schema(operation_id="instance_members_invite", request=MemberAddInput, responses={201: InvitationOutput},
+                   description="Invites the email into the instance: 201 with the invitation whether or not an "
+                               "account holds the email. The holder accepts it with POST /invitations/{id}/accept.")
     def post(self, request: Request, slug: str) -> Response:
         actor = selectors.access_instance_by_slug(ctx=acting_context(request), slug=slug)
         data = self.MemberAddInput(data=request.data)
         data.is_valid(raise_exception=True)
-        profile = services.member_add(actor=actor, **data.validated_data)
-        return Response(MemberOutput(profile).data, status=status.HTTP_201_CREATED)
+        invitation = services.member_invite(actor=actor, **data.validated_data)
+        return Response(InvitationOutput(invitation).data, status=status.HTTP_201_CREATED)
 
 
 class InstanceMemberDetailApi(APIView):
@@ -102,4 +117,44 @@ class InstanceMemberDetailApi(APIView):
     def delete(self, request: Request, slug: str, user_id: int) -> Response:
         actor = selectors.access_instance_by_slug(ctx=acting_context(request), slug=slug)
         services.member_remove(actor=actor, user_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InstanceInvitationListApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="instance_invitations_list", responses=InvitationOutput(many=True),
+                   description="The instance's pending invitations (instance_admin only).")
+    def get(self, request: Request, slug: str) -> Response:
+        actor = selectors.access_instance_by_slug(ctx=acting_context(request), slug=slug)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(selectors.invitations_pending_in(actor=actor), request, view=self)
+        return paginator.get_paginated_response(InvitationOutput(page, many=True).data)
+
+
+class InstanceInvitationDetailApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="instance_invitations_withdraw", responses={204: None})
+    def delete(self, request: Request, slug: str, invitation_id: uuid.UUID) -> Response:
+        actor = selectors.access_instance_by_slug(ctx=acting_context(request), slug=slug)
+        services.invitation_withdraw(actor=actor, invitation_id=invitation_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationAcceptApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="invitations_accept", request=None, responses={201: ProfileOutput})
+    def post(self, request: Request, invitation_id: uuid.UUID) -> Response:
+        profile = services.invitation_accept(user=request.user, invitation_id=invitation_id)
+        return Response(ProfileOutput(profile).data, status=status.HTTP_201_CREATED)
+
+
+class InvitationDeclineApi(APIView):
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(operation_id="invitations_decline", request=None, responses={204: None})
+    def post(self, request: Request, invitation_id: uuid.UUID) -> Response:
+        services.invitation_decline(user=request.user, invitation_id=invitation_id)
         return Response(status=status.HTTP_204_NO_CONTENT)

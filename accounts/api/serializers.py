@@ -5,7 +5,25 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.models import Instance, Profile
+from accounts.models import Instance, Invitation, Profile
+
+
+class InvitationOutput(serializers.ModelSerializer):
+    instance = serializers.CharField(source="instance.slug")
+    instance_name = serializers.CharField(source="instance.name")
+    state = serializers.ChoiceField(source="current_state", choices=["pending", "expired", "accepted", "declined"])
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "instance", "instance_name", "email", "role", "state", "created_at", "expires_at"]
+
+
+class MemberInstanceOutput(serializers.Serializer):
+    """One instance the user is a member of, as the login response lists them."""
+
+    slug = serializers.CharField(source="instance.slug")
+    name = serializers.CharField(source="instance.name")
+    role = serializers.CharField()
 
 
 class ProfileOutput(serializers.Serializer):
@@ -18,6 +36,7 @@ class MeOutput(serializers.Serializer):
     email = serializers.EmailField()
     name = serializers.CharField()
     profiles = ProfileOutput(many=True)
+    invitations = InvitationOutput(many=True, help_text="Pending invitations addressed to the caller's email.")
 
 
 class RoleOutput(serializers.Serializer):

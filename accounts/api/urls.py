@@ -16,4 +16,11 @@ urlpatterns = [
     path("instances/<slug:slug>/members", instances.InstanceMemberListCreateApi.as_view(), name="instance-members"),
     path("instances/<slug:slug>/members/<int:user_id>", instances.InstanceMemberDetailApi.as_view(),
          name="instance-member"),
+    path("instances/<slug:slug>/invitations", instances.InstanceInvitationListApi.as_view(),
+         name="instance-invitations"),
+    path("instances/<slug:slug>/invitations/<uuid:invitation_id>", instances.InstanceInvitationDetailApi.as_view(),
+         name="instance-invitation"),
+    path("invitations/<uuid:invitation_id>/accept", instances.InvitationAcceptApi.as_view(), name="invitation-accept"),
+    path("invitations/<uuid:invitation_id>/decline", instances.InvitationDeclineApi.as_view(),
+         name="invitation-decline"),
 ]

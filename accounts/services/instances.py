@@ -1,4 +1,5 @@
-"""Instances (tenants) and their members: create an instance, add, re-role and remove members.
+"""Instances (tenants) and their members: create an instance, invite, re-role and remove members; a user
+accepts or declines an invitation addressed to their email.
 
 Every write owns its transaction. Member writes take the caller as an ``InstanceActor`` (from
 ``accounts.selectors.access_instance_by_slug``), so the tenant and the caller's role are already resolved;
@@ -8,16 +9,26 @@ the rules of the role lattice are enforced here, not in the view.
 from __future__ import annotations
 
 import re
+import uuid
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import error_codes
-from accounts.models import Instance, Profile, RefreshToken, User
-from accounts.selectors import InstanceActor, access_member_by_user_id
+from accounts.models import Instance, Invitation, InvitationState, Profile, User
+from accounts.selectors import (
+    InstanceActor,
+    access_invitation_for_user,
+    access_member_by_user_id,
+    normalize_email,
+    standing_forget,
+)
+from accounts.services import tokens
 from authz import roles as authz_roles
 from authz.roles import INSTANCE_ADMIN
-from saaskit.errors import ApplicationError, ForbiddenError
+from authz.services import policies_purge_member
+from saaskit.errors import ApplicationError, ForbiddenError, NotFoundError
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 
@@ -88,31 +99,95 @@ def _keep_an_admin(*, profile: Profile, admin_pks: list[int]) -> None:
                            code=error_codes.LAST_INSTANCE_ADMIN)
 
 
-def member_tokens_revoke(*, user_id: int, instance_id: int, reason: str) -> int:
-    """Revoke the user's refresh tokens for one instance; returns how many were revoked."""
-    return RefreshToken.objects.filter(user_id=user_id, instance_id=instance_id, revoked_at__isnull=True).update(
-        revoked_at=timezone.now(), revoked_reason=reason[:64])
+def member_tokens_revoke(*, user_id: int, instance_id: int | None, reason: str) -> int:
+    """Revoke the user's refresh tokens for one instance; returns how many were revoked. Their access tokens
+    for it stop acting in a role the profile no longer backs: at once in this process (after commit), within
+    a second in the others (``accounts.selectors.caller_standing``)."""
+    transaction.on_commit(lambda: standing_forget(user_id=user_id, instance_id=instance_id,
+                                                  everywhere=instance_id is None))
+    return tokens.member_tokens_revoke(user_id=user_id, instance_id=instance_id, reason=reason)
 
 
 @transaction.atomic
-def member_add(*, actor: InstanceActor, email: str, role: str) -> Profile:
-    """Give the existing active user with ``email`` a profile holding ``role`` in the actor's instance."""
+def member_invite(*, actor: InstanceActor, email: str, role: str) -> Invitation:
+    """Invite whoever holds ``email`` into the actor's instance as ``role``.
+
+    The answer is the same whether or not an account exists for the email (the invitation waits for
+    one); only a current member of the instance, whom the caller can list anyway, is refused. Inviting an
+    email with a pending invitation renews it (new role, new expiry) instead of making a second one.
+    """
     _check_admin(actor)
     _check_grantable(role=role, actor=actor)
-    user = User.objects.filter(email__iexact=(email or "").strip(), is_active=True).first()
-    if user is None:
-        raise ApplicationError("No user with this email.", code=error_codes.USER_NOT_FOUND,
-                               fields={"email": ["No user with this email."]})
-    exists = ApplicationError("This user is already a member of the instance.", code=error_codes.MEMBER_EXISTS,
-                              fields={"email": ["Already a member of this instance."]})
-    if Profile.objects.filter(user=user, instance=actor.instance).exists():
+    email = normalize_email(email)
+    if Profile.objects.filter(instance=actor.instance, user__email__iexact=email).exists():
+        raise ApplicationError("This user is already a member of the instance.", code=error_codes.MEMBER_EXISTS,
+                               fields={"email": ["Already a member of this instance."]})
+    defaults = {"role": role, "invited_by_id": actor.user_id, "created_at": timezone.now(),
+                "expires_at": timezone.now() + settings.INVITATION_LIFETIME}
+    key = {"instance": actor.instance, "email": email, "state": InvitationState.PENDING}
+    try:
+        with transaction.atomic():
+            invitation, _ = Invitation.objects.update_or_create(**key, defaults=defaults)
+    except IntegrityError:  # a concurrent invitation of the same email made the pending row first: renew it
+        invitation, _ = Invitation.objects.update_or_create(**key, defaults=defaults)
+    return invitation
+
+
+@transaction.atomic
+def invitation_withdraw(*, actor: InstanceActor, invitation_id: uuid.UUID) -> None:
+    """Withdraw a pending invitation of the actor's instance (the row goes); NotFoundError(invitation_not_found)
+    for a missing one, another instance's and one answered already alike."""
+    _check_admin(actor)
+    deleted, _ = Invitation.objects.filter(pk=invitation_id, instance=actor.instance,
+                                           state=InvitationState.PENDING).delete()
+    if not deleted:
+        raise NotFoundError("Invitation not found.", code=error_codes.INVITATION_NOT_FOUND)
+
+
+def _respondable(invitation: Invitation) -> None:
+    if invitation.state != InvitationState.PENDING:
+        raise ApplicationError(f"This invitation was {invitation.state} already.",
+                               code=error_codes.INVITATION_NOT_PENDING)
+    if invitation.is_expired:
+        raise ApplicationError("This invitation has expired; ask for a new one.", code=error_codes.INVITATION_EXPIRED)
+
+
+@transaction.atomic
+def invitation_accept(*, user: User, invitation_id: uuid.UUID) -> Profile:
+    """Accept an invitation addressed to the user's email: the user becomes a member holding its role.
+
+    NotFoundError(invitation_not_found) for a missing invitation and another user's alike; 400
+    ``invitation_expired`` / ``invitation_not_pending`` / ``member_exists``. Exactly one concurrent
+    response wins (the invitation row is locked).
+    """
+    invitation = access_invitation_for_user(user=user, invitation_id=invitation_id, for_update=True)
+    _respondable(invitation)
+    granted = authz_roles.LATTICE.roles.get(invitation.role)
+    if granted is None or not granted.instance_bound:
+        raise ApplicationError(f"Role {invitation.role!r} can no longer be granted.", code=error_codes.ROLE_UNKNOWN)
+    exists = ApplicationError("You are already a member of this instance.", code=error_codes.MEMBER_EXISTS)
+    if Profile.objects.filter(user=user, instance=invitation.instance).exists():
         raise exists
     try:
         with transaction.atomic():
-            profile = Profile.objects.create(user=user, instance=actor.instance, role=role)
+            profile = Profile.objects.create(user=user, instance=invitation.instance, role=invitation.role)
     except IntegrityError:
         raise exists from None
+    Invitation.objects.filter(pk=invitation.pk).update(state=InvitationState.ACCEPTED, responded_at=timezone.now(),
+                                                       responded_by=user)
+    instance_id = invitation.instance.pk
+    transaction.on_commit(lambda: standing_forget(user_id=user.pk, instance_id=instance_id))
     return profile
+
+
+@transaction.atomic
+def invitation_decline(*, user: User, invitation_id: uuid.UUID) -> None:
+    """Decline an invitation addressed to the user's email (an expired one too); errors as for accepting."""
+    invitation = access_invitation_for_user(user=user, invitation_id=invitation_id, for_update=True)
+    if invitation.state != InvitationState.PENDING:
+        _respondable(invitation)
+    Invitation.objects.filter(pk=invitation.pk).update(state=InvitationState.DECLINED, responded_at=timezone.now(),
+                                                       responded_by=user)
 
 
 @transaction.atomic
@@ -136,11 +211,19 @@ def member_change_role(*, actor: InstanceActor, user_id: int, role: str) -> Prof
 
 @transaction.atomic
 def member_remove(*, actor: InstanceActor, user_id: int) -> None:
-    """Remove a member from the instance and revoke their refresh tokens for it."""
+    """Remove a member from the instance: their refresh tokens for it are revoked and their policies and
+    group memberships in it removed (``authz.services.policies_purge_member``)."""
     _check_admin(actor)
     admin_pks = _lock_admins(actor.instance)
     profile = access_member_by_user_id(instance=actor.instance, user_id=user_id, for_update=True)
     _check_member_not_above(profile=profile, actor=actor)
     _keep_an_admin(profile=profile, admin_pks=admin_pks)
-    member_tokens_revoke(user_id=profile.user_id, instance_id=actor.instance.pk, reason="member_removed")
+    member_left(user_id=profile.user_id, instance=actor.instance, reason="member_removed")
     profile.delete()
+
+
+def member_left(*, user_id: int, instance: Instance, reason: str) -> None:
+    """What follows a user's leaving ``instance`` (removed by the API or the admin console): their refresh
+    tokens for it are revoked, and their policies and group memberships in it removed."""
+    member_tokens_revoke(user_id=user_id, instance_id=instance.pk, reason=reason)
+    policies_purge_member(instance=instance, user_id=user_id)

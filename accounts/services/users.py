@@ -54,6 +54,9 @@ _DUMMY_USER.set_password("timing-equaliser-password")
 
 
 def _login_profile(*, user: User, instance_slug: str | None) -> tuple[Instance | None, str]:
+    """The instance and role a login acts in: the named instance's profile; else the global profile, the
+    one instance profile, or, for an account in several instances (or none), the anonymous role in no
+    instance (the login response lists the instances; the client then asks for a token for one)."""
     if instance_slug:
         profile = (Profile.objects.select_related("instance")
                    .filter(user=user, instance__slug=instance_slug, instance__is_active=True).first())
@@ -67,11 +70,7 @@ def _login_profile(*, user: User, instance_slug: str | None) -> tuple[Instance |
         return None, global_profile.role
     if len(profiles) == 1:
         return profiles[0].instance, profiles[0].role
-    if not profiles:
-        return None, ANONYMOUS
-    raise ApplicationError("This account belongs to several instances; name one.",
-                           code=error_codes.INSTANCE_REQUIRED,
-                           fields={"instance": ["Required for accounts in several instances."]})
+    return None, ANONYMOUS
 
 
 def user_login(*, email: str, password: str, instance_slug: str | None, client_address: str) -> TokenPair:

@@ -324,6 +324,37 @@ def test_removing_a_member_in_the_admin_revokes_their_tokens_for_the_instance(ad
     assert revoked(token) == [(True, "member_removed_by_admin")]
 
 
+def test_removing_a_member_in_the_admin_removes_their_policies_and_groups_there(admin_client):
+    from authz import services as authz_services
+    from authz.models import GroupMembership, Policy
+    from authz.signals import policy_updated
+
+    acme, globex = InstanceFactory(slug="acme"), InstanceFactory(slug="globex")
+    clerk = ProfileFactory(instance=acme, role="clerk")
+    ProfileFactory(user=clerk.user, instance=globex, role="customer")
+    group = authz_services.group_create(instance=acme, name="ops")
+    authz_services.group_add_users(instance=acme, group=group, user_ids=[clerk.user_id])
+    authz_services.policies_upsert(instance=acme, policies=[f"{clerk.user_id}:get:orders:*"])
+    authz_services.policies_upsert(instance=globex, policies=[f"{clerk.user_id}:get:orders:1"])
+    seen: list[tuple[int, list[int]]] = []
+
+    def receiver(sender, instance, payload, **kwargs):
+        seen.append((instance.pk, payload["subject_ids"]))
+
+    policy_updated.connect(receiver, weak=False)
+    try:
+        response = admin_client.post(f"{INSTANCES_URL}{acme.pk}/change/",
+                                     _instance_post(acme, [clerk], {clerk.pk: {"DELETE": "on"}}))
+    finally:
+        policy_updated.disconnect(receiver)
+
+    assert response.status_code == 302
+    assert list(Policy.objects.filter(user=clerk.user).values_list("instance__slug", "resource_id")) == [
+        ("globex", "1")]
+    assert not GroupMembership.objects.filter(user=clerk.user).exists()
+    assert seen == [(acme.pk, [clerk.user_id])]
+
+
 @pytest.mark.parametrize("role", ["super_admin", "anonymous", "janitor"])
 def test_the_admin_refuses_a_member_role_outside_the_instance_roles(admin_client, role):
     acme = InstanceFactory(slug="acme")
@@ -489,3 +520,38 @@ def test_changing_a_password_in_the_admin_revokes_the_users_tokens(admin_client,
     assert revoked(*tokens) == [(True, "password_changed"), (True, "password_changed")]
     with pytest.raises(AuthenticationFailed):
         authenticate_access_token(access)
+
+
+# --- invitations ------------------------------------------------------------------------------------------
+
+INVITATIONS_URL = "/admin/accounts/invitation/"
+
+
+@pytest.mark.parametrize(("state", "emails"), [
+    ("", ["accepted@example.com", "declined@example.com", "expired@example.com", "pending@example.com"]),
+    ("pending", ["pending@example.com"]),
+    ("expired", ["expired@example.com"]),
+    ("accepted", ["accepted@example.com"]),
+    ("declined", ["declined@example.com"]),
+])
+def test_invitations_are_listed_and_filtered_by_state(admin_client, state, emails):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from accounts.models import Invitation
+
+    acme = InstanceFactory(slug="acme")
+    later, earlier = timezone.now() + timedelta(days=1), timezone.now() - timedelta(days=1)
+    for email, invitation_state, expires_at in [("pending@example.com", "pending", later),
+                                                ("expired@example.com", "pending", earlier),
+                                                ("accepted@example.com", "accepted", later),
+                                                ("declined@example.com", "declined", later)]:
+        Invitation.objects.create(instance=acme, email=email, role="clerk", state=invitation_state,
+                                  expires_at=expires_at)
+
+    response = admin_client.get(f"{INVITATIONS_URL}?state={state}" if state else INVITATIONS_URL)
+
+    assert response.status_code == 200
+    assert sorted(i.email for i in response.context["cl"].result_list) == emails
+    assert admin_client.get(f"{INVITATIONS_URL}add/").status_code == 403

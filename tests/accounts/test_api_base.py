@@ -3,7 +3,7 @@ import pytest
 from accounts.api import base
 from accounts.api.base import acting_instance
 from authz.context import ActingContext
-from saaskit.errors import NotFoundError
+from saaskit.errors import ForbiddenError, NotFoundError
 from tests.factories import InstanceFactory, ProfileFactory, UserFactory, context_for
 
 pytestmark = pytest.mark.django_db
@@ -22,12 +22,13 @@ def test_a_member_acts_for_their_instance():
     assert acting_instance(context_for(profile)) == profile.instance
 
 
-def test_no_instance_in_the_token_is_not_found():
+def test_no_instance_in_the_token_asks_for_a_token_for_one():
     profile = ProfileFactory(role="super_admin", instance=None)
 
-    with pytest.raises(NotFoundError) as raised:
+    with pytest.raises(ForbiddenError) as raised:
         acting_instance(context_for(profile))
-    assert raised.value.code == "instance_not_found"
+    assert raised.value.code == "instance_token_required"
+    assert "POST /api/v1/auth/token" in raised.value.message
 
 
 def test_an_inactive_instance_is_not_found():
@@ -72,4 +73,34 @@ def test_a_claimed_super_admin_without_the_global_profile_is_not_found():
                         role="instance_admin", profile_role="super_admin")
 
     with pytest.raises(NotFoundError):
+        acting_instance(ctx)
+
+
+def test_a_member_whose_profile_no_longer_backs_the_role_is_role_stale():
+    profile = ProfileFactory(role="instance_admin")
+    ctx = context_for(profile)
+    profile.role = "customer"
+    profile.save()
+
+    with pytest.raises(ForbiddenError) as raised:
+        acting_instance(ctx)
+    assert raised.value.code == "role_stale"
+
+
+def test_a_member_switched_down_keeps_acting_after_being_given_that_role():
+    profile = ProfileFactory(role="instance_admin")
+    ctx = context_for(profile, role="clerk")
+    profile.role = "clerk"
+    profile.save()
+
+    assert acting_instance(ctx) == profile.instance
+
+
+def test_the_standing_is_read_once_per_second_per_user_and_instance(django_assert_num_queries):
+    profile = ProfileFactory(role="clerk")
+    ctx = context_for(profile)
+
+    with django_assert_num_queries(1):
+        acting_instance(ctx)
+        acting_instance(ctx)
         acting_instance(ctx)

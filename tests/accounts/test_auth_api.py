@@ -114,15 +114,18 @@ def test_login_naming_the_instance_picks_that_profile(api_client):
     assert (claims["instance"], claims["role"]) == ("globex", "accountant")
 
 
-def test_login_without_an_instance_for_a_member_of_several_asks_for_one(api_client):
+def test_login_without_an_instance_for_a_member_of_several_acts_for_none_and_lists_them(api_client):
     user = UserFactory()
-    ProfileFactory(user=user, role="clerk")
-    ProfileFactory(user=user, role="accountant")
+    ProfileFactory(user=user, role="clerk", instance__slug="acme", instance__name="Acme")
+    ProfileFactory(user=user, role="accountant", instance__slug="globex", instance__name="Globex")
 
     response = login(api_client, user.email)
 
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "instance_required"
+    assert response.status_code == 200
+    claims = claims_of(response.json()["access"])
+    assert (claims["instance"], claims["role"], claims["profile_role"]) == (None, "anonymous", "anonymous")
+    assert response.json()["instances"] == [{"slug": "acme", "name": "Acme", "role": "clerk"},
+                                            {"slug": "globex", "name": "Globex", "role": "accountant"}]
 
 
 def test_super_admin_logs_in_without_an_instance(api_client):

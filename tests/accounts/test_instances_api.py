@@ -7,7 +7,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 
 import authz.roles
-from accounts.models import Instance, Profile, RefreshToken
+from accounts.models import Instance, Invitation, Profile, RefreshToken
 from authz.context import ActingContext
 from authz.roles import Role, RoleLattice
 from tests.factories import InstanceFactory, ProfileFactory, UserFactory, context_for
@@ -15,6 +15,12 @@ from tests.factories import InstanceFactory, ProfileFactory, UserFactory, contex
 pytestmark = pytest.mark.django_db
 
 NOT_FOUND = {"error": {"code": "instance_not_found", "message": "Instance not found.", "fields": {}}}
+
+
+def TOKEN_REQUIRED(slug: str) -> dict:  # noqa: N802 - reads like the constant above
+    return {"error": {"code": "instance_token_required", "fields": {}, "message": (
+        "This token does not act for the instance; get a token for it: POST /api/v1/auth/token with "
+        f'"instance": "{slug}", or POST /api/v1/auth/switch.')}}
 
 # The default lattice has nothing above instance_admin inside an instance; this one adds an "owner".
 OWNER_LATTICE = RoleLattice([
@@ -265,7 +271,7 @@ def test_a_member_of_two_instances_acts_only_for_the_one_in_the_token(api_client
 
     response = as_(api_client, admin).get("/api/v1/instances/globex/members")
 
-    assert (response.status_code, response.json()) == (404, NOT_FOUND)
+    assert (response.status_code, response.json()) == (403, TOKEN_REQUIRED("globex"))
 
 
 def test_members_of_an_inactive_instance_are_not_found(api_client, admin, acme):
@@ -318,13 +324,13 @@ def test_a_forged_super_admin_token_without_the_profile_is_not_found(api_client,
     assert (response.status_code, response.json()) == (404, NOT_FOUND)
 
 
-def test_an_anonymous_role_token_acts_for_no_instance(api_client, admin):
+def test_the_instances_admin_with_a_token_for_no_instance_is_told_to_get_one(api_client, admin):
     api_client.force_authenticate(user=admin.user, token=ActingContext(
         user_id=admin.user_id, instance_id=None, instance_slug=None, role="anonymous", profile_role="anonymous"))
 
     response = api_client.get("/api/v1/instances/acme/members")
 
-    assert (response.status_code, response.json()) == (404, NOT_FOUND)
+    assert (response.status_code, response.json()) == (403, TOKEN_REQUIRED("acme"))
 
 
 def test_members_needs_authentication(api_client, admin):
@@ -333,45 +339,52 @@ def test_members_needs_authentication(api_client, admin):
 
 # --- POST instances/{slug}/members ------------------------------------------------------------------
 
+def invitation_body(invitation: Invitation) -> dict:
+    return {"id": str(invitation.pk), "instance": invitation.instance.slug, "instance_name": invitation.instance.name,
+            "email": invitation.email, "role": invitation.role, "state": "pending",
+            "created_at": invitation.created_at.isoformat().replace("+00:00", "Z"),
+            "expires_at": invitation.expires_at.isoformat().replace("+00:00", "Z")}
+
+
+def invitations_of(instance: Instance) -> list[tuple[str, str, str]]:
+    return sorted(Invitation.objects.filter(instance=instance).values_list("email", "role", "state"))
+
+
 @pytest.mark.parametrize("role", ["instance_admin", "clerk", "accountant", "customer"])
-def test_an_admin_adds_an_existing_user_in_any_instance_role(api_client, admin, role):
-    newcomer = UserFactory(email="new@example.com")
+def test_an_admin_invites_an_existing_user_in_any_instance_role(api_client, admin, role):
+    UserFactory(email="new@example.com")
 
     response = as_(api_client, admin).post("/api/v1/instances/acme/members",
                                            {"email": "New@Example.com", "role": role}, format="json")
 
     assert response.status_code == 201
-    assert response.json() == {"user_id": newcomer.pk, "email": "new@example.com", "role": role}
-    assert roles_of(admin.instance) == {"admin@acme.test": "instance_admin", "new@example.com": role}
+    assert response.json() == invitation_body(Invitation.objects.get())
+    assert invitations_of(admin.instance) == [("new@example.com", role, "pending")]
+    assert roles_of(admin.instance) == {"admin@acme.test": "instance_admin"}  # a member once they accept
 
 
-def test_a_member_of_another_instance_may_be_added_too(api_client, admin, outsider):
+def test_a_member_of_another_instance_may_be_invited_too(api_client, admin, outsider):
     response = as_(api_client, admin).post("/api/v1/instances/acme/members",
                                            {"email": "customer@globex.test", "role": "clerk"}, format="json")
+    accepted = as_(APIClient(), outsider).post(f"/api/v1/invitations/{response.json()['id']}/accept")
 
     assert response.status_code == 201
+    assert (accepted.status_code, accepted.json()) == (201, {"instance": "acme", "role": "clerk"})
     assert roles_of(outsider.instance) == {"customer@globex.test": "customer"}
     assert roles_of(admin.instance)["customer@globex.test"] == "clerk"
 
 
-def test_adding_an_unknown_email_is_a_field_error(api_client, admin):
-    response = as_(api_client, admin).post("/api/v1/instances/acme/members",
-                                           {"email": "ghost@example.com", "role": "clerk"}, format="json")
-
-    assert response.status_code == 400
-    assert response.json() == {"error": {"code": "user_not_found", "message": "No user with this email.",
-                                         "fields": {"email": ["No user with this email."]}}}
-    assert roles_of(admin.instance) == {"admin@acme.test": "instance_admin"}
-
-
-def test_adding_an_inactive_user_is_like_an_unknown_email(api_client, admin):
+@pytest.mark.parametrize("email", ["ghost@example.com", "gone@example.com", "taken@example.com"])
+def test_inviting_answers_the_same_whether_or_not_an_account_holds_the_email(api_client, admin, email):
     UserFactory(email="gone@example.com", is_active=False)
+    UserFactory(email="taken@example.com")
 
-    response = as_(api_client, admin).post("/api/v1/instances/acme/members",
-                                           {"email": "gone@example.com", "role": "clerk"}, format="json")
+    response = as_(api_client, admin).post("/api/v1/instances/acme/members", {"email": email, "role": "clerk"},
+                                           format="json")
 
-    assert response.status_code == 400
-    assert response.json()["error"]["code"] == "user_not_found"
+    assert response.status_code == 201
+    assert response.json() == invitation_body(Invitation.objects.get())
+    assert invitations_of(admin.instance) == [(email, "clerk", "pending")]
     assert roles_of(admin.instance) == {"admin@acme.test": "instance_admin"}
 
 
@@ -479,15 +492,16 @@ def test_adding_to_a_foreign_instance_is_not_found(api_client, admin, outsider):
     assert roles_of(outsider.instance) == {"customer@globex.test": "customer"}
 
 
-def test_a_switched_super_admin_adds_members(api_client, admin, acme):
-    newcomer = UserFactory(email="new@example.com")
-    switched_super_admin(api_client, acme)
+def test_a_switched_super_admin_invites_members(api_client, admin, acme):
+    UserFactory(email="new@example.com")
+    operator = switched_super_admin(api_client, acme)
 
     response = api_client.post("/api/v1/instances/acme/members",
                                {"email": "new@example.com", "role": "instance_admin"}, format="json")
 
     assert response.status_code == 201
-    assert response.json() == {"user_id": newcomer.pk, "email": "new@example.com", "role": "instance_admin"}
+    assert response.json() == invitation_body(Invitation.objects.get(invited_by=operator.user))
+    assert invitations_of(acme) == [("new@example.com", "instance_admin", "pending")]
 
 
 def test_an_unswitched_super_admin_cannot_add_members(api_client, admin, acme):
@@ -845,10 +859,10 @@ def test_with_real_tokens_an_operator_switches_in_and_a_re_roled_member_cannot_r
     assert unswitched.status_code == 403
     assert unswitched.json()["error"]["code"] == "role_switch_required"
     assert added.status_code == 201
-    assert added.json() == {"user_id": newcomer.pk, "email": "new@example.com", "role": "customer"}
+    assert added.json() == invitation_body(Invitation.objects.get(email=newcomer.email))
     assert changed.status_code == 200
     assert refreshed.status_code == 401
-    assert roles_of(acme) == {"clerk@acme.test": "customer", "new@example.com": "customer"}
+    assert roles_of(acme) == {"clerk@acme.test": "customer"}
     assert not Profile.objects.filter(user=operator.user, instance=acme).exists()
 
 
@@ -888,3 +902,38 @@ def test_members_are_paginated_with_the_same_queries_for_a_switched_operator(api
     assert body["count"] == 5
     assert [row["email"] for row in body["results"]] == ["customer0@acme.test", "customer1@acme.test"]
     assert body["next"] == "http://testserver/api/v1/instances/acme/members?limit=2&offset=4"
+
+
+# --- a token for no instance (issue 8, item 9) --------------------------------------------------------
+
+def _login(email: str, **extra: str) -> APIClient:
+    from tests.factories import DEFAULT_PASSWORD
+
+    response = APIClient().post("/api/v1/auth/token", {"email": email, "password": DEFAULT_PASSWORD, **extra},
+                                format="json")
+    assert response.status_code == 200, response.json()
+    return _bearer(response.json()["access"])
+
+
+def test_right_after_creating_an_instance_its_admin_is_told_to_get_a_token_for_it(acme):
+    UserFactory(email="founder@example.com")
+    UserFactory(email="stranger@example.com")
+    founder = _login("founder@example.com")  # no profile yet: a token for no instance
+
+    created = founder.post("/api/v1/instances", {"slug": "newco", "name": "NewCo"}, format="json")
+    members = founder.get("/api/v1/instances/newco/members")
+    scoped = founder.get("/api/v1/products/")
+    missing = founder.get("/api/v1/instances/nope/members")
+    foreign = founder.get("/api/v1/instances/acme/members")
+    stranger = _login("stranger@example.com").get("/api/v1/instances/newco/members")
+    with_token = _login("founder@example.com", instance="newco").get("/api/v1/instances/newco/members")
+
+    assert created.status_code == 201
+    assert (members.status_code, members.json()) == (403, TOKEN_REQUIRED("newco"))
+    assert scoped.status_code == 403
+    assert scoped.json()["error"]["code"] == "instance_token_required"
+    assert (missing.status_code, missing.json()) == (404, NOT_FOUND)
+    assert (foreign.status_code, foreign.json()) == (404, NOT_FOUND)
+    assert (stranger.status_code, stranger.json()) == (404, NOT_FOUND)
+    assert with_token.status_code == 200
+    assert [row["email"] for row in with_token.json()["results"]] == ["founder@example.com"]

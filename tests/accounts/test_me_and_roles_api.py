@@ -15,7 +15,7 @@ def test_me_lists_the_global_profile_first_then_instances_by_slug(api_client: AP
     ProfileFactory(instance=zeta.instance, role="accountant")  # someone else's profile
     api_client.force_authenticate(user=user, token=context_for(zeta))
 
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(2):  # profiles, pending invitations
         response = api_client.get("/api/v1/me")
 
     assert response.status_code == 200
@@ -28,6 +28,7 @@ def test_me_lists_the_global_profile_first_then_instances_by_slug(api_client: AP
             {"instance": "alpha", "role": "customer"},
             {"instance": "zeta", "role": "clerk"},
         ],
+        "invitations": [],
     }
 
 
@@ -38,7 +39,8 @@ def test_me_of_a_user_without_profiles_has_none(api_client: APIClient):
     response = api_client.get("/api/v1/me")
 
     assert response.status_code == 200
-    assert response.json() == {"id": user.pk, "email": "lonely@example.com", "name": "", "profiles": []}
+    assert response.json() == {"id": user.pk, "email": "lonely@example.com", "name": "", "profiles": [],
+                               "invitations": []}
 
 
 def test_me_needs_authentication(api_client: APIClient):

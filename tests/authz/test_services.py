@@ -129,6 +129,35 @@ def test_purge_subject_removes_policies_and_memberships(instance, member, update
     assert updates[-1]["subject_ids"] == [member.pk]
 
 
+def test_purge_member_removes_that_instances_grants_only_and_feeds_every_cache(
+        instance, other_instance, member, updates, feed, django_capture_on_commit_callbacks):
+    ProfileFactory(user=member, instance=other_instance, role="customer")
+    group = services.group_create(instance=instance, name="ops")
+    services.group_add_users(instance=instance, group=group, user_ids=[member.pk])
+    services.policies_upsert(instance=instance, policies=[f"group/{group.pk}:get:wallets:*"])
+    services.policies_upsert(instance=instance, policies=[f"{member.pk}:get:orders:1"])
+    services.policies_upsert(instance=other_instance, policies=[f"{member.pk}:get:orders:2"])
+    updates.clear()
+    feed.delete(changefeed.STREAM)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        removed = services.policies_purge_member(instance=instance, user_id=member.pk)
+
+    assert removed == 1
+    assert policy_strings(instance) == [f"group/{group.pk}:get:wallets:*"]
+    assert policy_strings(other_instance) == [f"{member.pk}:get:orders:2"]
+    assert GroupMembership.objects.filter(user=member).count() == 0
+    assert [(u["instance"], u["subject_ids"], u["resource_types"]) for u in updates] == [
+        (instance.pk, [member.pk], ["orders", "wallets"])]
+    change = changefeed.decode(feed.xrange(changefeed.STREAM)[0][1])
+    assert (change.instance_id, change.subject_ids) == (instance.pk, frozenset({member.pk}))
+
+
+def test_purge_member_with_nothing_to_remove_sends_nothing(instance, member, updates):
+    assert services.policies_purge_member(instance=instance, user_id=member.pk) == 0
+    assert updates == []
+
+
 def test_purge_object_removes_its_policies_but_not_wildcards(instance, member):
     services.policies_upsert(instance=instance, policies=[f"{member.pk}:get:orders:1", f"{member.pk}:get:orders:*",
                                                           f"{member.pk}:get:orders:2"])
