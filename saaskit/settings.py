@@ -203,6 +203,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# Proxies we run in front of the app: the client address is the TRUSTED_PROXY_COUNT-th entry of
+# X-Forwarded-For from the right (saaskit.client_address); 0 = the app faces clients, REMOTE_ADDR is it.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more")
+
 # Bodies above this size get a 413 JSON error before any view parses them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BODY_BYTES", str(1024 * 1024)))
 
@@ -220,9 +226,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "saaskit.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {
-        # Failed logins only (see accounts.throttling); everything else is unthrottled by default.
+        # Failed logins and every registration attempt (see accounts.throttling); the rest is unthrottled.
         "login_failures_account": os.environ.get("THROTTLE_LOGIN_FAILURES_ACCOUNT", "5/min"),
         "login_failures_address": os.environ.get("THROTTLE_LOGIN_FAILURES_ADDRESS", "30/min"),
+        "register_account": os.environ.get("THROTTLE_REGISTER_ACCOUNT", "5/hour"),
+        "register_address": os.environ.get("THROTTLE_REGISTER_ADDRESS", "20/hour"),
     },
     "UNAUTHENTICATED_USER": None,
 }
