@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accounts.emails import normalize_email
 from accounts.models import Instance, Invitation, InvitationState, Profile, RefreshToken, RefreshTokenState, User
 from accounts.services.instances import member_left, member_tokens_revoke
 from accounts.services.tokens import (
@@ -209,8 +210,8 @@ class UserCreationAdminForm(AdminUserCreationForm):
         fields = ("email", "name")
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        if User.objects.filter(email__iexact=email).exists():
+        email = normalize_email(self.cleaned_data["email"])
+        if User.objects.filter(email=email).exists():
             raise forms.ValidationError("A user with this email already exists.")
         return email
 
@@ -221,8 +222,8 @@ class UserChangeAdminForm(UserChangeForm):
         fields = "__all__"
 
     def clean_email(self) -> str:
-        email = self.cleaned_data["email"].strip().lower()
-        if User.objects.filter(email__iexact=email).exclude(pk=self.instance.pk).exists():
+        email = normalize_email(self.cleaned_data["email"])
+        if User.objects.filter(email=email).exclude(pk=self.instance.pk).exists():
             raise forms.ValidationError("A user with this email already exists.")
         return email
 

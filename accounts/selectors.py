@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-import unicodedata
 import uuid
 from dataclasses import dataclass, replace
 
 from django.db.models import F, Q, QuerySet
 
 from accounts import error_codes
+from accounts.emails import normalize_email
 from accounts.models import Instance, Invitation, Profile, User
 from authz import roles as authz_roles
 from authz.context import ActingContext
@@ -212,14 +212,6 @@ def access_member_by_user_id(*, instance: Instance, user_id: int, for_update: bo
 
 
 # --- invitations ----------------------------------------------------------------------------------------
-
-def normalize_email(email: str) -> str:
-    """NFKC, case-folded, trimmed: the form invitations are stored and matched in.
-
-    Local stand-in for the accounts-wide email normaliser of issue 8 item 4c; use that one once it lands.
-    """
-    return unicodedata.normalize("NFKC", (email or "").strip()).casefold()
-
 
 def invitations_open_for_user(*, user: User) -> QuerySet[Invitation]:
     """Pending, unexpired invitations to active instances addressed to the user's email, oldest first."""

@@ -8,6 +8,7 @@ class AuthzErrorCode(models.TextChoices):
     UNKNOWN_SUBJECT = "unknown_subject", "No such subject in this instance"
     INVALID_RESOURCE_ID = "invalid_resource_id", "The resource id is malformed or unknown"
     TOO_MANY_CHECKS = "too_many_checks", "A batch holds too many checks"
+    SUBJECT_FORBIDDEN = "subject_forbidden", "Only an instance admin may check another subject"
     GROUP_NOT_FOUND = "group_not_found", "No such group"
     RESOURCE_NOT_FOUND = "resource_not_found", "No such resource"
     DUPLICATE_NAME = "duplicate_name", "The name is already taken"

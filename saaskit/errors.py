@@ -10,7 +10,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
@@ -122,3 +123,24 @@ def handler400(request: Any, exception: Exception | None = None) -> JsonResponse
 
 def handler403(request: Any, exception: Exception | None = None) -> JsonResponse:
     return json_error_response(403, "permission_denied", "Forbidden.")
+
+
+@csrf_exempt
+def api_not_found(request: Any) -> HttpResponse:
+    """The catch-all under ``/api/``: a JSON 404 whatever DEBUG says (the normal handler serves the rest).
+
+    With APPEND_SLASH, a path whose slashed form has a real route is redirected there, as Django's
+    CommonMiddleware does for paths no route matches (it cannot here: this route matches them).
+    """
+    from django.conf import settings
+    from django.urls import Resolver404, resolve
+
+    path = request.path_info
+    if settings.APPEND_SLASH and not path.endswith("/") and request.method in ("GET", "HEAD"):
+        try:
+            match = resolve(path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_not_found:
+            return HttpResponsePermanentRedirect(request.get_full_path(force_append_slash=True))
+    return json_error_response(404, "not_found", "Not found.")

@@ -46,6 +46,8 @@ def _development_secret_key() -> str:
 
 SECRET_KEY = env_required("SECRET_KEY") if PRODUCTION else os.environ.get("SECRET_KEY") or _development_secret_key()
 DEBUG = env_bool("DEBUG", SAASKIT_ENV == "development")
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off when SAASKIT_ENV=production (it shows settings and tracebacks)")
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
 
 # --- PostgreSQL -------------------------------------------------------------------------------
@@ -203,6 +205,12 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# Proxies we run in front of the app: the client address is the TRUSTED_PROXY_COUNT-th entry of
+# X-Forwarded-For from the right (saaskit.client_address); 0 = the app faces clients, REMOTE_ADDR is it.
+TRUSTED_PROXY_COUNT = int(os.environ.get("TRUSTED_PROXY_COUNT", "0"))
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured("TRUSTED_PROXY_COUNT must be 0 or more")
+
 # Bodies above this size get a 413 JSON error before any view parses them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = int(os.environ.get("MAX_REQUEST_BODY_BYTES", str(1024 * 1024)))
 
@@ -220,9 +228,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "saaskit.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {
-        # Failed logins only (see accounts.throttling); everything else is unthrottled by default.
+        # Failed logins and every registration attempt (see accounts.throttling); the rest is unthrottled.
         "login_failures_account": os.environ.get("THROTTLE_LOGIN_FAILURES_ACCOUNT", "5/min"),
         "login_failures_address": os.environ.get("THROTTLE_LOGIN_FAILURES_ADDRESS", "30/min"),
+        "register_account": os.environ.get("THROTTLE_REGISTER_ACCOUNT", "5/hour"),
+        "register_address": os.environ.get("THROTTLE_REGISTER_ADDRESS", "20/hour"),
     },
     "UNAUTHENTICATED_USER": None,
 }
@@ -256,7 +266,22 @@ LOGGING = {
     "loggers": {"pgserver": {"level": "WARNING"}},
 }
 
-if PRODUCTION:
-    SECURE_CONTENT_TYPE_NOSNIFF = True
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+# --- HTTPS and cookies: on in production, each overridable by its environment variable ----------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(365 * 24 * 3600 if PRODUCTION else 0)))
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+# The TLS-terminating proxy must set (overwrite) this header; "" turns it off (the app terminates TLS).
+_PROXY_SSL_HEADER = os.environ.get("SECURE_PROXY_SSL_HEADER", "HTTP_X_FORWARDED_PROTO=https" if PRODUCTION else "")
+if _PROXY_SSL_HEADER:
+    _header, _, _value = _PROXY_SSL_HEADER.partition("=")
+    if not _header or not _value:
+        raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must look like HTTP_X_FORWARDED_PROTO=https, or be empty")
+    SECURE_PROXY_SSL_HEADER = (_header.strip(), _value.strip())
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", PRODUCTION)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
+
+# Swagger UI and the OpenAPI schema at /api/docs/ and /api/schema/ (off in production unless asked for).
+API_DOCS_ENABLED = env_bool("API_DOCS_ENABLED", not PRODUCTION)

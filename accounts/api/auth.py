@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api.serializers import MemberInstanceOutput
+from accounts.emails import normalize_email
 from accounts.keys import KEY_RING
 from accounts.selectors import member_instances
 from accounts.services.passwords import user_password_change
@@ -24,6 +25,7 @@ from accounts.services.tokens import (
 )
 from accounts.services.users import user_login, user_register
 from authz.context import acting_context
+from saaskit.client_address import client_address
 
 
 class TokenPairOutput(serializers.Serializer):
@@ -35,12 +37,20 @@ def _pair_response(pair: TokenPair, status_code: int = status.HTTP_200_OK) -> Re
     return Response({"access": pair.access, "refresh": pair.refresh}, status=status_code)
 
 
+class NormalizedEmailField(serializers.EmailField):
+    """An email in its normal form (``accounts.emails``), validated after normalising (so ``ＡＤＡ@x.com``
+    is checked, and stored, as ``ada@x.com``)."""
+
+    def to_internal_value(self, data: object) -> str:
+        return normalize_email(super().to_internal_value(data))
+
+
 class RegisterApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
     class InputSerializer(serializers.Serializer):
-        email = serializers.EmailField(max_length=254)
+        email = NormalizedEmailField(max_length=254)
         password = serializers.CharField(max_length=128, trim_whitespace=False)
         name = serializers.CharField(max_length=150)
 
@@ -53,7 +63,7 @@ class RegisterApi(APIView):
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = user_register(**data.validated_data)
+        user = user_register(**data.validated_data, client_address=client_address(request))
         return Response(self.OutputSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
@@ -77,7 +87,7 @@ class TokenObtainApi(APIView):
         data.is_valid(raise_exception=True)
         pair = user_login(email=data.validated_data["email"], password=data.validated_data["password"],
                           instance_slug=data.validated_data.get("instance"),
-                          client_address=request.META.get("REMOTE_ADDR", ""))
+                          client_address=client_address(request))
         response = _pair_response(pair)
         response.data["instances"] = MemberInstanceOutput(
             member_instances(user_id=pair.refresh_token.user_id), many=True).data

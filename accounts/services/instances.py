@@ -119,7 +119,7 @@ def member_invite(*, actor: InstanceActor, email: str, role: str) -> Invitation:
     _check_admin(actor)
     _check_grantable(role=role, actor=actor)
     email = normalize_email(email)
-    if Profile.objects.filter(instance=actor.instance, user__email__iexact=email).exists():
+    if Profile.objects.filter(instance=actor.instance, user__email=email).exists():
         raise ApplicationError("This user is already a member of the instance.", code=error_codes.MEMBER_EXISTS,
                                fields={"email": ["Already a member of this instance."]})
     defaults = {"role": role, "invited_by_id": actor.user_id, "created_at": timezone.now(),

@@ -5,10 +5,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
 from accounts import error_codes
+from accounts.emails import normalize_email
 from accounts.models import Instance, Profile, User
 from accounts.services.tokens import TokenPair, token_pair_issue
 from accounts.signals import account_authenticated, account_created, account_deleted
-from accounts.throttling import login_failure_record, login_failures_check
+from accounts.throttling import attempt_give_back, login_attempt_take, register_attempt_take
 from authz.roles import ANONYMOUS
 from saaskit.errors import ApplicationError
 
@@ -20,24 +21,34 @@ class InvalidCredentials(ApplicationError):
         super().__init__("Invalid credentials.", code=error_codes.INVALID_CREDENTIALS)
 
 
-def user_register(*, email: str, password: str, name: str) -> User:
-    email = email.strip().lower()
+def _email_taken() -> ApplicationError:
+    return ApplicationError("A user with this email already exists.", code=error_codes.EMAIL_TAKEN,
+                            fields={"email": ["A user with this email already exists."]})
+
+
+def user_register(*, email: str, password: str, name: str, client_address: str | None = None) -> User:
+    """Create an account under the normal form of ``email``; refused when an account already has that form.
+
+    With ``client_address`` (the HTTP API) every attempt is throttled per address and per email first, so
+    ``email_taken`` tells whether an email is registered no more often than the throttle allows.
+    """
+    if client_address is not None:
+        register_attempt_take(email=email, address=client_address)
+    email = normalize_email(email)
     candidate = User(email=email, name=name)
     try:
         password_validation.validate_password(password, user=candidate)
     except DjangoValidationError as exc:
         raise ApplicationError("The password is too weak.", code=error_codes.WEAK_PASSWORD,
                                fields={"password": list(exc.messages)}) from None
-    if User.objects.filter(email__iexact=email).exists():
-        raise ApplicationError("A user with this email already exists.", code=error_codes.EMAIL_TAKEN,
-                               fields={"email": ["A user with this email already exists."]})
+    if User.objects.filter(email=email).exists():
+        raise _email_taken()
     try:
         with transaction.atomic():
             user = User.objects.create_user(email, password, name=name)
             account_created.send(sender=User, instance=None, payload={"user_id": user.pk, "email": user.email})
     except IntegrityError:  # a concurrent registration with the same email won
-        raise ApplicationError("A user with this email already exists.", code=error_codes.EMAIL_TAKEN,
-                               fields={"email": ["A user with this email already exists."]}) from None
+        raise _email_taken() from None
     return user
 
 
@@ -75,21 +86,31 @@ def _login_profile(*, user: User, instance_slug: str | None) -> tuple[Instance |
 
 def user_login(*, email: str, password: str, instance_slug: str | None, client_address: str) -> TokenPair:
     """Check credentials and issue a token pair acting in the profile's role. Failures are throttled per
-    account and per address, and answer the same whether or not the email exists."""
-    login_failures_check(email=email, address=client_address)
-    user = User.objects.filter(email__iexact=email.strip()).first()
+    account (the email's normal form) and per address, and answer the same whether or not the email exists.
+
+    The attempt is counted before the password is checked (one atomic step, ``accounts.throttling``) and
+    given back when the login succeeds or fails for a reason other than the credentials.
+    """
+    attempt = login_attempt_take(email=email, address=client_address)
+    try:
+        pair = _user_login_checked(email=email, password=password, instance_slug=instance_slug)
+    except InvalidCredentials:
+        raise
+    except BaseException:
+        attempt_give_back(attempt)
+        raise
+    attempt_give_back(attempt)
+    return pair
+
+
+def _user_login_checked(*, email: str, password: str, instance_slug: str | None) -> TokenPair:
+    user = User.objects.filter(email=normalize_email(email)).first()
     if user is None or not user.is_active:
         _DUMMY_USER.check_password(password)
-        login_failure_record(email=email, address=client_address)
         raise InvalidCredentials()
     if not user.check_password(password):
-        login_failure_record(email=email, address=client_address)
         raise InvalidCredentials()
-    try:
-        instance, role = _login_profile(user=user, instance_slug=instance_slug)
-    except InvalidCredentials:
-        login_failure_record(email=email, address=client_address)
-        raise
+    instance, role = _login_profile(user=user, instance_slug=instance_slug)
     with transaction.atomic():
         pair = token_pair_issue(user=user, instance=instance, role=role, profile_role=role)
         account_authenticated.send(sender=User, instance=instance, payload={

@@ -2,7 +2,8 @@
 
 Who may call what: writing policies, groups, memberships, resources and grants needs ``instance_admin``;
 explain and the policy/subject/object listings need ``instance_admin``; reading groups and resources
-needs ``clerk``; ``check``, ``check/batch`` and ``authorized`` are open to every member of the instance.
+needs ``clerk``; ``check``, ``check/batch`` and ``authorized`` are open to every member of the instance,
+but a check about a subject other than the caller needs ``instance_admin`` (403 otherwise).
 Everything is scoped to the caller's instance (from the token).
 """
 
@@ -23,13 +24,17 @@ from accounts.api.base import InstanceScopedAPIView
 from accounts.models import Profile
 from authz import selectors, services
 from authz.cache import default_cache
+from authz.context import acting_context
 from authz.error_codes import AuthzErrorCode
 from authz.permissions import CanActIn
 from authz.registry import RESOURCE_TYPES, get_type
-from saaskit.errors import ApplicationError, NotFoundError
+from authz.roles import can_act_in
+from saaskit.errors import ApplicationError, ForbiddenError, NotFoundError
 from saaskit.pagination import Pagination
 
 MAX_BATCH = 1000
+# A full batch of the longest checks is ~200 KB of JSON: a larger body is refused before it is parsed.
+MAX_BATCH_BODY_BYTES = 256 * 1024
 
 
 def _validate_action(resource_type: str, action: str) -> None:
@@ -60,6 +65,16 @@ class _CheckInput(serializers.Serializer):
     action = serializers.CharField(max_length=32)
     resource_type = serializers.CharField(max_length=32)
     resource_id = serializers.CharField(max_length=64)
+
+
+def _may_ask_about(request: Request, subjects: set[int]) -> None:
+    """A member may check only itself; checks about other subjects need ``instance_admin``."""
+    ctx = acting_context(request)
+    if ctx is not None and subjects <= {ctx.user_id}:
+        return
+    if not can_act_in(request, "instance_admin"):
+        raise ForbiddenError("Only an instance admin may check another subject's permissions.",
+                             code=AuthzErrorCode.SUBJECT_FORBIDDEN)
 
 
 # --- policies ----------------------------------------------------------------------------------------
@@ -109,11 +124,12 @@ class PoliciesApi(InstanceScopedAPIView):
 
 # --- checks ------------------------------------------------------------------------------------------
 class CheckApi(InstanceScopedAPIView):
-    @extend_schema(request=_CheckInput, responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(request=_CheckInput, responses={200: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
         data = _CheckInput(data=request.data)
         data.is_valid(raise_exception=True)
         d = data.validated_data
+        _may_ask_about(request, {d["subject"]})
         _validate_action(d["resource_type"], d["action"])
         allowed = selectors.check(instance_id=self.instance.pk, user_id=d["subject"], action=d["action"],
                                   resource_type=d["resource_type"], resource_id=d["resource_id"])
@@ -121,24 +137,33 @@ class CheckApi(InstanceScopedAPIView):
 
 
 class CheckBatchApi(InstanceScopedAPIView):
-    class InputSerializer(serializers.Serializer):
-        checks = serializers.ListField(child=serializers.DictField(), allow_empty=True)
+    """Up to ``MAX_BATCH`` checks answered with one query; a body over ``MAX_BATCH_BODY_BYTES`` is a 413
+    before anything parses it."""
 
-    @extend_schema(request=InputSerializer, responses={200: OpenApiTypes.OBJECT})
+    class InputSerializer(serializers.Serializer):
+        checks = serializers.ListField(child=_CheckInput(), allow_empty=True, max_length=MAX_BATCH)
+
+    @extend_schema(request=InputSerializer, responses={200: OpenApiTypes.OBJECT, 403: OpenApiTypes.OBJECT,
+                                                       413: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0  # the body-limit middleware already answered 400
+        if length > MAX_BATCH_BODY_BYTES:
+            raise ApplicationError(f"A batch body may hold at most {MAX_BATCH_BODY_BYTES} bytes.",
+                                   code="request_too_large", status_code=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        raw = data.validated_data["checks"]
-        if len(raw) > MAX_BATCH:
-            raise ApplicationError(f"At most {MAX_BATCH} checks per batch, got {len(raw)}.",
-                                   code=AuthzErrorCode.TOO_MANY_CHECKS, fields={"checks": ["too many"]})
+        items = data.validated_data["checks"]
+        _may_ask_about(request, {d["subject"] for d in items})
         checks = []
-        for i, item in enumerate(raw):
-            one = _CheckInput(data=item)
-            if not one.is_valid():
-                raise serializers.ValidationError({f"checks[{i}]": one.errors})
-            d = one.validated_data
-            _validate_action(d["resource_type"], d["action"])
+        for i, d in enumerate(items):
+            try:
+                _validate_action(d["resource_type"], d["action"])
+            except ApplicationError as exc:
+                exc.fields = {"checks": {str(i): exc.fields}}
+                raise
             checks.append(selectors.CheckQuery(d["subject"], d["action"], d["resource_type"], d["resource_id"]))
         results = selectors.check_many(instance_id=self.instance.pk, checks=checks)
         return Response({"results": [{"allowed": r} for r in results]})

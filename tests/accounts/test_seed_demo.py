@@ -129,3 +129,15 @@ def test_an_existing_operator_account_is_made_staff_and_superuser():
     assert (operator.is_staff, operator.is_superuser) == (True, True)
     assert "created staff and superuser flags of admin@saaskit.local\n" in output
     assert Profile.objects.get(user=operator).instance is None
+
+
+def test_seed_demo_refuses_to_run_in_production(settings):
+    from django.core.management.base import CommandError
+
+    settings.PRODUCTION = True
+
+    with pytest.raises(CommandError, match="refuses to run with SAASKIT_ENV=production"):
+        seed()
+
+    assert User.objects.count() == 0
+    assert Instance.objects.count() == 0

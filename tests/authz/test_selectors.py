@@ -182,3 +182,15 @@ def test_authorized_by_name(instance, member):
         return selectors.authorized(instance_id=instance.pk, user_id=member.pk, resource_name=name)
 
     assert (ok("folder"), ok("inside"), ok("outside"), ok("missing")) == (True, True, False, False)
+
+
+def test_check_many_is_one_query_whatever_the_number_of_subjects(instance, django_assert_num_queries):
+    users = [ProfileFactory(instance=instance, role="customer").user for _ in range(30)]
+    services.policies_upsert(instance=instance, policies=[f"{users[4].pk}:get:orders:*"])
+    checks = [selectors.CheckQuery(u.pk, "get", "orders", "1") for u in users]
+    checks.append(selectors.CheckQuery(users[0].pk, "fly", "orders", "1"))
+
+    with django_assert_num_queries(1):
+        results = selectors.check_many(instance_id=instance.pk, checks=checks)
+
+    assert [i for i, allowed in enumerate(results) if allowed] == [4]

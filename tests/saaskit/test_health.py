@@ -34,3 +34,18 @@ def test_oversized_body_is_a_json_413(client, settings):
 
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "request_too_large"
+
+
+@pytest.mark.django_db
+def test_healthz_never_shows_why_a_component_is_down(api_client, settings, caplog):
+    settings.REDIS_URL = "redis://secret-user:secret-pass@127.0.0.1:1/0"
+
+    response = api_client.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json() == {"status": "unavailable", "down": ["redis"],
+                               "checks": {"database": "up", "redis": "down", "broker": "up"}}
+    assert "secret" not in response.content.decode()
+    assert "Error" not in response.content.decode()
+    assert "healthz: redis is down" in caplog.text
+    assert "ConnectionError" in caplog.text

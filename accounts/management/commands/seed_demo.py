@@ -4,7 +4,7 @@ Creates a platform operator (``admin@saaskit.local``: staff, superuser and the g
 profile), the instances ``acme`` and ``globex`` and in each an instance_admin, a clerk, an accountant and a
 customer (``clerk@acme.local``, ...), all with one demo password. When the inventory and payments apps are
 installed it also adds a few products per instance and a wallet per customer. Rows that already exist are
-left exactly as they are, so running it again creates nothing.
+left exactly as they are, so running it again creates nothing. It refuses to run in production.
 """
 
 from __future__ import annotations
@@ -15,9 +15,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.apps import apps
-from django.core.management.base import BaseCommand, CommandParser
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from accounts.emails import normalize_email
 from accounts.models import Instance, Profile, User
 from accounts.services.users import user_register
 from authz.roles import ACCOUNTANT, CLERK, CUSTOMER, INSTANCE_ADMIN, SUPER_ADMIN
@@ -50,6 +52,9 @@ class Command(BaseCommand):
                             help="Print a table of the demo logins and their password.")
 
     def handle(self, *args: Any, print_logins: bool = False, **options: Any) -> None:
+        if settings.PRODUCTION:
+            raise CommandError("seed_demo refuses to run with SAASKIT_ENV=production: it creates a superuser "
+                               "and members whose password is published.")
         self.created: list[str] = []
         with transaction.atomic():
             logins = self._seed()
@@ -62,7 +67,7 @@ class Command(BaseCommand):
 
     # --- seeding ---------------------------------------------------------------------------------
     def _user(self, email: str, name: str) -> User:
-        user = User.objects.filter(email__iexact=email).first()
+        user = User.objects.filter(email=normalize_email(email)).first()
         if user is None:
             user = user_register(email=email, password=DEMO_PASSWORD, name=name)
             self.created.append(f"user {email}")
