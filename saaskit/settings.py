@@ -259,3 +259,13 @@ if PRODUCTION:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# --- Console and audit log (issue 10) ------------------------------------------------------------
+# The admin site is console.sites.ConsoleAdminSite (the stock admin plus the console's pages); audit is at the
+# bottom of the app layers, console on top. RequestContextMiddleware binds the request id and address that
+# audit entries record.
+INSTALLED_APPS = [("console.apps.ConsoleAdminConfig" if app == "django.contrib.admin" else app)
+                  for app in INSTALLED_APPS]
+INSTALLED_APPS += ["audit", "console"]
+MIDDLEWARE = ["saaskit.middleware.RequestContextMiddleware", *MIDDLEWARE]
+# --- end of console and audit log -------------------------------------------------------------------

@@ -1,0 +1,99 @@
+"""The console's own ModelAdmins: the audit log (read-only for everyone, scoped per instance)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from audit.models import AuditEntry
+from console.scoping import ALL, admin_instance_ids, is_console_user
+
+# Filters list the values found among this many newest visible entries (bounded work on a large log);
+# any other value is reached through the search box or the URL (?instance=<id>, ?actor=<id>).
+FILTER_SAMPLE = 1000
+
+
+class _RecentValuesFilter(admin.SimpleListFilter):
+    """Choices from the newest FILTER_SAMPLE entries the user may see, never from a whole table."""
+
+    id_field = ""
+    label_field = ""
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        recent = model_admin.get_queryset(request).exclude(**{f"{self.id_field}__isnull": True})
+        ids = recent.order_by("-created_at").values_list("pk", flat=True)[:FILTER_SAMPLE]
+        pairs = (AuditEntry.objects.filter(pk__in=ids).values_list(self.id_field, self.label_field)
+                 .distinct().order_by(self.label_field))
+        return [(str(pk), label or str(pk)) for pk, label in pairs]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[AuditEntry]) -> QuerySet[AuditEntry]:
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isdigit():
+            return queryset.none()
+        return queryset.filter(**{self.id_field: int(value)})
+
+
+class InstanceFilter(_RecentValuesFilter):
+    title = "instance"
+    parameter_name = "instance"
+    id_field = "instance_id"
+    label_field = "instance_slug"
+
+
+class ActorFilter(_RecentValuesFilter):
+    title = "actor"
+    parameter_name = "actor"
+    id_field = "actor_id"
+    label_field = "actor_email"
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    """Read-only for everyone, superusers included: no add, no change, no delete, no Save buttons.
+
+    A superuser sees every entry; a staff instance admin sees the entries of the instances they administer
+    (no per-model permission needed); other staff see nothing.
+    """
+
+    list_display = ["created_at", "action", "actor_email", "instance_slug", "target_type", "target_id", "origin",
+                    "address", "request_id"]
+    list_filter = ["action", ("created_at", admin.DateFieldListFilter), InstanceFilter, ActorFilter]
+    search_fields = ["actor_email", "instance_slug", "target_id", "request_id", "=target_type"]
+    fields = ["created_at", "action", "actor", "actor_email", "instance_id", "instance_slug", "target_type",
+              "target_id", "before", "after", "request_id", "address", "origin"]
+    readonly_fields = fields
+    raw_id_fields = ["actor"]
+    list_select_related = False
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False  # no COUNT over the whole log on every page
+    list_per_page = 50
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEntry]:
+        queryset = super().get_queryset(request)
+        ids = admin_instance_ids(request.user)
+        return queryset if ids is ALL else queryset.for_instance_ids(ids or set())
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_console_user(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        ids = admin_instance_ids(request.user)
+        if ids is ALL:
+            return True
+        if not ids:
+            return False
+        return obj is None or obj.instance_id in ids
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
