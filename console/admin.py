@@ -1,4 +1,5 @@
-"""The console's own ModelAdmins: the audit log (read-only for everyone, scoped per instance)."""
+"""The console's own ModelAdmins: the audit log (read-only for everyone, scoped per instance), and a read-only
+profile list (the target of the roles page's links) when accounts registers none."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accounts.models import Profile
 from audit.models import AuditEntry
+from authz.roles import LATTICE
 from console.scoping import ALL, admin_instance_ids, is_console_user
 
 # Filters list the values found among this many newest visible entries (bounded work on a large log);
@@ -97,3 +100,60 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class RoleFilter(admin.SimpleListFilter):
+    """The roles of the lattice (from the code, not from a DISTINCT over the profiles)."""
+
+    title = "role"
+    parameter_name = "role"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [(name, name) for name in LATTICE.roles]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Profile]) -> QuerySet[Profile]:
+        value = self.value()
+        return queryset if value is None else queryset.filter(role=value)
+
+
+class ProfileListAdmin(admin.ModelAdmin):
+    """Profiles across instances, read-only: a profile's role is changed on its instance's or user's page,
+    where the accounts admin revokes the tokens the change invalidates. Scoped like the audit list."""
+
+    list_display = ["user", "instance", "role", "created_at", "updated_at"]
+    list_filter = [RoleFilter]
+    list_select_related = ["user", "instance"]
+    search_fields = ["user__email", "instance__slug"]
+    fields = ["user", "instance", "role", "created_at", "updated_at"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-id"]
+    show_full_result_count = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Profile]:
+        queryset = super().get_queryset(request)
+        ids = admin_instance_ids(request.user)
+        return queryset if ids is ALL else queryset.filter(instance_id__in=list(ids or ()))
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_console_user(request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        ids = admin_instance_ids(request.user)
+        if ids is ALL:
+            return True
+        return bool(ids) and (obj is None or obj.instance_id in ids)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# accounts may register its own profile admin (issue 10's "Users" page); this one stands in until it does.
+# console/admin.py is imported after accounts/admin.py (console comes last in INSTALLED_APPS).
+if not admin.site.is_registered(Profile):
+    admin.site.register(Profile, ProfileListAdmin)

@@ -8,7 +8,8 @@ from django.db import transaction
 from accounts.models import User
 from audit.choices import AuditAction
 from audit.services import audit_record
-from tests.factories import DEFAULT_PASSWORD, InstanceFactory
+from authz.roles import LATTICE
+from tests.factories import DEFAULT_PASSWORD, InstanceFactory, ProfileFactory
 from tests.support.browser import admin_login, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -45,3 +46,26 @@ def test_a_superuser_opens_the_audit_list_and_finds_it_read_only(browser_page, s
     assert browser_page.locator("input[name=_save]").count() == 0
     assert "stock_on_hand" in browser_page.locator("#content").inner_text()
     screenshot(browser_page, "audit-entry")
+
+
+def test_a_superuser_opens_the_roles_lattice_from_the_index(browser_page, superuser):
+    ProfileFactory(instance=InstanceFactory(slug="acme"), role="clerk")
+    admin_login(browser_page, email="root@example.com", password=DEFAULT_PASSWORD)
+
+    browser_page.click("#console-pages a:text('Roles')")
+    browser_page.wait_for_url("**/admin/roles/")
+    svg = browser_page.locator("svg.lattice")
+    assert svg.is_visible()
+    assert sorted(browser_page.locator("svg.lattice g.role").evaluate_all(
+        "nodes => nodes.map(n => n.dataset.role)")) == sorted(LATTICE.roles)
+    dashed = browser_page.locator("svg.lattice line.switch").evaluate_all(
+        "lines => lines.map(l => getComputedStyle(l).strokeDasharray)")
+    assert dashed and all(value not in ("", "none") for value in dashed)
+    solid = browser_page.locator("svg.lattice line.implies").evaluate_all(
+        "lines => lines.map(l => getComputedStyle(l).strokeDasharray)")
+    assert solid and all(value == "none" for value in solid)
+    screenshot(browser_page, "roles")
+
+    browser_page.click("svg.lattice g[data-role=clerk] a")
+    browser_page.wait_for_url("**/admin/accounts/profile/?role=clerk")
+    assert browser_page.locator("#result_list tbody tr").count() == 1
