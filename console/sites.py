@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from authz.roles import LATTICE
+from console.dashboard import dashboard_for
 from console.lattice import draw_lattice
 from console.scoping import is_console_user
 from console.selectors import profile_counts_by_role
@@ -33,7 +34,9 @@ class ConsoleAdminSite(admin.AdminSite):
         return own + super().get_urls()
 
     def index(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "console_pages": is_console_user(request.user)}
+        console_user = is_console_user(request.user)
+        extra_context = {**(extra_context or {}), "console_pages": console_user,
+                         "dashboard": dashboard_for(user=request.user) if console_user else None}
         return super().index(request, extra_context)
 
     def roles_view(self, request: HttpRequest) -> HttpResponse:

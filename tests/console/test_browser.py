@@ -9,6 +9,7 @@ from accounts.models import User
 from audit.choices import AuditAction
 from audit.services import audit_record
 from authz.roles import LATTICE
+from orders.models import Order
 from tests.factories import DEFAULT_PASSWORD, InstanceFactory, ProfileFactory
 from tests.support.browser import admin_login, screenshot
 
@@ -21,12 +22,24 @@ def superuser() -> User:
 
 
 def test_a_superuser_logs_in_and_sees_the_dashboard(browser_page, superuser):
+    acme = InstanceFactory(slug="acme")
+    pending = [Order.objects.create(instance=acme, status="pending", currency="USD") for _ in range(3)]
+    Order.objects.create(instance=acme, status="approved", currency="USD")
     admin_login(browser_page, email="root@example.com", password=DEFAULT_PASSWORD)
 
     assert browser_page.locator("#site-name").inner_text() == "saaskit console"
     assert browser_page.locator("h1").first.inner_text() == "Console"
     assert browser_page.locator("a[href='/admin/audit/auditentry/']").count() >= 1
+    row = browser_page.locator("#console-dashboard tr[data-instance=acme]")
+    assert row.locator("a[data-figure=pending]").inner_text() == "3"
+    assert row.locator("a[data-figure=approved]").inner_text() == "1"
+    assert browser_page.locator("#console-dashboard a[data-figure='dead letters']").is_visible()
     assert screenshot(browser_page, "dashboard").stat().st_size > 10_000
+
+    row.locator("a[data-figure=pending]").click()
+    browser_page.wait_for_url("**/admin/orders/order/**")
+    shown = browser_page.locator("#result_list tbody tr th a").all_inner_texts()
+    assert sorted(shown) == sorted(str(o.pk) for o in pending)
 
 
 def test_a_superuser_opens_the_audit_list_and_finds_it_read_only(browser_page, superuser):
