@@ -133,3 +133,26 @@ def test_every_action_can_be_recorded(action):
     with transaction.atomic():
         audit_record(action=action, actor=None, instance=None, target=None)
     assert list(AuditEntry.objects.values_list("action", flat=True)) == [action]
+
+
+@pytest.mark.django_db
+def test_an_entry_written_during_a_request_carries_that_requests_id_and_address():
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from saaskit.middleware import RequestContextMiddleware
+
+    actor = UserFactory()
+
+    def view(request):
+        with transaction.atomic():
+            audit_record(action=AuditAction.PASSWORD_CHANGE, actor=actor, instance=None, target=actor)
+        return HttpResponse("done")
+
+    request = RequestFactory().post("/", HTTP_X_REQUEST_ID="edge-7", REMOTE_ADDR="2001:db8::1")
+    response = RequestContextMiddleware(view)(request)
+
+    stored = AuditEntry.objects.get()
+    assert (stored.request_id, stored.address, stored.origin) == ("edge-7", "2001:db8::1", "request")
+    assert response["X-Request-ID"] == "edge-7"
+    assert (stored.target_type, stored.target_id) == ("accounts.user", str(actor.pk))

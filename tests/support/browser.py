@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.db import connections
 
 SCREENSHOTS_DIR = Path(settings.BASE_DIR) / ".saaskit" / "screenshots"
 CHROMIUM_FLAGS = [
@@ -36,9 +37,13 @@ def browser_unavailable_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[Any]:
-    """One headless chromium for the session (skips, saying why, when chromium or playwright is missing)."""
+    """A headless chromium for one test (skips, saying why, when chromium or playwright is missing).
+
+    Per test rather than per session: while Playwright runs, Django's async-safety check is off (below), and
+    that should not leak into the tests that follow.
+    """
     reason = browser_unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
@@ -59,6 +64,9 @@ def browser() -> Iterator[Any]:
         yield chromium
     finally:
         chromium.close()
+        # Django keeps connections in context variables, and Playwright's greenlets give the test body its own
+        # context: connections the test opened are not seen (so not closed) once Playwright stops. Close them now.
+        connections.close_all()
         playwright.stop()
         if previous is None:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
@@ -75,6 +83,7 @@ def browser_page(browser: Any, live_server: Any) -> Iterator[Any]:
     try:
         yield page
     finally:
+        page.goto("about:blank")  # no request left in flight on the live server
         context.close()
 
 
