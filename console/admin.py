@@ -3,11 +3,13 @@ profile list (the target of the roles page's links) when accounts registers none
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
 
 from accounts.models import Profile
 from audit.models import AuditEntry
@@ -41,6 +43,10 @@ class _RecentValuesFilter(admin.SimpleListFilter):
         return queryset.filter(**{self.id_field: int(value)})
 
 
+def _shown(values: dict[str, Any], key: str) -> str:
+    return json.dumps(values[key], ensure_ascii=False) if key in values else "-"
+
+
 class InstanceFilter(_RecentValuesFilter):
     title = "instance"
     parameter_name = "instance"
@@ -68,7 +74,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_filter = ["action", ("created_at", admin.DateFieldListFilter), InstanceFilter, ActorFilter]
     search_fields = ["actor_email", "instance_slug", "target_id", "request_id", "=target_type"]
     fields = ["created_at", "action", "actor", "actor_email", "instance_id", "instance_slug", "target_type",
-              "target_id", "before", "after", "request_id", "address", "origin"]
+              "target_id", "changes", "before", "after", "request_id", "address", "origin"]
     readonly_fields = fields
     raw_id_fields = ["actor"]
     list_select_related = False
@@ -80,6 +86,20 @@ class AuditEntryAdmin(admin.ModelAdmin):
         queryset = super().get_queryset(request)
         ids = admin_instance_ids(request.user)
         return queryset if ids is ALL else queryset.for_instance_ids(ids or set())
+
+    @admin.display(description="changes")
+    def changes(self, entry: AuditEntry) -> str:
+        """Each field of before/after on one row: field, before, after (values as JSON)."""
+        before = entry.before if isinstance(entry.before, dict) else {}
+        after = entry.after if isinstance(entry.after, dict) else {}
+        keys = list(dict.fromkeys([*before, *after]))
+        if not keys:
+            return "-"
+        rows = format_html_join(
+            "", '<tr data-field="{}"><th>{}</th><td>{}</td><td>{}</td></tr>',
+            ((key, key, _shown(before, key), _shown(after, key)) for key in keys))
+        return format_html('<table class="audit-changes"><thead><tr><th>field</th><th>before</th><th>after</th>'
+                           "</tr></thead><tbody>{}</tbody></table>", rows)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return is_console_user(request.user)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.db import transaction
 from django.urls import reverse
@@ -86,7 +88,8 @@ def test_nobody_can_add_change_or_delete_entries(admin_client, entries):
     assert page.status_code == 200
     html = page.content.decode()
     assert 'name="_save"' not in html and 'name="_continue"' not in html and 'name="_addanother"' not in html
-    assert "accountant" in html  # the after figure is shown
+    changes = re.search(r'<tr data-field="role"><th>role</th><td>(.*?)</td><td>(.*?)</td></tr>', html)
+    assert changes.groups() == ("&quot;clerk&quot;", "&quot;accountant&quot;")
     assert admin_client.post(change_url, {"action": "lock", "actor_email": "x@example.com"}).status_code == 403
     assert admin_client.get(reverse("admin:audit_auditentry_delete", args=[entry.pk])).status_code == 403
     assert admin_client.post(reverse("admin:audit_auditentry_delete", args=[entry.pk]),
@@ -149,3 +152,10 @@ def test_the_list_takes_a_fixed_number_of_queries(admin_client, entries, django_
     with django_assert_max_num_queries(12):
         response = admin_client.get(reverse(CHANGELIST))
     assert len(listed(response)) == 24
+
+
+def test_the_changes_table_escapes_what_it_shows(admin_client):
+    entry = record(AuditAction.GROUP_CHANGE, before=None, after={"name": "<b>ops</b>"})
+    html = admin_client.get(reverse("admin:audit_auditentry_change", args=[entry.pk])).content.decode()
+    assert '<tr data-field="name"><th>name</th><td>-</td><td>&quot;&lt;b&gt;ops&lt;/b&gt;&quot;</td></tr>' in html
+    assert "<b>ops</b>" not in html
