@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench stop services lint asyncapi-specs
+.PHONY: install run test bench stop services lint asyncapi-specs chromium
 
 install: $(STAMP)
 
@@ -24,7 +24,14 @@ $(ASYNCAPI_SPECS):
 run: install
 	$(PY) manage.py dev
 
-test: install asyncapi-specs
+# Debian's chromium for the browser tests (tests/support/browser.py), installed with apt-get where it is missing
+# and we are root; otherwise nothing is done here and the browser tests skip, saying why.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || { \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; } \
+		|| echo "could not install chromium: the browser tests will be skipped"
+
+test: install asyncapi-specs chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install

@@ -285,3 +285,13 @@ CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", PRODUCTION)
 
 # Swagger UI and the OpenAPI schema at /api/docs/ and /api/schema/ (off in production unless asked for).
 API_DOCS_ENABLED = env_bool("API_DOCS_ENABLED", not PRODUCTION)
+
+# --- Console and audit log (issue 10) ------------------------------------------------------------
+# The admin site is console.sites.ConsoleAdminSite (the stock admin plus the console's pages); audit is at the
+# bottom of the app layers, console on top. RequestContextMiddleware binds the request id and address that
+# audit entries record.
+INSTALLED_APPS = [("console.apps.ConsoleAdminConfig" if app == "django.contrib.admin" else app)
+                  for app in INSTALLED_APPS]
+INSTALLED_APPS += ["audit", "console"]
+MIDDLEWARE = ["saaskit.middleware.RequestContextMiddleware", *MIDDLEWARE]
+# --- end of console and audit log -------------------------------------------------------------------

@@ -1,0 +1,60 @@
+"""RequestContextMiddleware binds a request id and the client address for the request, and only for it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.http import HttpResponse
+from django.test import RequestFactory
+
+from saaskit.middleware import RequestContextMiddleware
+from saaskit.request_context import RequestContext, current_request_context
+
+
+def run(request) -> tuple[RequestContext, HttpResponse]:
+    seen: list[RequestContext] = []
+
+    def view(req):
+        seen.append(current_request_context())
+        return HttpResponse("ok")
+
+    response = RequestContextMiddleware(view)(request)
+    return seen[0], response
+
+
+def test_a_request_gets_a_new_id_and_its_address_while_it_runs():
+    context, response = run(RequestFactory().get("/", REMOTE_ADDR="198.51.100.7"))
+
+    assert re.fullmatch(r"[0-9a-f]{32}", context.request_id)
+    assert (context.address, context.origin) == ("198.51.100.7", "request")
+    assert response["X-Request-ID"] == context.request_id
+    assert current_request_context() == RequestContext(request_id="", address=None, origin="command")
+
+
+def test_a_well_formed_incoming_request_id_is_kept():
+    context, response = run(RequestFactory().get("/", HTTP_X_REQUEST_ID="edge-42:a.b_c"))
+    assert context.request_id == "edge-42:a.b_c"
+    assert response["X-Request-ID"] == "edge-42:a.b_c"
+
+
+@pytest.mark.parametrize("given", ["has space", "x" * 65, "quote'", "new\nline"])
+def test_a_malformed_incoming_request_id_is_replaced(given):
+    context, _ = run(RequestFactory().get("/", HTTP_X_REQUEST_ID=given))
+    assert context.request_id != given
+    assert re.fullmatch(r"[0-9a-f]{32}", context.request_id)
+
+
+def test_the_context_is_restored_when_the_view_fails():
+    def view(req):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        RequestContextMiddleware(view)(RequestFactory().get("/"))
+    assert current_request_context().origin == "command"
+
+
+@pytest.mark.django_db
+def test_every_response_of_the_site_carries_a_request_id(client):
+    response = client.get("/healthz", HTTP_X_REQUEST_ID="probe-1")
+    assert response["X-Request-ID"] == "probe-1"
