@@ -21,7 +21,8 @@ class Order(models.Model):
                                  related_name="orders")
     status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING)
     currency = models.CharField(max_length=3)
-    # Sum of list prices when the order was placed; the amount actually charged is on the payment.
+    # Sum of the lines' unit prices when the order was placed: what the customer is charged (inventory's
+    # PriceQuote carries the same prices to the reservation; a later price change does not touch it).
     total = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     reason = models.CharField(max_length=64, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from accounts.models import Instance, User
 from inventory.selectors import products_by_id
+from inventory.services import price_quote_record
 from orders.choices import CancelReason, OrderEventKind, OrderStatus
 from orders.error_codes import OrdersErrorCode
 from orders.models import Order, OrderEvent, OrderLine
@@ -89,6 +90,9 @@ def order_place(*, instance: Instance, customer: User, lines: Any, currency: str
         OrderLine(order=order, product_id=pid, quantity=qty, unit_price=products[pid].price)
         for pid, qty in sorted(quantities.items())
     ])
+    # What the customer will be charged: these prices, whatever the catalogue says when inventory reserves.
+    price_quote_record(instance=instance, order_id=order.pk, currency=currency,
+                       lines=[(pid, qty, products[pid].price) for pid, qty in quantities.items()])
     OrderEvent.objects.create(order=order, kind=OrderEventKind.PLACED, detail={"total": str(order.total)})
     order_created.send(sender=Order, instance=instance, causation_id=None, payload={
         "order_id": order.pk, "customer_id": customer.pk, "currency": currency,
@@ -145,8 +149,8 @@ def order_approve(*, instance: Instance | int, order_id: int, causation_id: str 
     """Payment succeeded: a pending order becomes approved and event-order-approved is sent. No-op otherwise
     (a customer who canceled first is refunded by payments on event-order-canceled).
 
-    ``charged`` (the payment's amount, priced by inventory at reservation time) goes to the timeline: it can
-    differ from ``Order.total`` when a price changed between placement and reservation."""
+    ``charged`` (the payment's amount: the order's total at placement, see ``inventory.PriceQuote``) goes to the
+    timeline."""
     now = timezone.now()
     if not Order.objects.for_instance(instance).filter(pk=order_id, status=OrderStatus.PENDING).update(
             status=OrderStatus.APPROVED, approved_at=now, updated_at=now):
