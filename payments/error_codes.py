@@ -7,6 +7,7 @@ class PaymentsErrorCode(StrEnum):
     WALLET_EXISTS = "wallet_exists"
     WALLET_NOT_FOUND = "wallet_not_found"
     BALANCE_LIMIT = "balance_limit"
+    REASON_REQUIRED = "reason_required"
 
 
 class PaymentFailure(StrEnum):
