@@ -259,3 +259,13 @@ if PRODUCTION:
     SECURE_CONTENT_TYPE_NOSNIFF = True
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+
+# --- Order saga (orders, inventory, payments) -------------------------------------------------------- saga owner
+# An order still pending this long after it was placed is canceled (reason "deadline") by the saga sweep.
+ORDER_DEADLINE_SECONDS = float(os.environ.get("ORDER_DEADLINE_SECONDS", "60"))
+# How often beat runs the saga sweep (deadline and dead-lettered order events).
+ORDER_SWEEP_INTERVAL_SECONDS = float(os.environ.get("ORDER_SWEEP_INTERVAL_SECONDS", "10"))
+CELERY_TASK_ROUTES["orders.saga_sweep"] = {"queue": "orders"}
+CELERY_BEAT_SCHEDULE["orders-saga-sweep"] = {"task": "orders.saga_sweep", "schedule": ORDER_SWEEP_INTERVAL_SECONDS,
+                                             "options": {"queue": "orders"}}
+# --- end of the order saga block -----------------------------------------------------------------------------------
