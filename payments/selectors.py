@@ -85,3 +85,16 @@ def ledger_reconcile() -> Reconciliation:
     return Reconciliation(wallets_checked=Wallet.objects.count(),
                           transactions_checked=LedgerTransaction.objects.count(),
                           differences=differences, unbalanced=unbalanced)
+
+
+def access_wallet_ledger(*, actor: User, instance: Instance, wallet_id: int, ctx: object | None) -> Wallet:
+    """The instance's wallet if ``actor`` may read its ledger: its owner, or an accountant (and above). Otherwise the
+    same 404 as a missing wallet."""
+    from authz.roles import can_act_in
+    from payments.error_codes import PaymentsErrorCode
+    from saaskit.errors import NotFoundError
+
+    wallet = Wallet.objects.for_instance(instance).filter(pk=wallet_id).first()
+    if wallet is None or not (wallet.user_id == actor.pk or (ctx is not None and can_act_in(ctx, "accountant"))):
+        raise NotFoundError("Wallet not found.", code=PaymentsErrorCode.WALLET_NOT_FOUND)
+    return wallet
