@@ -1,4 +1,4 @@
-"""orders' periodic task: the saga sweep (deadline and dead letters). Scheduled by beat (CELERY_BEAT_SCHEDULE)."""
+"""orders' periodic task: the saga sweep (deadline, dead letters, expired Idempotency-Key records). Scheduled by beat (CELERY_BEAT_SCHEDULE)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from typing import Any
 from celery import shared_task
 
 from orders import services
+from payments.idempotency import idempotency_records_purge
 
 
 @shared_task(name="orders.saga_sweep", ignore_result=True, soft_time_limit=120, time_limit=150)
 def saga_sweep() -> dict[str, Any]:
     result = services.saga_sweep()
-    return {"deadline": len(result.deadline), **result.dead_letters}
+    purged = idempotency_records_purge()  # Idempotency-Key records past their 24 h
+    return {"deadline": len(result.deadline), **result.dead_letters, "idempotency_purged": purged}

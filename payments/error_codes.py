@@ -8,6 +8,8 @@ class PaymentsErrorCode(StrEnum):
     WALLET_NOT_FOUND = "wallet_not_found"
     BALANCE_LIMIT = "balance_limit"
     REASON_REQUIRED = "reason_required"
+    INVALID_IDEMPOTENCY_KEY = "invalid_idempotency_key"
+    IDEMPOTENCY_KEY_REUSED = "idempotency_key_reused"
 
 
 class PaymentFailure(StrEnum):

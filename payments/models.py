@@ -139,3 +139,21 @@ class LedgerEntry(ImmutableLedgerRow):
 
     def __str__(self) -> str:
         return f"{self.account} {self.amount} {self.currency}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first successful answer to a request sent with an ``Idempotency-Key`` (see ``payments.idempotency``),
+    per user and key, kept ``IDEMPOTENCY_KEY_TTL_SECONDS`` (24 h). In PostgreSQL, so every web host sees it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64, help_text="sha256 of method, path and body")
+    status_code = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="payments_idempotency_key_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}:{self.key} -> {self.status_code}"

@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from accounts.api.base import InstanceScopedAPIView
 from authz.permissions import CanActIn
 from payments import selectors, services
+from payments.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from payments.models import LedgerEntry, Wallet
 from saaskit.pagination import Pagination
 
@@ -50,13 +51,16 @@ class WalletTopUpApi(InstanceScopedAPIView):
     class WalletTopUpInput(serializers.Serializer):
         amount = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=Decimal("0.01"))
 
-    @extend_schema(operation_id="wallets_top_up", request=WalletTopUpInput, responses=WalletOutput)
+    @extend_schema(operation_id="wallets_top_up", request=WalletTopUpInput, responses=WalletOutput,
+                   parameters=[IDEMPOTENCY_PARAMETER])
     def post(self, request: Request, wallet_id: int) -> Response:
-        data = self.WalletTopUpInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        wallet = selectors.wallet_get(instance=self.instance, wallet_id=wallet_id)
-        wallet = services.wallet_top_up(wallet=wallet, actor=request.user, **data.validated_data)
-        return Response(WalletOutput(wallet).data)
+        def run() -> Response:
+            data = self.WalletTopUpInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            wallet = selectors.wallet_get(instance=self.instance, wallet_id=wallet_id)
+            wallet = services.wallet_top_up(wallet=wallet, actor=request.user, **data.validated_data)
+            return Response(WalletOutput(wallet).data)
+        return idempotent(request, run)
 
 
 class WalletAdjustApi(InstanceScopedAPIView):
@@ -71,13 +75,16 @@ class WalletAdjustApi(InstanceScopedAPIView):
         wallet = WalletOutput()
         transaction_id = serializers.IntegerField()
 
-    @extend_schema(operation_id="wallets_adjust", request=WalletAdjustInput, responses=WalletAdjustOutput)
+    @extend_schema(operation_id="wallets_adjust", request=WalletAdjustInput, responses=WalletAdjustOutput,
+                   parameters=[IDEMPOTENCY_PARAMETER])
     def post(self, request: Request, wallet_id: int) -> Response:
-        data = self.WalletAdjustInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        wallet = selectors.wallet_get(instance=self.instance, wallet_id=wallet_id)
-        tx = services.wallet_adjust(wallet=wallet, actor=request.user, **data.validated_data)
-        return Response(self.WalletAdjustOutput({"wallet": wallet, "transaction_id": tx.pk}).data)
+        def run() -> Response:
+            data = self.WalletAdjustInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            wallet = selectors.wallet_get(instance=self.instance, wallet_id=wallet_id)
+            tx = services.wallet_adjust(wallet=wallet, actor=request.user, **data.validated_data)
+            return Response(self.WalletAdjustOutput({"wallet": wallet, "transaction_id": tx.pk}).data)
+        return idempotent(request, run)
 
 
 class LedgerEntryOutput(serializers.ModelSerializer):
