@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import statistics
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -34,6 +35,7 @@ from orders.signals import (
     order_created,
     policy_remove_requested,
     policy_upsert_requested,
+    suspicious_activity,
 )
 from saaskit.errors import ApplicationError, NotFoundError
 
@@ -109,7 +111,30 @@ def order_place(*, instance: Instance, customer: User, lines: Any, currency: str
     })
     policy_upsert_requested.send(sender=Order, instance=instance, causation_id=None,
                                  payload={"policies": policies_for(order)})
+    _check_total_against_median(order)
     return order
+
+
+MEDIAN_HISTORY = 50
+
+
+def _check_total_against_median(order: Order) -> None:
+    """Rule: an order whose total exceeds ``ORDERS_SUSPICIOUS_TOTAL_FACTOR`` times the median of the customer's
+    last orders (with at least ``ORDERS_SUSPICIOUS_MIN_HISTORY`` of them) sends event-suspicious-activity."""
+    factor = Decimal(str(getattr(settings, "ORDERS_SUSPICIOUS_TOTAL_FACTOR", 5)))
+    min_history = int(getattr(settings, "ORDERS_SUSPICIOUS_MIN_HISTORY", 3))
+    previous = list(Order.objects.for_instance(order.instance_id).filter(customer_id=order.customer_id)
+                    .exclude(pk=order.pk).order_by("-id").values_list("total", flat=True)[:MEDIAN_HISTORY])
+    if len(previous) < min_history:
+        return
+    median = statistics.median(previous)
+    if median > 0 and order.total > factor * median:
+        suspicious_activity.send(sender=Order, instance=order.instance, causation_id=None, payload={
+            "kind": "order_total_above_median",
+            "detail": f"order {order.pk}: total {order.total} {order.currency} is above {factor} x the customer's "
+                      f"median {Decimal(median).quantize(Decimal('0.01'))} over {len(previous)} orders",
+            "user_id": order.customer_id,
+        })
 
 
 def _cancel(*, instance: Instance | int, order_id: int, from_statuses: list[str], reason: str,

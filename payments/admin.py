@@ -13,8 +13,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from payments.models import LedgerEntry, LedgerTransaction, Payment, Wallet
-from payments.services import MAX_AMOUNT, wallet_adjust
+from payments.models import Alert, LedgerEntry, LedgerTransaction, Payment, Wallet
+from payments.services import MAX_AMOUNT, alerts_acknowledge, wallet_adjust
 from saaskit.errors import ApplicationError
 
 
@@ -129,3 +129,21 @@ class LedgerEntryAdmin(ReadOnly):
     list_display = ("id", "transaction", "instance", "account", "wallet", "amount", "currency", "created_at")
     list_filter = ("account", "instance", "currency")
     search_fields = ("wallet__user__email", "transaction__order_id")
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnly):
+    """Suspicious activity reported on the bus; "acknowledge" records who looked at it and when."""
+
+    list_display = ("id", "instance", "kind", "subject", "details", "created_at", "acknowledged_by", "acknowledged_at")
+    list_filter = (("acknowledged_at", admin.EmptyFieldListFilter), "kind", "instance")
+    search_fields = ("subject", "details")
+    actions = ["acknowledge"]
+
+    readonly_fields = [f.name for f in Alert._meta.fields]
+
+    @admin.action(description="Acknowledge selected alerts")
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        done = alerts_acknowledge(instance=None, alert_ids=list(queryset.values_list("pk", flat=True)),
+                                  actor=request.user)
+        self.message_user(request, f"Acknowledged {done} alert(s).", messages.SUCCESS)

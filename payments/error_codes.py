@@ -22,3 +22,5 @@ class PaymentFailure(StrEnum):
 
 class SuspiciousKind(StrEnum):
     REPEATED_INSUFFICIENT_FUNDS = "repeated_insufficient_funds"
+    PAYMENT_FAILURES_IN_WINDOW = "payment_failures_in_window"
+    ORDER_TOTAL_ABOVE_MEDIAN = "order_total_above_median"  # sent by orders

@@ -157,3 +157,31 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}:{self.key} -> {self.status_code}"
+
+
+class AlertQuerySet(models.QuerySet["Alert"]):
+    def for_instance(self, instance: Instance | int) -> AlertQuerySet:
+        return self.filter(instance=instance)
+
+
+class Alert(models.Model):
+    """Something unusual worth a human's look, recorded from event-suspicious-activity (one row per event)."""
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="alerts")
+    kind = models.CharField(max_length=64)
+    subject = models.CharField(max_length=64, blank=True, default="", help_text="e.g. user:12")
+    user_id = models.BigIntegerField(null=True, blank=True)
+    details = models.TextField(blank=True, default="")
+    event_id = models.UUIDField(unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    acknowledged_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
+                                        related_name="+")
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AlertQuerySet.as_manager()
+
+    class Meta:
+        indexes = [models.Index(fields=["instance", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject} ({self.instance_id})"

@@ -7,7 +7,7 @@ from django.db.models import DecimalField, F, OuterRef, QuerySet, Subquery, Sum,
 from django.db.models.functions import Coalesce
 
 from accounts.models import Instance, User
-from payments.models import LedgerEntry, LedgerTransaction, Payment, Wallet
+from payments.models import Alert, LedgerEntry, LedgerTransaction, Payment, Wallet
 
 
 def wallet_for(*, instance: Instance, user: User, currency: str) -> Wallet | None:
@@ -98,3 +98,7 @@ def access_wallet_ledger(*, actor: User, instance: Instance, wallet_id: int, ctx
     if wallet is None or not (wallet.user_id == actor.pk or (ctx is not None and can_act_in(ctx, "accountant"))):
         raise NotFoundError("Wallet not found.", code=PaymentsErrorCode.WALLET_NOT_FOUND)
     return wallet
+
+
+def alerts_of(*, instance: Instance) -> QuerySet[Alert]:
+    return Alert.objects.for_instance(instance).order_by("-created_at", "-id")

@@ -18,17 +18,19 @@ cancellation leaves when it overtakes the charge, so a late event-product-reserv
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from accounts.models import Instance, User
 from payments.choices import LedgerAccount, LedgerKind, PaymentStatus
 from payments.error_codes import PaymentFailure, PaymentsErrorCode, SuspiciousKind
-from payments.models import LedgerEntry, LedgerTransaction, Payment, Wallet
+from payments.models import Alert, LedgerEntry, LedgerTransaction, Payment, Wallet
 from payments.signals import payment_processed, suspicious_activity
 from saaskit.errors import ApplicationError
 
@@ -211,7 +213,26 @@ def payment_charge_for_order(*, instance: Instance, order_id: int, customer_id: 
                 "detail": f"{threshold} charges in a row failed for insufficient funds (last: order {order_id})",
                 "user_id": customer_id,
             })
+        _check_failures_in_window(payment, instance=instance, causation_id=causation_id)
     return payment
+
+
+def _check_failures_in_window(payment: Payment, *, instance: Instance, causation_id: str | None) -> None:
+    """Rule: ``PAYMENTS_SUSPICIOUS_FAILURES_IN_WINDOW`` failed charges of one wallet within
+    ``PAYMENTS_SUSPICIOUS_WINDOW_SECONDS`` (reported when the count reaches the threshold; the caller holds the
+    wallet's row lock, so two concurrent failures cannot both miss it)."""
+    threshold = int(getattr(settings, "PAYMENTS_SUSPICIOUS_FAILURES_IN_WINDOW", 10))
+    window = float(getattr(settings, "PAYMENTS_SUSPICIOUS_WINDOW_SECONDS", 600))
+    since = timezone.now() - timedelta(seconds=window)
+    failures = Payment.objects.filter(wallet_id=payment.wallet_id, status=PaymentStatus.FAILED,
+                                      created_at__gte=since).count()
+    if failures == threshold:
+        suspicious_activity.send(sender=Payment, instance=instance, causation_id=causation_id, payload={
+            "kind": str(SuspiciousKind.PAYMENT_FAILURES_IN_WINDOW),
+            "detail": f"wallet {payment.wallet_id}: {failures} failed charges within {window:g}s "
+                      f"(last: order {payment.order_id})",
+            "user_id": payment.customer_id,
+        })
 
 
 @transaction.atomic
@@ -242,3 +263,22 @@ def payment_refund_for_order(*, instance: Instance, order_id: int) -> bool:
         except IntegrityError:
             return payment_refund_for_order(instance=instance, order_id=order_id)
     return False
+
+
+# --- alerts -------------------------------------------------------------------------------------------------------
+
+def alert_record(*, instance: Instance, event_id: Any, kind: str, detail: str, user_id: int | None) -> Alert | None:
+    """Record an alert for an event-suspicious-activity event, once per event (returns None for a repeat)."""
+    created = Alert.objects.bulk_create([Alert(
+        instance=instance, event_id=event_id, kind=kind[:64], details=detail, user_id=user_id,
+        subject=f"user:{user_id}" if user_id is not None else "")], ignore_conflicts=True)
+    return created[0] if created and created[0].pk else None
+
+
+def alerts_acknowledge(*, instance: Instance | int | None, alert_ids: list[int], actor: User) -> int:
+    """Acknowledge the alerts that are not yet (a conditional update: the first acknowledger stays on record).
+    ``instance=None`` for the platform admin site (any instance)."""
+    alerts = Alert.objects.filter(pk__in=alert_ids, acknowledged_at__isnull=True)
+    if instance is not None:
+        alerts = alerts.for_instance(instance)
+    return alerts.update(acknowledged_by=actor, acknowledged_at=timezone.now())

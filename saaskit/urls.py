@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/v1/orders/", include("orders.api.urls")),
     path("api/v1/products/", include("inventory.api.urls")),
     path("api/v1/wallets/", include("payments.api.urls")),
+    path("api/v1/alerts/", include("payments.api.alert_urls")),
 ]
 
 handler400 = "saaskit.errors.handler400"

@@ -18,7 +18,7 @@ from accounts.api.base import InstanceScopedAPIView
 from authz.permissions import CanActIn
 from payments import selectors, services
 from payments.idempotency import IDEMPOTENCY_PARAMETER, idempotent
-from payments.models import LedgerEntry, Wallet
+from payments.models import Alert, LedgerEntry, Wallet
 from saaskit.pagination import Pagination
 
 
@@ -108,3 +108,23 @@ class WalletEntriesApi(InstanceScopedAPIView):
         paginator = Pagination()
         page = paginator.paginate_queryset(selectors.wallet_entries(wallet=wallet), request, view=self)
         return paginator.get_paginated_response(LedgerEntryOutput(page, many=True).data)
+
+
+class AlertOutput(serializers.ModelSerializer):
+    acknowledged_by_id = serializers.IntegerField(allow_null=True)
+
+    class Meta:
+        model = Alert
+        fields = ["id", "kind", "subject", "user_id", "details", "created_at", "acknowledged_by_id", "acknowledged_at"]
+
+
+class AlertListApi(InstanceScopedAPIView):
+    """The instance's alerts (event-suspicious-activity), newest first, for its admins."""
+
+    permission_classes = [*InstanceScopedAPIView.permission_classes, CanActIn("instance_admin")]
+
+    @extend_schema(operation_id="alerts_list", responses=AlertOutput(many=True))
+    def get(self, request: Request) -> Response:
+        paginator = Pagination()
+        page = paginator.paginate_queryset(selectors.alerts_of(instance=self.instance), request, view=self)
+        return paginator.get_paginated_response(AlertOutput(page, many=True).data)
