@@ -7,8 +7,8 @@ from django.db.models import Count, QuerySet
 from django.utils import timezone
 
 from accounts.models import Instance, User
-from orders.error_codes import OrdersErrorCode
 from orders.choices import OrderStatus
+from orders.error_codes import OrdersErrorCode
 from orders.models import Order
 from saaskit.errors import NotFoundError
 

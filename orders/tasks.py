@@ -1,4 +1,6 @@
-"""orders' periodic task: the saga sweep (deadline, dead letters, expired Idempotency-Key records). Scheduled by beat (CELERY_BEAT_SCHEDULE)."""
+"""orders' periodic task: the saga sweep (deadline, dead letters, expired Idempotency-Key records).
+
+Scheduled by beat (``CELERY_BEAT_SCHEDULE["orders-saga-sweep"]``, the saga block of saaskit/settings.py)."""
 
 from __future__ import annotations
 
