@@ -111,7 +111,8 @@ def start_workers(n: int = 2) -> list[tuple[subprocess.Popen[bytes], Path]]:
     deadline = time.monotonic() + 90
     while r.exists(*[f"bench:saga:ready:{i}" for i in range(n * 4)]) < n * 4:
         if time.monotonic() > deadline or any(p.poll() is not None for p, _ in workers):
-            raise SystemExit("bench workers did not start:\n" + "\n".join(log.read_text()[-2000:] for _, log in workers))
+            logs = "\n".join(log.read_text()[-2000:] for _, log in workers)
+            raise SystemExit(f"bench workers did not start:\n{logs}")
         time.sleep(0.05)
     return workers
 
