@@ -74,3 +74,35 @@ class Reservation(models.Model):
 
     def __str__(self) -> str:
         return f"reservation of order {self.order_id}: {self.status}"
+
+
+class PriceQuoteQuerySet(models.QuerySet["PriceQuote"]):
+    def for_instance(self, instance: Instance | int) -> PriceQuoteQuerySet:
+        return self.filter(instance=instance)
+
+
+class PriceQuote(models.Model):
+    """The prices an order was placed at, written by ``orders`` in its placement transaction.
+
+    The reservation charges these, not the prices of the moment it runs: a price change between placement and
+    reservation never changes what the customer pays. ``lines`` is ``[{"product_id", "quantity", "unit_price"}]``
+    and ``amount`` their sum (the order's total). ``order_id`` is a plain integer, as on ``Reservation``.
+    """
+
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="price_quotes")
+    order_id = models.BigIntegerField()
+    currency = models.CharField(max_length=3)
+    lines = models.JSONField(default=list)
+    amount = models.DecimalField(max_digits=14, decimal_places=2)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PriceQuoteQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["instance", "order_id"], name="inventory_pricequote_one_per_order"),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="inventory_pricequote_amount_non_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"quote of order {self.order_id}: {self.amount} {self.currency}"

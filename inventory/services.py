@@ -20,7 +20,7 @@ from django.db.models import F
 from accounts.models import Instance
 from inventory.choices import ReservationStatus
 from inventory.error_codes import InventoryErrorCode, ReservationFailure
-from inventory.models import Product, Reservation
+from inventory.models import PriceQuote, Product, Reservation
 from inventory.signals import product_reservation_failed, product_reserved
 from saaskit.errors import ApplicationError
 
@@ -85,6 +85,25 @@ def product_restock(*, product: Product, quantity: int) -> Product:
     return product
 
 
+@transaction.atomic
+def price_quote_record(*, instance: Instance, order_id: int, currency: str,
+                       lines: list[tuple[int, int, Decimal]]) -> PriceQuote:
+    """Record the prices an order was placed at (``(product_id, quantity, unit_price)`` per line), in the caller's
+    transaction. The reservation charges the quote's amount, so later price changes do not touch this order."""
+    amount = sum((unit_price * quantity for _, quantity, unit_price in lines), Decimal("0.00")).quantize(CENT)
+    return PriceQuote.objects.create(
+        instance=instance, order_id=order_id, currency=currency, amount=amount,
+        lines=[{"product_id": pid, "quantity": qty, "unit_price": str(price)} for pid, qty, price in sorted(lines)])
+
+
+def _quoted_prices(instance: Instance, order_id: int) -> dict[int, Decimal] | None:
+    """Unit prices per product the order was placed at, or None for an order placed without a quote."""
+    quote = PriceQuote.objects.for_instance(instance).filter(order_id=order_id).only("lines").first()
+    if quote is None:
+        return None
+    return {int(line["product_id"]): Decimal(line["unit_price"]) for line in quote.lines}
+
+
 @dataclass(frozen=True)
 class _Line:
     product_id: int
@@ -133,17 +152,23 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
 
     normalized = _normalize_lines(lines)
     failure: ReservationFailure | None = None
+    prices: dict[int, Decimal] = {}
     if normalized is None:
         failure = ReservationFailure.INVALID_LINES
     else:
         products = _locked_products(instance, [line.product_id for line in normalized])
+        # The prices the order was placed at; the current ones only for an order placed without a quote.
+        quoted = _quoted_prices(instance, order_id)
+        prices = quoted if quoted is not None else {pk: p.price for pk, p in products.items()}
         if len(products) != len(normalized):
             failure = ReservationFailure.UNKNOWN_PRODUCT
+        elif any(line.product_id not in prices for line in normalized):
+            failure = ReservationFailure.INVALID_LINES  # the event's lines are not the quoted order's
         elif any(p.currency != currency for p in products.values()):
             failure = ReservationFailure.CURRENCY_MISMATCH
         elif any(products[line.product_id].stock_available < line.quantity for line in normalized):
             failure = ReservationFailure.INSUFFICIENT_STOCK
-        elif sum(products[line.product_id].price * line.quantity for line in normalized) > MAX_AMOUNT:
+        elif sum(prices[line.product_id] * line.quantity for line in normalized) > MAX_AMOUNT:
             failure = ReservationFailure.AMOUNT_TOO_LARGE
 
     if failure is not None:
@@ -165,8 +190,9 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
         ).update(stock_reserved=F("stock_reserved") + line.quantity)
         if updated != 1:  # pragma: no cover - defended by the row lock
             raise RuntimeError(f"stock of product {product.pk} changed under its lock")
-        amount += product.price * line.quantity
-        stored_lines.append({"product_id": product.pk, "quantity": line.quantity, "unit_price": str(product.price)})
+        amount += prices[product.pk] * line.quantity
+        stored_lines.append({"product_id": product.pk, "quantity": line.quantity,
+                             "unit_price": str(prices[product.pk])})
     reservation.lines = stored_lines
     reservation.amount = amount.quantize(CENT)
     reservation.save(update_fields=["lines", "amount", "updated_at"])

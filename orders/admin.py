@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from orders.models import Order, OrderEvent, OrderLine
+from orders.models import DeadLetter, Order, OrderEvent, OrderLine
 
 
 class OrderLineInline(admin.TabularInline):
@@ -27,13 +27,33 @@ class OrderEventInline(admin.TabularInline):
 class OrderAdmin(admin.ModelAdmin):
     """Read-only: orders change state only through the saga's services."""
 
-    list_display = ("id", "instance", "customer", "status", "total", "currency", "reason", "created_at")
-    list_filter = ("status", "instance", "currency")
+    list_display = ("id", "instance", "customer", "status", "total", "currency", "reason", "needs_attention",
+                    "attention_reason", "created_at")
+    list_filter = ("needs_attention", "status", "reason", "instance", "currency")
     search_fields = ("id", "customer__email")
     readonly_fields = [f.name for f in Order._meta.fields]
     inlines = [OrderLineInline, OrderEventInline]
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    """What the saga sweep did about each dead-lettered order event (read-only)."""
+
+    list_display = ("delivery_id", "order", "event_name", "consumer", "action", "created_at")
+    list_filter = ("action", "consumer", "event_name")
+    search_fields = ("order__id", "delivery_id")
+    readonly_fields = [f.name for f in DeadLetter._meta.fields]
+
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.models import Instance
-from orders.choices import OrderEventKind, OrderStatus
+from orders.choices import DeadLetterAction, OrderEventKind, OrderStatus
 
 
 class OrderQuerySet(models.QuerySet["Order"]):
@@ -21,9 +21,14 @@ class Order(models.Model):
                                  related_name="orders")
     status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING)
     currency = models.CharField(max_length=3)
-    # Sum of list prices when the order was placed; the amount actually charged is on the payment.
+    # Sum of the lines' unit prices when the order was placed: what the customer is charged (inventory's
+    # PriceQuote carries the same prices to the reservation; a later price change does not touch it).
     total = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     reason = models.CharField(max_length=64, blank=True, default="")
+    # A compensation of this order was dead-lettered: stock or money may be out of place until
+    # ``manage.py saga resume`` re-runs what is owed.
+    needs_attention = models.BooleanField(default=False)
+    attention_reason = models.CharField(max_length=255, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     approved_at = models.DateTimeField(null=True, blank=True)
@@ -34,7 +39,11 @@ class Order(models.Model):
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(total__gte=0), name="orders_order_total_non_negative")]
         indexes = [models.Index(fields=["instance", "customer", "-created_at"]),
-                   models.Index(fields=["instance", "status"])]
+                   models.Index(fields=["instance", "status"]),
+                   # The deadline sweep: pending orders by age.
+                   models.Index(fields=["created_at"], condition=Q(status=OrderStatus.PENDING),
+                                name="orders_order_pending_age"),
+                   models.Index(fields=["id"], condition=Q(needs_attention=True), name="orders_order_attention")]
 
     def __str__(self) -> str:
         return f"order {self.pk}: {self.status}"
@@ -71,3 +80,19 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.order_id} {self.kind}"
+
+
+class DeadLetter(models.Model):
+    """A dead-lettered delivery of an order event the saga sweep has handled (one row per delivery, so several
+    sweeping hosts handle each once). ``delivery_id`` is a plain integer: the bus may purge its rows."""
+
+    delivery_id = models.BigIntegerField(unique=True)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, null=True, blank=True, related_name="dead_letters")
+    event_name = models.CharField(max_length=100)
+    consumer = models.CharField(max_length=200)
+    error = models.TextField(blank=True, default="")
+    action = models.CharField(max_length=16, choices=DeadLetterAction.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.consumer} on {self.event_name}: {self.action}"

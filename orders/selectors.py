@@ -1,8 +1,13 @@
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db.models import Count, QuerySet
+from django.utils import timezone
 
 from accounts.models import Instance, User
+from orders.choices import OrderStatus
 from orders.error_codes import OrdersErrorCode
 from orders.models import Order
 from saaskit.errors import NotFoundError
@@ -42,3 +47,25 @@ def _authz_allows(ctx: object | None, action: str, order: Order) -> bool:
     )
 
     return can(ctx, action, order)
+
+
+@dataclass(frozen=True)
+class SagaStatus:
+    counts: dict[str, int]
+    oldest_pending: Order | None
+    needing_attention: list[Order]
+    overdue: list[Order]  # pending past the deadline: the sweep has not run (or is not running)
+
+
+def saga_status(*, deadline_seconds: float, now: datetime | None = None, limit: int = 50) -> SagaStatus:
+    counts = {status: 0 for status in OrderStatus.values}
+    for row in Order.objects.values("status").annotate(n=Count("id")).order_by():
+        counts[row["status"]] = row["n"]
+    pending = Order.objects.filter(status=OrderStatus.PENDING).order_by("created_at", "id")
+    cutoff = (now or timezone.now()) - timedelta(seconds=deadline_seconds)
+    return SagaStatus(
+        counts=counts,
+        oldest_pending=pending.first(),
+        needing_attention=list(Order.objects.filter(needs_attention=True).order_by("id")[:limit]),
+        overdue=list(pending.filter(created_at__lt=cutoff)[:limit]),
+    )

@@ -2,32 +2,44 @@
 row changed, so a redelivered event or a double click changes nothing and publishes nothing.
 
 Transitions: ``pending -> approved`` (payment succeeded), ``pending -> canceled`` (payment failed, products not
-reservable, or the customer), ``approved -> canceled`` (the customer; inventory and payments compensate on
-event-order-canceled). ``canceled`` is final.
+reservable, the customer, the deadline, a dead-lettered step, an operator), ``approved -> canceled`` (the
+customer, a dead-lettered step, an operator; inventory and payments compensate on event-order-canceled).
+``canceled`` is final. The periodic saga sweep (``saga_sweep``) makes every order end by itself: it cancels orders
+still pending after ``ORDER_DEADLINE_SECONDS`` and reads the bus's dead letters of order events.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import statistics
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from accounts.models import Instance, User
 from inventory.selectors import products_by_id
-from orders.choices import CancelReason, OrderEventKind, OrderStatus
+from inventory.services import price_quote_record
+from orders.choices import CancelReason, DeadLetterAction, OrderEventKind, OrderStatus
 from orders.error_codes import OrdersErrorCode
-from orders.models import Order, OrderEvent, OrderLine
+from orders.models import DeadLetter, Order, OrderEvent, OrderLine
 from orders.signals import (
     order_approved,
     order_canceled,
     order_created,
     policy_remove_requested,
     policy_upsert_requested,
+    suspicious_activity,
 )
-from saaskit.errors import ApplicationError
+from saaskit.errors import ApplicationError, NotFoundError
+
+logger = logging.getLogger(__name__)
 
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 MAX_LINES = 100
@@ -89,6 +101,9 @@ def order_place(*, instance: Instance, customer: User, lines: Any, currency: str
         OrderLine(order=order, product_id=pid, quantity=qty, unit_price=products[pid].price)
         for pid, qty in sorted(quantities.items())
     ])
+    # What the customer will be charged: these prices, whatever the catalogue says when inventory reserves.
+    price_quote_record(instance=instance, order_id=order.pk, currency=currency,
+                       lines=[(pid, qty, products[pid].price) for pid, qty in quantities.items()])
     OrderEvent.objects.create(order=order, kind=OrderEventKind.PLACED, detail={"total": str(order.total)})
     order_created.send(sender=Order, instance=instance, causation_id=None, payload={
         "order_id": order.pk, "customer_id": customer.pk, "currency": currency,
@@ -96,7 +111,30 @@ def order_place(*, instance: Instance, customer: User, lines: Any, currency: str
     })
     policy_upsert_requested.send(sender=Order, instance=instance, causation_id=None,
                                  payload={"policies": policies_for(order)})
+    _check_total_against_median(order)
     return order
+
+
+MEDIAN_HISTORY = 50
+
+
+def _check_total_against_median(order: Order) -> None:
+    """Rule: an order whose total exceeds ``ORDERS_SUSPICIOUS_TOTAL_FACTOR`` times the median of the customer's
+    last orders (with at least ``ORDERS_SUSPICIOUS_MIN_HISTORY`` of them) sends event-suspicious-activity."""
+    factor = Decimal(str(getattr(settings, "ORDERS_SUSPICIOUS_TOTAL_FACTOR", 5)))
+    min_history = int(getattr(settings, "ORDERS_SUSPICIOUS_MIN_HISTORY", 3))
+    previous = list(Order.objects.for_instance(order.instance_id).filter(customer_id=order.customer_id)
+                    .exclude(pk=order.pk).order_by("-id").values_list("total", flat=True)[:MEDIAN_HISTORY])
+    if len(previous) < min_history:
+        return
+    median = statistics.median(previous)
+    if median > 0 and order.total > factor * median:
+        suspicious_activity.send(sender=Order, instance=order.instance, causation_id=None, payload={
+            "kind": "order_total_above_median",
+            "detail": f"order {order.pk}: total {order.total} {order.currency} is above {factor} x the customer's "
+                      f"median {Decimal(median).quantize(Decimal('0.01'))} over {len(previous)} orders",
+            "user_id": order.customer_id,
+        })
 
 
 def _cancel(*, instance: Instance | int, order_id: int, from_statuses: list[str], reason: str,
@@ -145,8 +183,8 @@ def order_approve(*, instance: Instance | int, order_id: int, causation_id: str 
     """Payment succeeded: a pending order becomes approved and event-order-approved is sent. No-op otherwise
     (a customer who canceled first is refunded by payments on event-order-canceled).
 
-    ``charged`` (the payment's amount, priced by inventory at reservation time) goes to the timeline: it can
-    differ from ``Order.total`` when a price changed between placement and reservation."""
+    ``charged`` (the payment's amount: the order's total at placement, see ``inventory.PriceQuote``) goes to the
+    timeline."""
     now = timezone.now()
     if not Order.objects.for_instance(instance).filter(pk=order_id, status=OrderStatus.PENDING).update(
             status=OrderStatus.APPROVED, approved_at=now, updated_at=now):
@@ -157,3 +195,162 @@ def order_approve(*, instance: Instance | int, order_id: int, causation_id: str 
     order_approved.send(sender=Order, instance=order.instance, causation_id=causation_id,
                         payload={"order_id": order.pk})
     return True
+
+
+@transaction.atomic
+def order_cancel_by_operator(*, order_id: int, note: str) -> Order:
+    """An operator ends a pending or approved order (reason ``operator``, the note on the timeline); compensation
+    runs as for any cancellation."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        raise NotFoundError("Order not found.", code=OrdersErrorCode.ORDER_NOT_FOUND)
+    if not _cancel(instance=order.instance_id, order_id=order.pk, from_statuses=[OrderStatus.PENDING,
+                   OrderStatus.APPROVED], reason=CancelReason.OPERATOR, causation_id=None,
+                   detail={"cause": note[:200]}):
+        raise ApplicationError("Only a pending or approved order can be canceled.",
+                               code=OrdersErrorCode.INVALID_TRANSITION, status_code=409)
+    order.refresh_from_db()
+    return order
+
+
+# --- the saga sweep: every order ends by itself ------------------------------------------------------------------
+
+# Events of the order saga (each payload carries ``order_id``). A dead-lettered delivery of a compensation event
+# flags the order; of any other, it cancels the order (step_failed).
+SAGA_EVENTS = ("event-order-created", "event-order-approved", "event-order-canceled", "event-product-reserved",
+               "event-err-reserving-product", "event-payment")
+COMPENSATION_EVENTS = ("event-order-canceled",)
+SWEEP_BATCH = 100
+
+
+def order_deadline_seconds() -> float:
+    return float(getattr(settings, "ORDER_DEADLINE_SECONDS", 60))
+
+
+def orders_cancel_overdue(*, now: datetime | None = None, limit: int = 1000) -> list[int]:
+    """Cancel (reason ``deadline``) every order still pending ``ORDER_DEADLINE_SECONDS`` after it was placed, with
+    compensation. Safe on several hosts at once: rows are taken with ``SKIP LOCKED`` and each cancellation is a
+    conditional update, so an order is canceled once and an order a consumer is approving right now is left to
+    the next sweep (if it is still pending then)."""
+    seconds = order_deadline_seconds()
+    cutoff = (now or timezone.now()) - timedelta(seconds=seconds)
+    canceled: list[int] = []
+    while len(canceled) < limit:
+        with transaction.atomic():
+            rows = list(Order.objects.filter(status=OrderStatus.PENDING, created_at__lt=cutoff)
+                        .exclude(pk__in=canceled).order_by("created_at")
+                        .select_for_update(skip_locked=True).values_list("pk", "instance_id")[:SWEEP_BATCH])
+            for pk, instance_id in rows:
+                if _cancel(instance=instance_id, order_id=pk, from_statuses=[OrderStatus.PENDING],
+                           reason=CancelReason.DEADLINE, causation_id=None,
+                           detail={"cause": f"pending longer than {seconds:g}s"}):
+                    canceled.append(pk)
+        if len(rows) < SWEEP_BATCH:
+            break
+    return canceled
+
+
+def _flag(*, order_id: int, reason: str, causation_id: str) -> None:
+    now = timezone.now()
+    Order.objects.filter(pk=order_id).update(needs_attention=True, attention_reason=reason[:255], updated_at=now)
+    OrderEvent.objects.create(order_id=order_id, kind=OrderEventKind.ATTENTION, detail={"reason": reason[:255]},
+                              causation_id=causation_id)
+
+
+def _dead_letter_apply(delivery: Any) -> str | None:
+    """Handle one dead-lettered delivery, once (the ``DeadLetter`` row is the claim). Returns the action taken,
+    or None when another host handled it first."""
+    event = delivery.event
+    order_id = event.payload.get("order_id") if isinstance(event.payload, dict) else None
+    order = None
+    if isinstance(order_id, int) and not isinstance(order_id, bool) and event.instance_id is not None:
+        order = Order.objects.for_instance(event.instance_id).filter(pk=order_id).first()
+    error = (delivery.last_error or "").strip()
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                record = DeadLetter.objects.create(delivery_id=delivery.pk, order=order, event_name=event.name,
+                                                   consumer=delivery.consumer, error=error[:2000],
+                                                   action=DeadLetterAction.IGNORED)
+        except IntegrityError:
+            return None
+        causation = str(event.id)
+        if order is None:
+            action = DeadLetterAction.IGNORED
+        elif event.name in COMPENSATION_EVENTS:
+            _flag(order_id=order.pk, causation_id=causation,
+                  reason=f"compensation {delivery.consumer} dead-lettered: {error.splitlines()[-1] if error else '?'}")
+            action = DeadLetterAction.FLAGGED
+        elif _cancel(instance=order.instance_id, order_id=order.pk,
+                     from_statuses=[OrderStatus.PENDING, OrderStatus.APPROVED], reason=CancelReason.STEP_FAILED,
+                     causation_id=causation, detail={"cause": delivery.consumer}):
+            action = DeadLetterAction.CANCELED
+        else:
+            action = DeadLetterAction.IGNORED  # the order already ended; its compensation is its own delivery
+        if action != DeadLetterAction.IGNORED:
+            DeadLetter.objects.filter(pk=record.pk).update(action=action)
+    logger.warning("dead letter %s (%s on %s, order %s): %s", delivery.pk, delivery.consumer, event.name, order_id,
+                   action)
+    return str(action)
+
+
+def saga_dead_letters_apply(*, limit: int = 1000) -> dict[str, int]:
+    """End the orders whose saga steps the bus dead-lettered: a forward step cancels the order (``step_failed``,
+    the consumer on its timeline, compensation runs); a dead compensation flags it ``needs_attention``."""
+    from events.choices import DeliveryStatus
+    from events.models import Delivery
+
+    handled = DeadLetter.objects.values("delivery_id")
+    dead = (Delivery.objects.filter(status=DeliveryStatus.DEAD, event__name__in=SAGA_EVENTS)
+            .exclude(pk__in=Subquery(handled)).select_related("event").order_by("id")[:limit])
+    counts = {str(a): 0 for a in DeadLetterAction.values}
+    for delivery in dead:
+        action = _dead_letter_apply(delivery)
+        if action is not None:
+            counts[action] += 1
+    return counts
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    deadline: list[int]
+    dead_letters: dict[str, int]
+
+
+def saga_sweep() -> SweepResult:
+    """The periodic task's body: dead letters first (their cause is more precise than ``deadline``), then the
+    deadline."""
+    dead_letters = saga_dead_letters_apply()
+    return SweepResult(deadline=orders_cancel_overdue(), dead_letters=dead_letters)
+
+
+@dataclass(frozen=True)
+class ResumeResult:
+    order: Order
+    retried: list[int]
+
+
+def order_resume(*, order_id: int) -> ResumeResult:
+    """Re-run what the order is owed (its dead-lettered saga deliveries, with a fresh retry budget) and clear
+    ``needs_attention``. If a delivery dies again, the next sweep flags or cancels the order again."""
+    from events.choices import DeliveryStatus
+    from events.models import Delivery
+    from events.services import deliveries_retry
+
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        raise NotFoundError("Order not found.", code=OrdersErrorCode.ORDER_NOT_FOUND)
+    # A canceled order is owed only its compensations; its dead forward steps stay dead (they would charge or
+    # reserve for an order that is over).
+    owed = COMPENSATION_EVENTS if order.status == OrderStatus.CANCELED else SAGA_EVENTS
+    dead = list(Delivery.objects.filter(status=DeliveryStatus.DEAD, event__name__in=owed,
+                                        event__instance_id=order.instance_id, event__payload__order_id=order.pk)
+                .order_by("id").values_list("id", flat=True))
+    with transaction.atomic():
+        DeadLetter.objects.filter(delivery_id__in=dead).delete()
+        Order.objects.filter(pk=order.pk).update(needs_attention=False, attention_reason="", updated_at=timezone.now())
+        OrderEvent.objects.create(order=order, kind=OrderEventKind.RESUMED, detail={"retried": dead})
+    if dead:  # after commit: the relay sends at once
+        deliveries_retry(delivery_ids=dead)
+    order.refresh_from_db()
+    return ResumeResult(order=order, retried=dead)

@@ -4,6 +4,8 @@
 ``order_canceled``: ``{order_id, reason}``; ``order_approved``: ``{order_id}``
 ``policy_upsert_requested``: ``{policies: ["sub:action:orders:id", ...]}`` (event-upsert-policy)
 ``policy_remove_requested``: ``{policies: [...]}`` (event-remove-policy): a canceled order cannot be canceled again
+``suspicious_activity``: ``{kind, detail, user_id}`` (event-suspicious-activity): an order far above the customer's
+median total
 """
 
 from django.dispatch import Signal
@@ -13,3 +15,4 @@ order_canceled = Signal()
 order_approved = Signal()
 policy_upsert_requested = Signal()
 policy_remove_requested = Signal()
+suspicious_activity = Signal()

@@ -1,15 +1,92 @@
-from django.contrib import admin
+"""payments' admin. Balances are read-only everywhere; a manual change is the "adjust" action (an amount and a
+reason, written to the ledger with the acting admin through ``wallet_adjust``). A wallet with ledger entries or
+payments cannot be deleted; ledger rows are read-only."""
 
-from payments.models import Payment, Wallet
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from payments.models import Alert, LedgerEntry, LedgerTransaction, Payment, Wallet
+from payments.services import MAX_AMOUNT, alerts_acknowledge, wallet_adjust
+from saaskit.errors import ApplicationError
+
+
+class AdjustForm(forms.Form):
+    amount = forms.DecimalField(max_digits=14, decimal_places=2, min_value=-MAX_AMOUNT, max_value=MAX_AMOUNT,
+                                help_text="signed: positive credits the wallet, negative debits it")
+    reason = forms.CharField(max_length=200, help_text="kept on the ledger with your name")
+
+    def clean_amount(self) -> Decimal:
+        amount = self.cleaned_data["amount"]
+        if amount == 0:
+            raise forms.ValidationError("Must not be zero.")
+        return amount
 
 
 @admin.register(Wallet)
 class WalletAdmin(admin.ModelAdmin):
-    list_display = ("user", "instance", "currency", "balance", "updated_at")
+    list_display = ("id", "user", "instance", "currency", "balance", "updated_at")
     list_filter = ("instance", "currency")
     search_fields = ("user__email",)
-    # Balances move only through services (top-up, charge, refund).
     readonly_fields = ("balance", "created_at", "updated_at")
+    actions = ["adjust"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Wallet | None = None) -> tuple[str, ...]:
+        # Moving a wallet to another owner, instance or currency would rewrite what its ledger entries mean.
+        return (*self.readonly_fields, "instance", "user", "currency") if obj else self.readonly_fields
+
+    def save_model(self, request: HttpRequest, obj: Wallet, form: forms.ModelForm, change: bool) -> None:
+        if not change:
+            obj.save()
+            return
+        edited = [name for name in form.changed_data if name not in self.get_readonly_fields(request, obj)]
+        if edited:
+            obj.save(update_fields=[*edited, "updated_at"])
+
+    def has_delete_permission(self, request: HttpRequest, obj: Wallet | None = None) -> bool:
+        # Never in bulk; one wallet only while no money has ever moved through it.
+        if obj is None:
+            return False
+        return (super().has_delete_permission(request, obj) and not obj.entries.exists()
+                and not obj.payments.exists())
+
+    @admin.action(description="Adjust the balance of selected wallets (amount and reason)")
+    def adjust(self, request: HttpRequest, queryset: QuerySet[Wallet]) -> HttpResponse | None:
+        form = AdjustForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            done = 0
+            for wallet in queryset.order_by("pk"):
+                try:
+                    wallet_adjust(wallet=wallet, amount=form.cleaned_data["amount"],
+                                  reason=form.cleaned_data["reason"], actor=request.user)
+                    done += 1
+                except ApplicationError as exc:
+                    self.message_user(request, f"{wallet}: {exc}", messages.ERROR)
+            self.message_user(request, f"Adjusted {done} wallet(s) by {form.cleaned_data['amount']}.",
+                              messages.SUCCESS if done else messages.WARNING)
+            return None
+        context: dict[str, Any] = {**self.admin_site.each_context(request), "form": form, "queryset": queryset,
+                                   "action": "adjust", "title": "Adjust", "opts": self.model._meta,
+                                   "intro": "Write a ledger adjustment on each of these wallets:"}
+        return TemplateResponse(request, "admin/payments/action_form.html", context)
+
+
+class ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
 
 
 @admin.register(Payment)
@@ -24,3 +101,49 @@ class PaymentAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+
+class LedgerEntryInline(admin.TabularInline):
+    model = LedgerEntry
+    extra = 0
+    can_delete = False
+    fields = readonly_fields = ("account", "wallet", "amount", "currency")
+
+    def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False
+
+
+@admin.register(LedgerTransaction)
+class LedgerTransactionAdmin(ReadOnly):
+    list_display = ("id", "instance", "kind", "currency", "order_id", "actor", "reason", "created_at")
+    list_filter = ("kind", "instance", "currency")
+    search_fields = ("order_id", "reason", "actor__email")
+    inlines = [LedgerEntryInline]
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnly):
+    list_display = ("id", "transaction", "instance", "account", "wallet", "amount", "currency", "created_at")
+    list_filter = ("account", "instance", "currency")
+    search_fields = ("wallet__user__email", "transaction__order_id")
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnly):
+    """Suspicious activity reported on the bus; "acknowledge" records who looked at it and when."""
+
+    list_display = ("id", "instance", "kind", "subject", "details", "created_at", "acknowledged_by", "acknowledged_at")
+    list_filter = (("acknowledged_at", admin.EmptyFieldListFilter), "kind", "instance")
+    search_fields = ("subject", "details")
+    actions = ["acknowledge"]
+
+    readonly_fields = [f.name for f in Alert._meta.fields]
+
+    @admin.action(description="Acknowledge selected alerts")
+    def acknowledge(self, request: HttpRequest, queryset: QuerySet[Alert]) -> None:
+        done = alerts_acknowledge(instance=None, alert_ids=list(queryset.values_list("pk", flat=True)),
+                                  actor=request.user)
+        self.message_user(request, f"Acknowledged {done} alert(s).", messages.SUCCESS)

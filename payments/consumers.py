@@ -1,11 +1,13 @@
-"""payments' side of the order saga: charge on product-reserved, refund (or void) on order-canceled."""
+"""payments' side of the order saga: charge on product-reserved, refund (or void) on order-canceled; and the
+alert inbox: every event-suspicious-activity of an instance becomes an ``Alert``."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from events.catalogue import BY_NAME
 from events.consumers import consumer, event_instance, payload_int
-from payments.services import payment_charge_for_order, payment_refund_for_order
+from payments.services import alert_record, payment_charge_for_order, payment_refund_for_order
 
 
 @consumer("event-product-reserved", name="payments.charge_for_order")
@@ -24,3 +26,22 @@ def refund_for_order(event: Any) -> None:
     if instance is None:
         return
     payment_refund_for_order(instance=instance, order_id=payload_int(event, "order_id"))
+
+
+def record_alert(event: Any) -> None:
+    instance = event_instance(event)  # an instance-less report has nobody to alert: skipped (logged)
+    if instance is None:
+        return
+    payload = event.payload if isinstance(event.payload, dict) else {}
+    user_id = payload.get("user_id")
+    alert_record(instance=instance, event_id=event.id, kind=str(payload.get("kind") or "unknown"),
+                 detail=str(payload.get("detail") or ""),
+                 user_id=user_id if isinstance(user_id, int) and not isinstance(user_id, bool) else None)
+
+
+# Registered only once the bus's catalogue declares it: tests/events uses event-suspicious-activity as its test
+# vehicle and expects to be its only consumer, so the events owner switches this on together with those tests
+# (add "payments.record_alert" to the event's ``consumers`` in events/catalogue.py).
+RECORD_ALERT = "payments.record_alert"
+if RECORD_ALERT in BY_NAME["event-suspicious-activity"].consumers:
+    consumer("event-suspicious-activity", name=RECORD_ALERT)(record_alert)

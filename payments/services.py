@@ -1,4 +1,14 @@
-"""payments writes. Money moves only by conditional updates (``balance = balance - x WHERE balance >= x``).
+"""payments writes. Every movement of money is one balanced ledger transaction (``_post``): immutable entries
+summing to zero over the customer's wallet, the instance's revenue account and the external funding account,
+written in the same transaction as the wallet's cached balance moves by a conditional update
+(``balance = balance - x WHERE balance >= x``).
+
+| kind | wallet | revenue | funding |
+|---|---|---|---|
+| top_up (and a wallet's opening balance) | +x | | -x |
+| charge | -x | +x | |
+| refund | +x | -x | |
+| adjustment (signed x, with actor and reason) | +x | | -x |
 
 One ``Payment`` row per ``(instance, order_id)`` records the single charge decision for the order:
 ``succeeded`` -> ``refunded`` on cancellation; ``failed`` (with a reason) stays; ``voided`` is the tombstone a
@@ -8,23 +18,29 @@ cancellation leaves when it overtakes the charge, so a late event-product-reserv
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from accounts.models import Instance, User
-from payments.choices import PaymentStatus
+from payments.choices import LedgerAccount, LedgerKind, PaymentStatus
 from payments.error_codes import PaymentFailure, PaymentsErrorCode, SuspiciousKind
-from payments.models import Payment, Wallet
+from payments.models import Alert, LedgerEntry, LedgerTransaction, Payment, Wallet
 from payments.signals import payment_processed, suspicious_activity
 from saaskit.errors import ApplicationError
 
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
 CENT = Decimal("0.01")
 MAX_AMOUNT = Decimal("999999999999.99")
+
+
+class RefundWithoutWallet(RuntimeError):
+    """A succeeded charge must be refunded but its wallet is gone: fail loudly, move nothing."""
 
 
 def suspicious_failures_in_a_row() -> int:
@@ -52,29 +68,81 @@ def _amount_or_error(value: Any, *, allow_zero: bool) -> Decimal:
     return amount
 
 
+Leg = tuple[str, int | None, Decimal]  # (LedgerAccount, wallet id for the wallet account, signed amount)
+
+
+def _post(*, instance: Instance | int, kind: str, currency: str, legs: list[Leg], order_id: int | None = None,
+          actor: User | None = None, reason: str = "") -> LedgerTransaction:
+    """Write one balanced ledger transaction, inside the caller's transaction (which moves the cached balance)."""
+    if sum(amount for _, _, amount in legs) != 0:
+        raise ValueError(f"unbalanced ledger transaction: {legs}")
+    instance_id = instance if isinstance(instance, int) else instance.pk
+    tx = LedgerTransaction.objects.create(instance_id=instance_id, kind=kind, currency=currency, order_id=order_id,
+                                          actor=actor, reason=reason[:200])
+    LedgerEntry.objects.bulk_create([
+        LedgerEntry(transaction=tx, instance_id=instance_id, account=account, wallet_id=wallet_id, currency=currency,
+                    amount=amount)
+        for account, wallet_id, amount in legs])
+    return tx
+
+
 @transaction.atomic
-def wallet_create(*, instance: Instance, user: User, currency: str, balance: Decimal | str = "0") -> Wallet:
+def wallet_create(*, instance: Instance, user: User, currency: str, balance: Decimal | str = "0",
+                  actor: User | None = None) -> Wallet:
+    """Open a wallet; a non-zero opening ``balance`` is a top-up from the funding account."""
     if not isinstance(currency, str) or not CURRENCY_RE.match(currency):
         raise ApplicationError("Currency must be a 3-letter ISO code.", code=PaymentsErrorCode.INVALID_CURRENCY,
                                fields={"currency": ["Must be a 3-letter upper-case ISO code."]})
-    wallet = Wallet(instance=instance, user=user, currency=currency, balance=_amount_or_error(balance, allow_zero=True))
+    opening = _amount_or_error(balance, allow_zero=True)
+    wallet = Wallet(instance=instance, user=user, currency=currency, balance=opening)
     try:
         with transaction.atomic():
             wallet.save()
     except IntegrityError:
         raise ApplicationError("This user already has a wallet in this currency.",
                                code=PaymentsErrorCode.WALLET_EXISTS, status_code=409) from None
+    if opening:
+        _post(instance=instance, kind=LedgerKind.TOP_UP, currency=currency, actor=actor, reason="opening balance",
+              legs=[(LedgerAccount.WALLET, wallet.pk, opening), (LedgerAccount.FUNDING, None, -opening)])
     return wallet
 
 
 @transaction.atomic
-def wallet_top_up(*, wallet: Wallet, amount: Decimal | str) -> Wallet:
+def wallet_top_up(*, wallet: Wallet, amount: Decimal | str, actor: User | None = None) -> Wallet:
     value = _amount_or_error(amount, allow_zero=False)
     if not Wallet.objects.filter(pk=wallet.pk, balance__lte=MAX_AMOUNT - value).update(balance=F("balance") + value):
         raise ApplicationError(f"A balance cannot exceed {MAX_AMOUNT}.", code=PaymentsErrorCode.BALANCE_LIMIT,
                                fields={"amount": ["Too large for this wallet."]})
+    _post(instance=wallet.instance_id, kind=LedgerKind.TOP_UP, currency=wallet.currency, actor=actor,
+          legs=[(LedgerAccount.WALLET, wallet.pk, value), (LedgerAccount.FUNDING, None, -value)])
     wallet.refresh_from_db()
     return wallet
+
+
+@transaction.atomic
+def wallet_adjust(*, wallet: Wallet, amount: Decimal | str, reason: str, actor: User | None) -> LedgerTransaction:
+    """A manual correction of a balance by a signed ``amount`` (against the funding account), with its reason and
+    actor on the ledger. A debit larger than the balance is refused (409) and changes nothing."""
+    magnitude = _parse_amount(str(amount).removeprefix("-")) if isinstance(amount, str | Decimal) else None
+    if magnitude is None or magnitude == 0:
+        raise ApplicationError("Amount must be a non-zero decimal with at most 2 decimals.",
+                               code=PaymentsErrorCode.INVALID_AMOUNT, fields={"amount": ["Invalid amount."]})
+    signed = -magnitude if str(amount).startswith("-") else magnitude
+    reason = (reason or "").strip()
+    if not reason:
+        raise ApplicationError("An adjustment needs a reason.", code=PaymentsErrorCode.REASON_REQUIRED,
+                               fields={"reason": ["This field is required."]})
+    wallets = Wallet.objects.filter(pk=wallet.pk)
+    moved = (wallets.filter(balance__lte=MAX_AMOUNT - signed) if signed > 0 else wallets.filter(
+        balance__gte=-signed)).update(balance=F("balance") + signed)
+    if not moved:
+        raise ApplicationError("The adjustment would take the balance out of range.",
+                               code=PaymentsErrorCode.BALANCE_LIMIT, status_code=409,
+                               fields={"amount": ["Out of range for this wallet's balance."]})
+    tx = _post(instance=wallet.instance_id, kind=LedgerKind.ADJUSTMENT, currency=wallet.currency, actor=actor,
+               reason=reason, legs=[(LedgerAccount.WALLET, wallet.pk, signed), (LedgerAccount.FUNDING, None, -signed)])
+    wallet.refresh_from_db()
+    return tx
 
 
 def _send_processed(payment: Payment, *, instance: Instance, causation_id: str | None) -> None:
@@ -124,6 +192,9 @@ def payment_charge_for_order(*, instance: Instance, order_id: int, customer_id: 
         payment.amount, payment.wallet = value, wallet
         if Wallet.objects.filter(pk=wallet.pk, balance__gte=value).update(balance=F("balance") - value):
             payment.status = PaymentStatus.SUCCEEDED
+            if value:
+                _post(instance=instance, kind=LedgerKind.CHARGE, currency=wallet.currency, order_id=order_id,
+                      legs=[(LedgerAccount.WALLET, wallet.pk, -value), (LedgerAccount.REVENUE, None, value)])
         else:
             payment.reason = PaymentFailure.INSUFFICIENT_FUNDS
     payment.save(update_fields=["amount", "wallet", "status", "reason", "updated_at"])
@@ -142,19 +213,47 @@ def payment_charge_for_order(*, instance: Instance, order_id: int, customer_id: 
                 "detail": f"{threshold} charges in a row failed for insufficient funds (last: order {order_id})",
                 "user_id": customer_id,
             })
+        _check_failures_in_window(payment, instance=instance, causation_id=causation_id)
     return payment
+
+
+def _check_failures_in_window(payment: Payment, *, instance: Instance, causation_id: str | None) -> None:
+    """Rule: ``PAYMENTS_SUSPICIOUS_FAILURES_IN_WINDOW`` failed charges of one wallet within
+    ``PAYMENTS_SUSPICIOUS_WINDOW_SECONDS`` (reported when the count reaches the threshold; the caller holds the
+    wallet's row lock, so two concurrent failures cannot both miss it)."""
+    threshold = int(getattr(settings, "PAYMENTS_SUSPICIOUS_FAILURES_IN_WINDOW", 10))
+    window = float(getattr(settings, "PAYMENTS_SUSPICIOUS_WINDOW_SECONDS", 600))
+    since = timezone.now() - timedelta(seconds=window)
+    failures = Payment.objects.filter(wallet_id=payment.wallet_id, status=PaymentStatus.FAILED,
+                                      created_at__gte=since).count()
+    if failures == threshold:
+        suspicious_activity.send(sender=Payment, instance=instance, causation_id=causation_id, payload={
+            "kind": str(SuspiciousKind.PAYMENT_FAILURES_IN_WINDOW),
+            "detail": f"wallet {payment.wallet_id}: {failures} failed charges within {window:g}s "
+                      f"(last: order {payment.order_id})",
+            "user_id": payment.customer_id,
+        })
 
 
 @transaction.atomic
 def payment_refund_for_order(*, instance: Instance, order_id: int) -> bool:
     """Order canceled: give a succeeded charge back. Idempotent; returns whether money moved.
 
-    With no payment yet (the cancellation overtook the charge) a ``voided`` tombstone is written.
+    With no payment yet (the cancellation overtook the charge) a ``voided`` tombstone is written. A succeeded
+    payment whose wallet cannot be found raises ``RefundWithoutWallet`` and changes nothing (the bus retries and
+    dead-letters it; the saga sweep flags the order), never a refund that moves no money.
     """
     payments = Payment.objects.for_instance(instance).filter(order_id=order_id)
     if payments.filter(status=PaymentStatus.SUCCEEDED).update(status=PaymentStatus.REFUNDED):
         payment = payments.get()
-        Wallet.objects.filter(pk=payment.wallet_id).update(balance=F("balance") + payment.amount)
+        if payment.amount and (payment.wallet_id is None or not Wallet.objects.filter(pk=payment.wallet_id).update(
+                balance=F("balance") + payment.amount)):
+            raise RefundWithoutWallet(f"payment {payment.pk} of order {order_id}: wallet {payment.wallet_id} "
+                                      "not found, nothing refunded")
+        if payment.amount:
+            _post(instance=instance, kind=LedgerKind.REFUND, currency=payment.currency or "", order_id=order_id,
+                  legs=[(LedgerAccount.REVENUE, None, -payment.amount),
+                        (LedgerAccount.WALLET, payment.wallet_id, payment.amount)])
         return True
     if not payments.exists():
         try:
@@ -164,3 +263,22 @@ def payment_refund_for_order(*, instance: Instance, order_id: int) -> bool:
         except IntegrityError:
             return payment_refund_for_order(instance=instance, order_id=order_id)
     return False
+
+
+# --- alerts -------------------------------------------------------------------------------------------------------
+
+def alert_record(*, instance: Instance, event_id: Any, kind: str, detail: str, user_id: int | None) -> Alert | None:
+    """Record an alert for an event-suspicious-activity event, once per event (returns None for a repeat)."""
+    created = Alert.objects.bulk_create([Alert(
+        instance=instance, event_id=event_id, kind=kind[:64], details=detail, user_id=user_id,
+        subject=f"user:{user_id}" if user_id is not None else "")], ignore_conflicts=True)
+    return created[0] if created and created[0].pk else None
+
+
+def alerts_acknowledge(*, instance: Instance | int | None, alert_ids: list[int], actor: User) -> int:
+    """Acknowledge the alerts that are not yet (a conditional update: the first acknowledger stays on record).
+    ``instance=None`` for the platform admin site (any instance)."""
+    alerts = Alert.objects.filter(pk__in=alert_ids, acknowledged_at__isnull=True)
+    if instance is not None:
+        alerts = alerts.for_instance(instance)
+    return alerts.update(acknowledged_by=actor, acknowledged_at=timezone.now())

@@ -295,3 +295,22 @@ INSTALLED_APPS = [("console.apps.ConsoleAdminConfig" if app == "django.contrib.a
 INSTALLED_APPS += ["audit", "console"]
 MIDDLEWARE = ["saaskit.middleware.RequestContextMiddleware", *MIDDLEWARE]
 # --- end of console and audit log -------------------------------------------------------------------
+
+# --- Order saga (orders, inventory, payments) -------------------------------------------------------- saga owner
+# An order still pending this long after it was placed is canceled (reason "deadline") by the saga sweep.
+ORDER_DEADLINE_SECONDS = float(os.environ.get("ORDER_DEADLINE_SECONDS", "60"))
+# How often beat runs the saga sweep (deadline and dead-lettered order events).
+ORDER_SWEEP_INTERVAL_SECONDS = float(os.environ.get("ORDER_SWEEP_INTERVAL_SECONDS", "10"))
+CELERY_TASK_ROUTES["orders.saga_sweep"] = {"queue": "orders"}
+CELERY_BEAT_SCHEDULE["orders-saga-sweep"] = {"task": "orders.saga_sweep", "schedule": ORDER_SWEEP_INTERVAL_SECONDS,
+                                             "options": {"queue": "orders"}}
+# Idempotency-Key records (POST /orders/, wallet top-up and adjust) are kept this long.
+IDEMPOTENCY_KEY_TTL_SECONDS = float(os.environ.get("IDEMPOTENCY_KEY_TTL_SECONDS", str(24 * 3600)))
+# Suspicious activity rules (event-suspicious-activity): failed charges of one wallet within a window ...
+PAYMENTS_SUSPICIOUS_FAILURES_IN_WINDOW = int(os.environ.get("PAYMENTS_SUSPICIOUS_FAILURES_IN_WINDOW", "10"))
+PAYMENTS_SUSPICIOUS_WINDOW_SECONDS = float(os.environ.get("PAYMENTS_SUSPICIOUS_WINDOW_SECONDS", "600"))
+PAYMENTS_SUSPICIOUS_FAILURES_IN_A_ROW = int(os.environ.get("PAYMENTS_SUSPICIOUS_FAILURES_IN_A_ROW", "3"))
+# ... and an order above FACTOR x the median of the customer's last orders (once they have MIN_HISTORY of them).
+ORDERS_SUSPICIOUS_TOTAL_FACTOR = float(os.environ.get("ORDERS_SUSPICIOUS_TOTAL_FACTOR", "5"))
+ORDERS_SUSPICIOUS_MIN_HISTORY = int(os.environ.get("ORDERS_SUSPICIOUS_MIN_HISTORY", "3"))
+# --- end of the order saga block -----------------------------------------------------------------------------------

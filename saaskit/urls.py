@@ -34,6 +34,7 @@ urlpatterns = [
     path("api/v1/orders/", include("orders.api.urls")),
     path("api/v1/products/", include("inventory.api.urls")),
     path("api/v1/wallets/", include("payments.api.urls")),
+    path("api/v1/alerts/", include("payments.api.alert_urls")),
     # Last: anything else under /api/ is a JSON 404 in the error shape, in DEBUG too. Paths that gain a
     # route with a trailing slash are redirected there first (what APPEND_SLASH would have done).
     re_path(r"^api(?:/.*)?$", api_not_found, name="api-not-found"),

@@ -16,6 +16,7 @@ from rest_framework.response import Response
 from accounts.api.base import InstanceScopedAPIView
 from orders import selectors, services
 from orders.models import Order
+from payments.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from saaskit.pagination import Pagination
 
 
@@ -61,13 +62,17 @@ class OrderListCreateApi(InstanceScopedAPIView):
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderOutput(page, many=True).data)
 
-    @extend_schema(operation_id="orders_place", request=OrderPlaceInput, responses={201: OrderOutput})
+    @extend_schema(operation_id="orders_place", request=OrderPlaceInput, responses={201: OrderOutput},
+                   parameters=[IDEMPOTENCY_PARAMETER])
     def post(self, request: Request) -> Response:
-        data = self.OrderPlaceInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        order = services.order_place(instance=self.instance, customer=request.user, **data.validated_data)
-        order = selectors.order_get(instance=self.instance, order_id=order.pk)
-        return Response(OrderOutput(order).data, status=status.HTTP_201_CREATED)
+        def run() -> Response:
+            data = self.OrderPlaceInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            order = services.order_place(instance=self.instance, customer=request.user, **data.validated_data)
+            order = selectors.order_get(instance=self.instance, order_id=order.pk)
+            return Response(OrderOutput(order).data, status=status.HTTP_201_CREATED)
+        # A client retrying after a timeout sends the same Idempotency-Key: one order, the first answer again.
+        return idempotent(request, run)
 
 
 class OrderDetailApi(InstanceScopedAPIView):

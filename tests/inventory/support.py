@@ -25,6 +25,7 @@ SAGA_SIGNALS: dict[str, Signal] = {
     "product_reservation_failed": inventory_signals.product_reservation_failed,
     "payment_processed": payments_signals.payment_processed,
     "suspicious_activity": payments_signals.suspicious_activity,
+    "order_suspicious_activity": orders_signals.suspicious_activity,
 }
 
 

@@ -7,6 +7,7 @@ from django.db.models import F
 from inventory.choices import ReservationStatus
 from inventory.models import Product, Reservation
 from inventory.services import (
+    price_quote_record,
     product_create,
     product_restock,
     reservation_commit_for_order,
@@ -126,6 +127,29 @@ def test_reserve_holds_every_line_and_sends_product_reserved(instance, apple, pe
     ]
     assert sent.sent == [Sent("product_reserved", instance.pk,
                               {"order_id": 41, "customer_id": 7, "amount": "12.75", "currency": "USD"}, "evt-1")]
+
+
+def test_reserve_charges_the_quoted_prices_not_todays(instance, apple, pear, sent):
+    price_quote_record(instance=instance, order_id=42, currency="USD",
+                       lines=[(apple.pk, 2, Decimal("1.50")), (pear.pk, 1, Decimal("2.25"))])
+    Product.objects.filter(pk__in=[apple.pk, pear.pk]).update(price=Decimal("99.00"))
+
+    reservation = reserve(instance, 42, [{"product_id": apple.pk, "quantity": 2}, {"product_id": pear.pk, "quantity": 1}])
+
+    assert (reservation.status, reservation.amount) == (ReservationStatus.RESERVED, Decimal("5.25"))
+    assert reservation.lines == [{"product_id": apple.pk, "quantity": 2, "unit_price": "1.50"},
+                                 {"product_id": pear.pk, "quantity": 1, "unit_price": "2.25"}]
+    assert sent.sent[0].payload["amount"] == "5.25"
+
+
+def test_reserve_of_lines_outside_the_quote_is_rejected_and_holds_nothing(instance, apple, pear, sent):
+    price_quote_record(instance=instance, order_id=43, currency="USD", lines=[(apple.pk, 1, Decimal("1.50"))])
+
+    reservation = reserve(instance, 43, [{"product_id": pear.pk, "quantity": 1}])
+
+    assert (reservation.status, reservation.reason) == (ReservationStatus.REJECTED, "invalid_lines")
+    assert stock(pear) == (3, 0)
+    assert sent.names() == ["product_reservation_failed"]
 
 
 def test_reserve_merges_repeated_products(instance, apple, sent):

@@ -28,6 +28,7 @@ SIGNAL_TO_EVENT = {
     "product_reservation_failed": "event-err-reserving-product",
     "payment_processed": "event-payment",
     "suspicious_activity": "event-suspicious-activity",
+    "order_suspicious_activity": "event-suspicious-activity",
     "policy_upsert_requested": "event-upsert-policy",
     "policy_remove_requested": "event-remove-policy",
 }

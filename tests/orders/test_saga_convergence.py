@@ -117,3 +117,21 @@ def test_cancel_overtaking_order_created_reserves_and_charges_nothing(world, sen
     assert Wallet.objects.get(user=world["rich"]).balance == Decimal("100.00")
     assert [s.signal for s in sent.sent] == ["order_created", "policy_upsert_requested", "order_canceled",
                                              "policy_remove_requested"]
+
+
+def test_charge_is_the_total_captured_at_placement_even_if_the_price_changes(world, sent):
+    """The apple costs 10.00 when the order is placed and 50.00 by the time inventory reserves it: the customer
+    pays the 25.00 the order showed (2 apples + 1 pear), never the new price."""
+    order = place(world, "rich", apple=2, pear=1)
+    assert order.total == Decimal("25.00")
+    Product.objects.filter(pk=world["apple"].pk).update(price=Decimal("50.00"))
+
+    Harness(sent).run()
+
+    order.refresh_from_db()
+    assert (order.status, order.total) == ("approved", Decimal("25.00"))
+    from payments.models import Payment
+    assert Payment.objects.get(order_id=order.pk).amount == Decimal("25.00")
+    assert Wallet.objects.get(user=world["rich"]).balance == Decimal("75.00")
+    assert list(order.timeline.values_list("kind", "detail")) == [
+        ("placed", {"total": "25.00"}), ("approved", {"charged": "25.00"})]
