@@ -33,6 +33,6 @@ def normalize_emails(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("accounts", "0002_refresh_tokens")]
+    dependencies = [("accounts", "0003_invitations")]
 
     operations = [migrations.RunPython(normalize_emails, migrations.RunPython.noop, elidable=True)]
