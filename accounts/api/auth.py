@@ -184,7 +184,7 @@ class PasswordChangeApi(APIView):
         data.is_valid(raise_exception=True)
         user_password_change(user=request.user, current_password=data.validated_data["current_password"],
                              new_password=data.validated_data["new_password"],
-                             client_address=request.META.get("REMOTE_ADDR", ""))
+                             client_address=client_address(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

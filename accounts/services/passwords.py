@@ -10,7 +10,7 @@ from django.db import transaction
 
 from accounts import error_codes
 from accounts.models import User
-from accounts.throttling import login_failure_record, login_failures_check
+from accounts.throttling import attempt_give_back, login_attempt_take
 from saaskit.errors import ApplicationError
 
 
@@ -22,11 +22,11 @@ def user_password_change(*, user: User, current_password: str, new_password: str
     Nothing changes on a refusal.
     """
     user = User.objects.get(pk=user.pk)  # not the per-process cached row of the authenticator
-    login_failures_check(email=user.email, address=client_address)
+    attempt = login_attempt_take(email=user.email, address=client_address)  # counted unless given back
     if not user.check_password(current_password):
-        login_failure_record(email=user.email, address=client_address)
         raise ApplicationError("The current password is wrong.", code=error_codes.INVALID_CREDENTIALS,
                                fields={"current_password": ["The current password is wrong."]})
+    attempt_give_back(attempt)
     try:
         password_validation.validate_password(new_password, user=user)
     except DjangoValidationError as exc:
