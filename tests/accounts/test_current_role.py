@@ -41,6 +41,7 @@ def login(email: str, instance: str | None = None) -> APIClient:
     assert response.status_code == 200, response.json()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {response.json()['access']}")
+    client.refresh = response.json()["refresh"]  # a switch presents it
     return client
 
 
@@ -136,7 +137,8 @@ def test_the_same_process_sees_a_role_change_at_once(acme, demoted, boss, wallet
 def test_a_switched_down_token_still_backed_by_the_new_role_keeps_working(acme, demoted, boss):
     """An admin who switched down to clerk and is then made clerk still holds a role the profile backs."""
     admin_token = login("demoted@acme.test")
-    switched = admin_token.post("/api/v1/auth/switch", {"instance": "acme", "role": "clerk"}, format="json")
+    switched = admin_token.post("/api/v1/auth/switch", {"instance": "acme", "role": "clerk",
+                                                        "refresh": admin_token.refresh}, format="json")
     as_clerk = APIClient()
     as_clerk.credentials(HTTP_AUTHORIZATION=f"Bearer {switched.json()['access']}")
 
@@ -153,7 +155,8 @@ def test_a_switched_down_token_still_backed_by_the_new_role_keeps_working(acme, 
 def test_an_operator_who_lost_the_global_profile_stops(acme):
     operator = ProfileFactory(instance=None, role="super_admin", user__email="root@example.com")
     token = login("root@example.com")
-    switched = token.post("/api/v1/auth/switch", {"instance": "acme", "role": "instance_admin"}, format="json")
+    switched = token.post("/api/v1/auth/switch", {"instance": "acme", "role": "instance_admin",
+                                             "refresh": token.refresh}, format="json")
     as_admin = APIClient()
     as_admin.credentials(HTTP_AUTHORIZATION=f"Bearer {switched.json()['access']}")
     assert as_admin.get("/api/v1/products/").status_code == 200
