@@ -143,6 +143,7 @@ INSTALLED_APPS = [
     "saaskit",
     "accounts",
     "authz",
+    "authzen",
     "events",
     "inventory",
     "payments",
@@ -150,6 +151,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "saaskit.middleware.RequestIdMiddleware",
     "saaskit.middleware.RequestBodyLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
