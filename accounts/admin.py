@@ -75,6 +75,10 @@ class ProfileForm(forms.ModelForm):
         if taken.exists():
             self.add_error(None, f"{user} already has a profile in {instance.slug}." if instance is not None
                            else f"{user} already has a global profile.")
+        external_id = cleaned.get("external_id")
+        if external_id and instance is not None and Profile.objects.filter(
+                instance=instance, external_id=external_id).exclude(pk=self.instance.pk).exists():
+            self.add_error("external_id", f"Another member of {instance.slug} has this external id.")
 
 
 class ProfileInlineFormSet(forms.BaseInlineFormSet):
@@ -119,7 +123,7 @@ class MemberInline(admin.TabularInline):
     form = MemberForm
     formset = ProfileInlineFormSet
     fk_name = "instance"
-    fields = ["user", "role", "created_at"]
+    fields = ["user", "role", "external_id", "created_at"]
     readonly_fields = ["created_at"]
     raw_id_fields = ["user"]
     extra = 0

@@ -18,6 +18,7 @@ LAST_INSTANCE_ADMIN = "last_instance_admin"
 ROLE_REQUIRED = "role_required"  # the caller's current role does not act in the role the operation needs
 ROLE_SWITCH_REQUIRED = "role_switch_required"  # a platform operator must switch into the instance first
 ROLE_STALE = "role_stale"  # the token's role is no longer backed by the caller's profile
+EXTERNAL_ID_TAKEN = "external_id_taken"  # another member of the instance has this external id
 
 # --- authentication and tokens (lead) -----------------------------------------------------------
 INVALID_CREDENTIALS = "invalid_credentials"

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from accounts import selectors as account_selectors
 from accounts.api.base import InstanceScopedAPIView
 from accounts.models import Instance
+from accounts.services.instances import member_set_external_id
 from authz.context import acting_context
 from authz.permissions import CanActIn
 from authz.roles import INSTANCE_ADMIN, LATTICE
@@ -210,3 +211,22 @@ class ConditionalPolicyDetailApi(_AdminApi):
     def delete(self, request: Request, policy_id: str) -> Response:
         services.policy_delete(policy=selectors.access_policy_by_id(instance=self.instance, policy_id=policy_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MemberExternalIdApi(APIView):
+    """``/api/v1/instances/{slug}/members/{user_id}/external-id``: the member's id in the caller's world."""
+
+    permission_classes = [IsAuthenticated]
+
+    class InputSerializer(serializers.Serializer):
+        external_id = serializers.CharField(max_length=255, allow_null=True, allow_blank=True)
+
+    @extend_schema(operation_id="instance_members_external_id_put", request=InputSerializer,
+                   responses={200: OpenApiTypes.OBJECT})
+    def put(self, request: Request, slug: str, user_id: int) -> Response:
+        actor = account_selectors.access_instance_by_slug(ctx=acting_context(request), slug=slug)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        profile = member_set_external_id(actor=actor, user_id=user_id, external_id=data.validated_data["external_id"])
+        selectors.subject_cache_clear()
+        return Response({"user_id": profile.user_id, "external_id": profile.external_id})

@@ -11,6 +11,7 @@ service_client_urls = [
     path("service-clients/<str:client_id>", e.ServiceClientDetailApi.as_view(), name="service-client"),
     path("service-clients/<str:client_id>/keys", e.ServiceKeysApi.as_view(), name="service-keys"),
     path("service-clients/<str:client_id>/keys/<str:prefix>", e.ServiceKeyDetailApi.as_view(), name="service-key"),
+    path("members/<int:user_id>/external-id", e.MemberExternalIdApi.as_view(), name="instance-member-external-id"),
 ]
 
 authz_urls = [
