@@ -7,3 +7,6 @@ class AuthzenConfig(AppConfig):
 
     name = "authzen"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from authzen import schema  # noqa: F401  (registers the OpenAPI auth scheme)
