@@ -95,6 +95,11 @@ class ProfileInlineFormSet(forms.BaseInlineFormSet):
             if key in seen:
                 raise forms.ValidationError("A user holds one profile per instance and at most one global profile.")
             seen.add(key)
+            external = (key[1], data.get("external_id")) if data.get("external_id") else None
+            if external is not None and external in seen:
+                raise forms.ValidationError("Two members of one instance cannot share an external id.")
+            if external is not None:
+                seen.add(external)
 
 
 class MemberForm(ProfileForm):

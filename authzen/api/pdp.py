@@ -45,10 +45,10 @@ class AuthzenApi(APIView):
         slug = kwargs["slug"]
         auth = request.auth
         if isinstance(auth, ServiceContext):
-            instance = Instance.objects.filter(pk=auth.instance_id, slug=slug, is_active=True).first()
-            if instance is None:  # a key works only for its own instance
+            if auth.instance_slug != slug:  # a key works only for its own instance
                 raise NotFoundError("Instance not found.", code="instance_not_found")
-            self.instance, self.self_only = instance, None
+            # The key's lookup (cached for at most a second) checked that the instance is active: no query here.
+            self.instance, self.self_only = Instance(pk=auth.instance_id, slug=auth.instance_slug, is_active=True), None
             return
         actor = account_selectors.access_instance_by_slug(ctx=acting_context(request), slug=slug)
         self.instance = actor.instance
