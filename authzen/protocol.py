@@ -16,6 +16,7 @@ from saaskit.errors import ApplicationError
 
 SEMANTICS = ("execute_all", "deny_on_first_deny", "permit_on_first_permit")
 MAX_EVALUATIONS = 1000
+MAX_DEPTH = 32  # conditions see properties and context; CEL converts them recursively
 
 
 class RequestError(ApplicationError):
@@ -61,9 +62,25 @@ def parse_body(content_type: str, body: bytes) -> dict[str, Any]:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError("body", f"malformed JSON ({exc})") from None
+    except RecursionError:
+        raise RequestError("body", f"nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(data, dict):
         raise RequestError("body", "the request body must be a JSON object")
+    if _depth(data) > MAX_DEPTH:
+        raise RequestError("body", f"nested deeper than {MAX_DEPTH} levels")
     return data
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest (iterative: a hostile body cannot exhaust the stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if level <= MAX_DEPTH:
+                stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def _string(obj: dict[str, Any], key: str, where: str, *, required: bool) -> str | None:
@@ -74,6 +91,8 @@ def _string(obj: dict[str, Any], key: str, where: str, *, required: bool) -> str
         return None
     if not isinstance(value, str) or not value:
         raise RequestError(f"{where}.{key}", "must be a non-empty string")
+    if "\x00" in value or len(value) > 1024:
+        raise RequestError(f"{where}.{key}", "must hold at most 1024 characters and no NUL")
     return value
 
 

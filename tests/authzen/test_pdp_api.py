@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import functools
+import json
+
 import pytest
 from django.core import signing
 
@@ -206,3 +209,15 @@ def test_type_definitions_do_not_leak_between_instances(pep, other_instance):
     assert pep.post(f"{BASE}/search/action", {"subject": {"type": "user", "id": "x"},
                                               "resource": {"type": "record", "id": "r1"}},
                     format="json").json()["results"] == []
+
+
+@pytest.mark.parametrize("payload", [
+    '{"subject": ' * 5000 + "1" + "}" * 5000,
+    json.dumps({**_ev("alice", "read", "r1"), "context": functools.reduce(lambda acc, _: {"a": acc}, range(40), {})}),
+    json.dumps(_ev("al\u0000ice", "read", "r1")),
+    json.dumps(_ev("a" * 2000, "read", "r1")),
+])
+def test_hostile_bodies_are_400_not_500(pep, record, payload):
+    response = pep.generic("POST", f"{BASE}/evaluation", payload, content_type="application/json")
+
+    assert response.status_code == 400
