@@ -9,7 +9,9 @@ not change those answers: authz's policies carry no conditions.
 An instance-defined type is answered by this app's policies: one query finds those naming the subject
 (or ``*``), the action and the object (or ``*``); an unconditional one decides at once, otherwise the
 stored properties of the subject and the object are loaded (one query each), the request's properties
-laid over them, and the conditions evaluated in memory (``authzen.conditions``). A policy on ``*``
+laid over them, and the conditions evaluated in memory (``authzen.conditions``). Evaluations read these
+through ``authzen.index`` (per process, at most a second old: a warm evaluation makes no query); searches
+read the database. A policy on ``*``
 covers the objects registered for the type (so an unknown id is denied and searches stay finite); a
 policy naming an id covers that id, registered or not.
 """
@@ -28,14 +30,13 @@ from authz import selectors as authz_selectors
 from authz.cache import default_cache
 from authz.registry import WILDCARD, get_type
 from authz.role_grants import role_allows
-from authzen import selectors
+from authzen import index, selectors
 from authzen.conditions import condition_holds
-from authzen.models import Policy, ResourceObject, ResourceType
+from authzen.models import Policy, ResourceObject
 from authzen.protocol import Action, Entity, Evaluation
 
 USER = "user"
-# (user_id or None for "*", action, resource_id, condition)
-Row = tuple[int | None, str, str, str]
+Row = index.Row
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,22 +105,21 @@ def evaluate(*, instance: Instance, evaluation: Evaluation) -> Decision:
         allowed = default_cache().allowed_for_subject(instance.pk, user_id, action.name, resource.type,
                                                       resource.id)
         return Decision(allowed)
-    rows = _rows(instance.pk, resource.type, action=action.name, user_id=user_id, resource_id=resource.id)
-    if any(row[2] == WILDCARD for row in rows):
-        registered = _object_properties(instance.pk, resource.type, [resource.id or ""])
-        if resource.id not in registered:  # ``*`` covers the registered objects only
-            rows = [row for row in rows if row[2] != WILDCARD]
-        object_props = registered.get(resource.id or "", {})
-    else:
-        object_props = None
+    by_key = index.subject_rows(instance.pk, resource.type, user_id)
+    object_id = resource.id or ""
+    rows = by_key.get((action.name, object_id), [])
+    wildcard = by_key.get((action.name, WILDCARD), [])
+    object_props = index.object_properties(instance.pk, resource.type, object_id) if wildcard else None
+    if object_props is not None:  # ``*`` covers the registered objects only
+        rows = rows + wildcard
     if not rows:
         return Decision(False)
     if any(not row[3] for row in rows):
         return Decision(True)
-    subject_props = selectors.subject_properties(instance_id=instance.pk, user_ids=[user_id]).get(user_id, {})
     if object_props is None:
-        object_props = _object_properties(instance.pk, resource.type, [resource.id or ""]).get(resource.id or "", {})
-    activation = _activation(subject, subject_props, action, resource, object_props, evaluation.context)
+        object_props = index.object_properties(instance.pk, resource.type, object_id) or {}
+    activation = _activation(subject, index.subject_properties(instance.pk, user_id), action, resource,
+                             object_props, evaluation.context)
     return Decision(_any_holds(rows, activation))
 
 
@@ -236,27 +236,25 @@ def search_actions(*, instance: Instance, subject: Entity, resource: Entity,
         cache = default_cache()
         return [{"name": name} for name in sorted(builtin.actions)
                 if cache.allowed_for_subject(instance.pk, user_id, name, resource.type, resource.id)]
-    actions = ResourceType.objects.filter(instance=instance, name=resource.type).values_list("actions",
-                                                                                             flat=True).first()
+    actions = index.type_actions(instance.pk, resource.type)
     if not actions:
         return []
-    rows = _rows(instance.pk, resource.type, user_id=user_id, resource_id=resource.id)
-    registered = _object_properties(instance.pk, resource.type, [resource.id or ""]) if rows else {}
-    if resource.id not in registered:  # ``*`` covers the registered objects only
-        rows = [row for row in rows if row[2] != WILDCARD]
+    by_key = index.subject_rows(instance.pk, resource.type, user_id)
+    object_id = resource.id or ""
+    object_props = index.object_properties(instance.pk, resource.type, object_id)
     activation: dict[str, Any] | None = None
     allowed = []
     for name in sorted(actions):
-        applicable = [row for row in rows if row[1] == name]
+        applicable = by_key.get((name, object_id), []) + (by_key.get((name, WILDCARD), [])
+                                                          if object_props is not None else [])
         if not applicable:
             continue
         if any(not row[3] for row in applicable):
             allowed.append(name)
             continue
         if activation is None:
-            subject_props = selectors.subject_properties(instance_id=instance.pk, user_ids=[user_id]).get(user_id, {})
-            activation = _activation(subject, subject_props, None, resource, registered.get(resource.id or "", {}),
-                                     context)
+            activation = _activation(subject, index.subject_properties(instance.pk, user_id), None, resource,
+                                     object_props or {}, context)
         activation["action"] = {"name": name, "properties": {}}
         if _any_holds(applicable, activation):
             allowed.append(name)

@@ -18,6 +18,7 @@ from authz.registry import RESOURCE_TYPES, WILDCARD
 from authz.roles import LATTICE
 from authzen.conditions import ConditionError, condition_compile
 from authzen.error_codes import AuthzenErrorCode as Code
+from authzen.index import index_clear
 from authzen.models import Policy, ResourceObject, ResourceType, ServiceClient, ServiceKey, SubjectProperties
 from saaskit.errors import ApplicationError, NotFoundError
 
@@ -101,10 +102,12 @@ def resource_type_create(*, instance: Instance, name: str, actions: Sequence[str
     names = sorted({_check_name(a, "actions", "action name") for a in actions})
     try:
         with transaction.atomic():
-            return ResourceType.objects.create(instance=instance, name=name, actions=names)
+            rtype = ResourceType.objects.create(instance=instance, name=name, actions=names)
     except IntegrityError:
         raise ApplicationError(f"A type named {name!r} exists already.", code=Code.DUPLICATE_NAME,
                                fields={"name": ["already taken"]}) from None
+    index_clear()
+    return rtype
 
 
 def resource_object_upsert(*, rtype: ResourceType, object_id: str, properties: dict[str, Any]) -> ResourceObject:
@@ -117,6 +120,7 @@ def resource_object_upsert(*, rtype: ResourceType, object_id: str, properties: d
     obj, _ = ResourceObject.objects.update_or_create(
         resource_type=rtype, object_id=object_id, defaults={"instance_id": rtype.instance_id,
                                                             "properties": properties})
+    index_clear()
     return obj
 
 
@@ -127,6 +131,7 @@ def subject_properties_set(*, instance: Instance, user_id: int, properties: dict
         raise ApplicationError("properties must be an object.", code="invalid", fields={"properties": ["object"]})
     row, _ = SubjectProperties.objects.update_or_create(instance=instance, user_id=user_id,
                                                         defaults={"properties": properties})
+    index_clear()
     return row
 
 
@@ -159,8 +164,10 @@ def policy_create(*, instance: Instance, subject: str, rtype: ResourceType, acti
                                    fields={"condition": [str(exc)]}) from None
     policy, _ = Policy.objects.get_or_create(instance=instance, user_id=user_id, resource_type=rtype, action=action,
                                              resource_id=resource_id, condition=condition)
+    index_clear()
     return policy
 
 
 def policy_delete(*, policy: Policy) -> None:
     policy.delete()
+    index_clear()

@@ -4,7 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from accounts.api import base
-from authzen import authentication, selectors, services
+from authzen import authentication, index, selectors, services
 from tests.factories import InstanceFactory, ProfileFactory, context_for
 
 
@@ -15,11 +15,11 @@ def _fresh_caches(settings):
 
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     for clear in (authentication.forget_cached_keys, selectors.subject_cache_clear, default_cache().clear,
-                  base._membership_cache.clear):
+                  base._membership_cache.clear, index.index_clear):
         clear()
     yield
     for clear in (authentication.forget_cached_keys, selectors.subject_cache_clear, default_cache().clear,
-                  base._membership_cache.clear):
+                  base._membership_cache.clear, index.index_clear):
         clear()
 
 

@@ -9,7 +9,7 @@ import json
 import pytest
 from django.core.management import call_command
 
-from authzen import authentication, selectors
+from authzen import authentication, index, selectors
 from tests.authzen import scenario
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,6 +19,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def pdp(live_server):
     authentication.forget_cached_keys()
     selectors.subject_cache_clear()
+    index.index_clear()
     out = io.StringIO()
     call_command("authzen", "certification-fixture", "--json", "--base-url", live_server.url, stdout=out)
     answer = json.loads(out.getvalue())

@@ -221,3 +221,22 @@ def test_hostile_bodies_are_400_not_500(pep, record, payload):
     response = pep.generic("POST", f"{BASE}/evaluation", payload, content_type="application/json")
 
     assert response.status_code == 400
+
+
+def test_a_policy_removed_by_another_process_stops_allowing_within_a_second(pep, people, record, monkeypatch,
+                                                                             django_assert_num_queries):
+    from authzen import index
+    from authzen.models import Policy
+
+    body = _ev("alice", "write", "r1")
+    assert pep.post(f"{BASE}/evaluation", body, format="json").json() == {"decision": True}
+    with django_assert_num_queries(0):  # warm: the key, the subject and the policies come from memory
+        assert pep.post(f"{BASE}/evaluation", body, format="json").json() == {"decision": True}
+
+    Policy.objects.filter(action="write").delete()  # as another process would: this process's index is not told
+    real = index.time.monotonic
+    monkeypatch.setattr(index.time, "monotonic", lambda: real() + index.TTL_SECONDS + 0.01)
+    from authzen import selectors
+    monkeypatch.setattr(selectors.time, "monotonic", lambda: real() + index.TTL_SECONDS + 0.01)
+
+    assert pep.post(f"{BASE}/evaluation", body, format="json").json() == {"decision": False}
