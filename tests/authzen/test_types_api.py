@@ -93,3 +93,17 @@ def test_members_external_ids_are_unique_per_instance(admin, instance):
     assert admin.put(url.format(one.user_id), {"external_id": None}, format="json").json()["external_id"] is None
     two.refresh_from_db()
     assert two.external_id is None
+
+
+def test_an_admin_stores_a_members_properties_and_not_a_strangers(admin, instance, other_instance):
+    member, stranger = ProfileFactory(instance=instance), ProfileFactory(instance=other_instance)
+
+    stored = admin.put(f"/api/v1/authz/subjects/{member.user_id}/properties", {"properties": {"role": "admin"}},
+                       format="json")
+    refused = admin.put(f"/api/v1/authz/subjects/{stranger.user_id}/properties", {"properties": {"x": 1}},
+                        format="json")
+
+    assert stored.json() == {"user_id": member.user_id, "properties": {"role": "admin"}}
+    assert refused.status_code == 404
+    from authzen.models import SubjectProperties
+    assert list(SubjectProperties.objects.values_list("user_id", flat=True)) == [member.user_id]
