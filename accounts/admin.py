@@ -82,6 +82,10 @@ class ProfileForm(forms.ModelForm):
         if taken.exists():
             self.add_error(None, f"{user} already has a profile in {instance.slug}." if instance is not None
                            else f"{user} already has a global profile.")
+        external_id = cleaned.get("external_id")
+        if external_id and instance is not None and Profile.objects.filter(
+                instance=instance, external_id=external_id).exclude(pk=self.instance.pk).exists():
+            self.add_error("external_id", f"Another member of {instance.slug} has this external id.")
 
 
 class ProfileInlineFormSet(forms.BaseInlineFormSet):
@@ -98,6 +102,11 @@ class ProfileInlineFormSet(forms.BaseInlineFormSet):
             if key in seen:
                 raise forms.ValidationError("A user holds one profile per instance and at most one global profile.")
             seen.add(key)
+            external = (key[1], data.get("external_id")) if data.get("external_id") else None
+            if external is not None and external in seen:
+                raise forms.ValidationError("Two members of one instance cannot share an external id.")
+            if external is not None:
+                seen.add(external)
 
 
 class MemberForm(ProfileForm):
@@ -133,7 +142,7 @@ class MemberInline(admin.TabularInline):
     form = MemberForm
     formset = ProfileInlineFormSet
     fk_name = "instance"
-    fields = ["user", "role", "created_at"]
+    fields = ["user", "role", "external_id", "created_at"]
     readonly_fields = ["created_at"]
     raw_id_fields = ["user"]
     extra = 0

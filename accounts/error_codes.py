@@ -22,6 +22,7 @@ INSTANCE_TOKEN_REQUIRED = "instance_token_required"  # a member whose token does
 INVITATION_NOT_FOUND = "invitation_not_found"  # same answer for a missing invitation and another user's
 INVITATION_EXPIRED = "invitation_expired"
 INVITATION_NOT_PENDING = "invitation_not_pending"  # accepted or declined already
+EXTERNAL_ID_TAKEN = "external_id_taken"  # another member of the instance has this external id
 
 # --- authentication and tokens (lead) -----------------------------------------------------------
 INVALID_CREDENTIALS = "invalid_credentials"

@@ -111,6 +111,8 @@ class Profile(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="profiles")
     instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="profiles", null=True, blank=True)
     role = models.CharField(max_length=64)
+    # The member's id in the caller's world (an IdP subject, an HR number): AuthZEN subjects may name it.
+    external_id = models.CharField(max_length=255, null=True, blank=True, default=None)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -121,6 +123,8 @@ class Profile(models.Model):
             models.UniqueConstraint(fields=["user", "instance"], name="accounts_profile_user_instance_unique"),
             models.UniqueConstraint(fields=["user"], condition=Q(instance__isnull=True),
                                     name="accounts_profile_one_global_per_user"),
+            models.UniqueConstraint(fields=["instance", "external_id"], condition=Q(external_id__isnull=False),
+                                    name="accounts_profile_instance_external_id_unique"),
         ]
         indexes = [models.Index(fields=["instance", "role"])]
 

@@ -4,6 +4,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from saaskit.client_address import client_address
 from saaskit.errors import json_error_response
 from saaskit.request_context import RequestContext, bound_request_context
 
@@ -28,13 +29,14 @@ class RequestBodyLimitMiddleware:
 
 class RequestContextMiddleware:
     """Bind the request id and client address for the request (``saaskit.request_context``), and echo the id
-    in the ``X-Request-ID`` response header.
+    in the ``X-Request-ID`` response header of every response (AuthZEN requires the echo of the caller's value).
 
-    The id comes from the ``X-Request-ID`` header when it is a short token (what a proxy in front sets), else
-    a new one. The address is ``REMOTE_ADDR``: a proxy's forwarded-for header is not trusted here.
+    The id is the caller's ``X-Request-ID`` when it is printable and at most 200 characters (what a proxy in
+    front or an AuthZEN PEP sends), else a new one; it is also left in ``request.META``. The address is
+    ``saaskit.client_address`` (``TRUSTED_PROXY_COUNT`` hops of ``X-Forwarded-For``).
     """
 
-    _ID_ALLOWED = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:")
+    MAX_LENGTH = 200
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -42,16 +44,17 @@ class RequestContextMiddleware:
     @classmethod
     def request_id_from(cls, request: HttpRequest) -> str:
         given = request.META.get("HTTP_X_REQUEST_ID", "")
-        if 0 < len(given) <= 64 and set(given) <= cls._ID_ALLOWED:
+        if 0 < len(given) <= cls.MAX_LENGTH and given.isprintable():
             return given
         return uuid.uuid4().hex
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         context = RequestContext(
             request_id=self.request_id_from(request),
-            address=request.META.get("REMOTE_ADDR") or None,
+            address=client_address(request) or None,
             origin="request",
         )
+        request.META["HTTP_X_REQUEST_ID"] = context.request_id
         with bound_request_context(context):
             response = self.get_response(request)
         response["X-Request-ID"] = context.request_id

@@ -145,6 +145,7 @@ INSTALLED_APPS = [
     "saaskit",
     "accounts",
     "authz",
+    "authzen",
     "events",
     "inventory",
     "payments",

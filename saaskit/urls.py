@@ -7,6 +7,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from authzen.api import pdp as authzen_pdp
+from authzen.api import urls as authzen_urls
 from saaskit.errors import api_not_found
 from saaskit.health import healthz
 
@@ -28,8 +30,13 @@ urlpatterns = [
     path("api/schema/", _when_docs_enabled(SpectacularAPIView.as_view()), name="schema"),
     path("api/docs/", _when_docs_enabled(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
     path(".well-known/", include("accounts.api.wellknown_urls")),
+    path(".well-known/authzen-configuration/authzen/<slug:slug>", authzen_pdp.MetadataApi.as_view(),
+         name="authzen-metadata"),
+    path("authzen/<slug:slug>/", include(authzen_urls.pdp_urls)),
+    path("api/v1/instances/<slug:slug>/", include(authzen_urls.service_client_urls)),
     path("api/v1/", include("accounts.api.urls")),
     path("api/v1/authz/", include("authz.api.urls")),
+    path("api/v1/authz/", include(authzen_urls.authz_urls)),
     path("api/v1/events/", include("events.api.urls")),
     path("api/v1/orders/", include("orders.api.urls")),
     path("api/v1/products/", include("inventory.api.urls")),

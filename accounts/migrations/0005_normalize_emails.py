@@ -33,6 +33,6 @@ def normalize_emails(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("accounts", "0003_invitations")]
+    dependencies = [("accounts", "0004_profile_external_id")]
 
     operations = [migrations.RunPython(normalize_emails, migrations.RunPython.noop, elidable=True)]

@@ -227,3 +227,26 @@ def member_left(*, user_id: int, instance: Instance, reason: str) -> None:
     tokens for it are revoked, and their policies and group memberships in it removed."""
     member_tokens_revoke(user_id=user_id, instance_id=instance.pk, reason=reason)
     policies_purge_member(instance=instance, user_id=user_id)
+
+@transaction.atomic
+def member_set_external_id(*, actor: InstanceActor, user_id: int, external_id: str | None) -> Profile:
+    """Set (or clear, with None) the id the member has in the caller's world (an IdP subject); unique per
+    instance. AuthZEN subjects may name the member by it."""
+    _check_admin(actor)
+    profile = access_member_by_user_id(instance=actor.instance, user_id=user_id, for_update=True)
+    external_id = (external_id or "").strip() or None
+    if external_id is not None and len(external_id) > 255:
+        raise ApplicationError("An external id has at most 255 characters.", code="invalid",
+                               fields={"external_id": ["at most 255 characters"]})
+    taken = ApplicationError("Another member of this instance has this external id.",
+                             code=error_codes.EXTERNAL_ID_TAKEN, fields={"external_id": ["already taken"]})
+    if external_id is not None and Profile.objects.filter(instance=actor.instance, external_id=external_id).exclude(
+            pk=profile.pk).exists():
+        raise taken
+    profile.external_id = external_id
+    try:
+        with transaction.atomic():
+            profile.save(update_fields=["external_id", "updated_at"])
+    except IntegrityError:
+        raise taken from None
+    return profile
