@@ -19,7 +19,6 @@ import logging
 import random
 import time
 import uuid
-import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,8 +27,10 @@ import psycopg
 import psycopg.sql
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import DatabaseError, connection, transaction
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Now
 from psycopg import pq
 
 from events import relay
@@ -72,10 +73,7 @@ def delivery_run(*, delivery_id: int, consumer: str | None = None, event: dict[s
         result = _run_from_message(delivery_id, consumer, event)
         if result is not None:
             return result
-    try:
-        return _delivery_run(delivery_id)
-    except _ClaimStatementLost:
-        return _delivery_run(delivery_id)
+    return _delivery_run(delivery_id)
 
 
 # --- run from the message ------------------------------------------------------------------------------------
@@ -132,6 +130,28 @@ def _event_from_message(envelope: Any) -> Event | None:
         return None
 
 
+class _RunningElsewhere(Exception):
+    """Another run of this delivery holds its run lock: this one steps aside."""
+
+
+class _RunLockWithBegin:
+    """Django execute wrapper for the consumer's statements on the message path: with the consumer's first
+    statement, take the delivery's run lock (``events_run_lock``) in the same round trip as the BEGIN psycopg would
+    otherwise send alone, so the lock costs nothing. A consumer that runs no statement needs no lock (the finish
+    locks the delivery row)."""
+
+    def __init__(self, delivery_id: int) -> None:
+        self.delivery_id = int(delivery_id)
+        self.tried = False
+
+    def __call__(self, execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+        if not self.tried:
+            self.tried = True
+            if _in_transaction(f"SELECT events_run_lock({self.delivery_id})").get_value(0, 0) != b"t":
+                raise _RunningElsewhere()
+        return execute(sql, params, many, context)
+
+
 def _run_from_message(delivery_id: int, consumer_name: str, envelope: dict[str, Any]) -> RunResult | None:
     """None: not settled here, run it from the log."""
     event = _event_from_message(envelope)
@@ -141,8 +161,11 @@ def _run_from_message(delivery_id: int, consumer_name: str, envelope: dict[str, 
     outermost = connection.get_autocommit()  # else a caller's transaction (tests): it commits, not us
     try:
         with transaction.atomic():
-            _run_consumer(sub, event)
+            with connection.execute_wrapper(_RunLockWithBegin(delivery_id)):
+                _run_consumer(sub, event)
             woken = _finish(delivery_id, consumer_name, envelope, commit=outermost)
+    except _RunningElsewhere:
+        return RunResult("skipped", "running")
     except _FinishRefused as exc:
         if exc.reason == "not owed":
             return RunResult("skipped", str(exc))
@@ -157,11 +180,13 @@ def _run_from_message(delivery_id: int, consumer_name: str, envelope: dict[str, 
     return RunResult("done")
 
 
-def _finish(delivery_id: int, consumer_name: str, envelope: dict[str, Any], *, commit: bool) -> list[tuple[int, str]]:
+def _finish(delivery_id: int, consumer_name: str, envelope: dict[str, Any] | None, *,
+            commit: bool) -> list[tuple[int, str]]:
     raw = connection.connection
     pgconn = raw.pgconn
     call = (f"SELECT events_finish({int(delivery_id)}, {_literal(raw, consumer_name)}, "
-            f"{_literal(raw, json.dumps(envelope))}::jsonb, {int(settings.EVENTS_WAKE_BATCH)})")
+            f"{'NULL' if envelope is None else _literal(raw, json.dumps(envelope)) + '::jsonb'}, "
+            f"{int(settings.EVENTS_WAKE_BATCH)})")
     parts = [call, "COMMIT"] if commit else [call]
     if commit and pgconn.transaction_status == pq.TransactionStatus.IDLE:  # the consumer ran no statement
         parts.insert(0, _begin_statement(raw))
@@ -191,82 +216,59 @@ def _literal(raw: Any, value: str) -> str:
 
 # --- run from the log ------------------------------------------------------------------------------------------
 
-# The run from the log costs two round trips to PostgreSQL, the claim and COMMIT. The claim is ONE prepared
-# statement (planning this statement costs more than running it): it marks the delivery done if it is owed, claims
-# the parked deliveries its completion wakes and returns the event; if the consumer then fails, the transaction
-# rolls back and ``done`` with it. It goes out as one simple query, ``[PREPARE ...;] BEGIN; EXECUTE ...``, on the
-# libpq connection under Django's atomic block: psycopg reads the transaction status from libpq, so it sends no
-# BEGIN of its own and Django's COMMIT commits this transaction. The arguments are ints formatted into the text.
-_CLAIM_STATEMENT = "events_claim_v1"
-_CLAIM_SQL = (
-    "WITH claimed AS (UPDATE events_delivery SET status = 'done', done_at = clock_timestamp(), "
-    "updated_at = clock_timestamp(), last_error = '' WHERE id = $1 AND (status = 'pending' OR "
-    "(status = 'retrying' AND (next_attempt_at IS NULL OR next_attempt_at <= clock_timestamp()))) "
-    "RETURNING consumer, event_id), "
-    "parked AS (SELECT id FROM events_delivery WHERE status = 'parked' AND EXISTS (SELECT FROM claimed) "
-    "ORDER BY updated_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), "
-    "woken AS (UPDATE events_delivery d SET status = 'pending', sent_at = now(), updated_at = now() "
-    "FROM parked WHERE d.id = parked.id RETURNING d.id, d.queue) "
-    "SELECT json_build_object("
-    "'was', (SELECT status FROM events_delivery WHERE id = $1), "
-    "'run', (SELECT json_build_array(c.consumer, e.id, e.name, e.version, e.occurred_at, e.instance_id, "
-    "e.instance_slug, e.correlation_id, e.causation_id, e.payload) "
-    "FROM claimed c JOIN events_outboxevent e ON e.id = c.event_id), "
-    "'woken', (SELECT coalesce(json_agg(json_build_array(id, queue)), '[]') FROM woken))::text, "
-    "set_config('synchronous_commit', 'off', true)"
-)
-# The psycopg connections on which the claim is prepared (a prepared statement lives as long as its session).
-_claim_prepared: weakref.WeakSet[Any] = weakref.WeakSet()
-
+# A run from the log costs three round trips to PostgreSQL (it is the path of resends, retries and redelivered
+# messages, not of the first delivery): ``events_begin`` (committed at once: counts an earlier run from the log that
+# died as a failed attempt, dead-letters the delivery when the attempts are used up, marks this run begun), then
+# ``[BEGIN;] SELECT events_claim(...)`` (tries the run lock, reads the event if the delivery is owed), the consumer,
+# and ``events_finish(...); COMMIT`` as on the message path. The functions are in migration 0005; no prepared
+# statements, so PgBouncer in transaction mode is fine.
 
 @dataclass(frozen=True)
 class _Claim:
-    was: str | None  # the status before the claim (None: no such delivery)
-    consumer: str | None  # set when the delivery was owed and is now done in this transaction
+    was: str | None  # the status before the claim (None: no such delivery; "running": another run holds it)
+    consumer: str | None  # set when the delivery is owed and this run holds its run lock
     event_fields: list[Any]
-    woken: list[tuple[int, str]]
 
 
-class _ClaimStatementLost(Exception):
-    """The session lost the prepared claim (``DISCARD ALL`` by a pooler, say): prepare it again and retry."""
+def _exec(sql: str) -> Any:
+    """One simple query on the libpq connection beneath Django (so a hand-built BEGIN goes in the same round trip);
+    errors become Django's and show in the query log like any other statement. Returns the last result."""
+    raw = connection.connection
+    started = time.monotonic()
+    with connection.wrap_database_errors:
+        result = raw.pgconn.exec_(sql.encode())
+        if connection.queries_logged:
+            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+        if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+            raise psycopg.DatabaseError((result.get_error_message() or "the statement failed").strip())
+    return result
+
+
+def _in_transaction(statement: str) -> Any:
+    """``statement`` inside the caller's atomic block; sent with the BEGIN psycopg would have sent on its own."""
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+        return _exec(f"{_begin_statement(raw)}; {statement}")
+    return _exec(statement)
+
+
+def _begin_run(delivery_id: int) -> str:
+    """``events_begin``: 'go', 'missing', 'running', 'exhausted' (dead-lettered now) or the status of a
+    delivery that is not owed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT events_begin(%s, %s)", [int(delivery_id), int(settings.EVENTS_MAX_ATTEMPTS)])
+        return cursor.fetchone()[0]
 
 
 def _claim_for_run(delivery_id: int) -> _Claim:
-    """The claim (see ``_CLAIM_SQL``) in one round trip, inside the caller's atomic block."""
-    connection.ensure_connection()
-    raw = connection.connection
-    pgconn = raw.pgconn
-    args = (int(delivery_id), int(settings.EVENTS_WAKE_BATCH))
-    prepared = settings.EVENTS_PREPARED_CLAIM
-    parts = []
-    if prepared and raw not in _claim_prepared:
-        parts.append(f"PREPARE {_CLAIM_STATEMENT} (bigint, integer) AS {_CLAIM_SQL}")
-    if pgconn.transaction_status == pq.TransactionStatus.IDLE:
-        parts.append(_begin_statement(raw))
-    if prepared:
-        parts.append(f"EXECUTE {_CLAIM_STATEMENT}({args[0]}, {args[1]})")
-    else:  # planned every time: for poolers that do not keep a session's prepared statements
-        parts.append(_CLAIM_SQL.replace("$1", str(args[0])).replace("$2", str(args[1])))
-    sql = "; ".join(parts)
-    started = time.monotonic()
-    with connection.wrap_database_errors:  # errors become Django's, and mark a broken connection for closing
-        result = pgconn.exec_(sql.encode())
-        if connection.queries_logged:  # visible to DEBUG and CaptureQueriesContext like any other statement
-            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
-        if result.status != pq.ExecStatus.TUPLES_OK:
-            if result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":  # invalid_sql_statement_name
-                _claim_prepared.discard(raw)
-                raise _ClaimStatementLost()
-            raise psycopg.DatabaseError((result.get_error_message() or "the claim failed").strip())
-    if prepared:
-        _claim_prepared.add(raw)
-    claim = json.loads(result.get_value(0, 0))
-    run = claim["run"]
-    woken = [(pk, queue) for pk, queue in claim["woken"]]
+    """``events_claim`` in one round trip, inside the caller's atomic block."""
+    claim = json.loads(_in_transaction(f"SELECT events_claim({int(delivery_id)})").get_value(0, 0))
+    run = claim.get("run")
     if run is None:
-        return _Claim(was=claim["was"], consumer=None, event_fields=[], woken=woken)
+        return _Claim(was=claim["was"], consumer=None, event_fields=[])
     consumer_name, event_id, name, version, occurred_at, *rest = run
-    return _Claim(was=claim["was"], consumer=consumer_name, woken=woken,
+    return _Claim(was=claim["was"], consumer=consumer_name,
                   event_fields=[uuid.UUID(event_id), name, version, datetime.fromisoformat(occurred_at), *rest])
 
 
@@ -274,14 +276,20 @@ class _Malformed(Exception):
     pass
 
 
-
-
 def _delivery_run(delivery_id: int) -> RunResult:
-    """Run one delivery in ONE transaction: claim it if it is owed (marking it done and claiming the parked
-    deliveries to wake), run the consumer, commit. Whatever the consumer wrote or published commits with ``done``
-    or not at all. On an error the transaction is rolled back and the outcome (parked, retrying, dead) is recorded
-    in a second one."""
-    handler_started = False
+    """Run one delivery from the event log in ONE transaction: take its run lock and read the event if it is owed,
+    run the consumer, mark it done (``events_finish``), commit. Whatever the consumer wrote or published commits
+    with ``done`` or not at all. Any failure (the consumer's or the bus's) rolls it back and is recorded as a
+    failed attempt in a second transaction; a run that dies is counted by the next one (``events_begin``)."""
+    began = _begin_run(delivery_id)
+    if began == "missing":
+        return RunResult("missing")
+    if began == "exhausted":
+        logger.error("delivery %s dead: its runs from the log did not finish", delivery_id)
+        return RunResult("dead", "its runs did not finish")
+    if began != "go":
+        return RunResult("skipped", began)
+    outermost = connection.get_autocommit()
     try:
         with transaction.atomic():
             claim = _claim_for_run(delivery_id)
@@ -290,64 +298,63 @@ def _delivery_run(delivery_id: int) -> RunResult:
             try:
                 event = checked_event(*claim.event_fields)
             except MalformedEvent as exc:
-                raise _Malformed(str(exc)) from exc  # roll the claim back, then dead-letter it below
+                raise _Malformed(str(exc)) from exc  # roll back, then dead-letter it below
             sub = get_subscription(claim.consumer)
-            handler_started = True
             if sub is None:
                 raise LookupError(f"consumer {claim.consumer!r} is not registered in this worker")
             _run_consumer(sub, event)
+            woken = _finish(delivery_id, claim.consumer, None, commit=outermost)
+    except _FinishRefused as exc:
+        return RunResult("skipped", str(exc))  # a run from the message committed meanwhile
     except _Malformed as exc:
         return _record_malformed(delivery_id, str(exc))
     except NotReady as exc:
         return _record_failure(delivery_id, exc, parked=True)
     except Exception as exc:
-        if not handler_started:
-            raise  # the bus itself failed (database gone): the message is retried by the broker or the sweep
-        return _record_failure(delivery_id, exc, parked=False)
-    relay.send(claim.woken)
+        try:  # the consumer's failure or the bus's (a lost connection, a time limit): a failed attempt either way
+            return _record_failure(delivery_id, exc, parked=False)
+        except DatabaseError:
+            raise exc from None  # the database is gone: the marker left by events_begin counts this run later
+    relay.send(woken)
     return RunResult("done")
+
+
+def _owed() -> Any:
+    """Deliveries that are owed, by the one definition of it (``events_owed`` in SQL, migration 0005)."""
+    return Delivery.objects.alias(
+        owed=RawSQL("events_owed(events_delivery.status, events_delivery.next_attempt_at)", [],
+                    output_field=BooleanField())).filter(owed=True)
 
 
 def _record_malformed(delivery_id: int, reason: str) -> RunResult:
     """A malformed event can never succeed: dead-letter its delivery (if it is still owed) with the reason."""
-    owed = Delivery.objects.filter(pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING])
-    changed = owed.update(status=DeliveryStatus.DEAD, last_error=f"malformed event: {reason}"[:4000],
-                          updated_at=timezone.now())
+    changed = _owed().filter(pk=delivery_id).update(status=DeliveryStatus.DEAD, running_since=None,
+                                                    last_error=f"malformed event: {reason}"[:4000], updated_at=Now())
     if not changed:
         return RunResult("skipped", "changed meanwhile")
     logger.warning("delivery %s: malformed event parked as failed: %s", delivery_id, reason)
     return RunResult("dead", reason)
 
 
-def _is_owed(status: str, next_attempt_at: datetime | None, now: datetime) -> bool:
-    if status in (DeliveryStatus.DONE, DeliveryStatus.DEAD, DeliveryStatus.PARKED):
-        return False  # parked ones wait to be woken (set back to pending) by a completion or the sweep
-    return not (status == DeliveryStatus.RETRYING and next_attempt_at and next_attempt_at > now)
-
-
 def _record_failure(delivery_id: int, exc: BaseException, *, parked: bool) -> RunResult:
+    """Record a failed run in its own transaction (times from the database's clock)."""
     with transaction.atomic():
-        delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
-        if delivery is None or not _is_owed(delivery.status, delivery.next_attempt_at, timezone.now()):
+        delivery = _owed().select_for_update().filter(pk=delivery_id).first()
+        if delivery is None:
             return RunResult("skipped", "changed meanwhile")
+        row = Delivery.objects.filter(pk=delivery_id)
         if parked:
-            _record(delivery, status=DeliveryStatus.PARKED, error=f"not ready: {exc}")
+            row.update(status=DeliveryStatus.PARKED, last_error=f"not ready: {exc}"[:4000], running_since=None,
+                       updated_at=Now())
             return RunResult("parked", str(exc))
         failures = delivery.failures + 1
         error = f"{type(exc).__name__}: {exc}"
         if failures >= settings.EVENTS_MAX_ATTEMPTS:
-            _record(delivery, status=DeliveryStatus.DEAD, error=error, failures=failures)
+            row.update(status=DeliveryStatus.DEAD, last_error=error[:4000], failures=failures, running_since=None,
+                       updated_at=Now())
             logger.error("delivery %s (%s) dead after %s attempts: %s", delivery.pk, delivery.consumer, failures, error)
             return RunResult("dead", error)
-        _record(delivery, status=DeliveryStatus.RETRYING, error=error, failures=failures,
-                next_attempt_at=timezone.now() + timedelta(seconds=_backoff_seconds(failures)))
+        row.update(status=DeliveryStatus.RETRYING, last_error=error[:4000], failures=failures, running_since=None,
+                   updated_at=Now(), next_attempt_at=Now() + timedelta(seconds=_backoff_seconds(failures)))
         logger.warning("delivery %s (%s) failed (%s), retrying: %s", delivery.pk, delivery.consumer, failures, error)
         return RunResult("retrying", error)
-
-
-def _record(delivery: Delivery, *, status: str, error: str, **fields: Any) -> None:
-    delivery.status = status
-    delivery.last_error = error[:4000]
-    for key, value in fields.items():
-        setattr(delivery, key, value)
-    delivery.save(update_fields=["status", "last_error", "updated_at", *fields])

@@ -47,6 +47,10 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     done_at = models.DateTimeField(
         null=True, blank=True, help_text="when the successful run marked it done (with the consumer's effects)")
+    running_since = models.DateTimeField(
+        null=True, blank=True,
+        help_text="when the current run from the event log began (cleared when it ends; found set by the next run, "
+                  "it counts as a failed attempt: the run died)")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -113,9 +113,6 @@ EVENTS_SWEEP_INTERVAL_SECONDS = float(os.environ.get("EVENTS_SWEEP_INTERVAL_SECO
 # Each completed delivery wakes at most this many parked ones (longest parked first), so a pile of parked
 # deliveries cannot multiply the traffic; the sweep wakes the rest when they have been parked a while.
 EVENTS_WAKE_BATCH = int(os.environ.get("EVENTS_WAKE_BATCH", "50"))
-# The delivery claim is a prepared statement (planning it costs more than running it). Turn off behind a pooler
-# that does not keep a session's prepared statements (PgBouncer in transaction mode): it is then planned each time.
-EVENTS_PREPARED_CLAIM = env_bool("EVENTS_PREPARED_CLAIM", True)
 EVENTS_RETENTION_DAYS = float(os.environ.get("EVENTS_RETENTION_DAYS", "30"))
 EVENTS_PURGE_INTERVAL_SECONDS = float(os.environ.get("EVENTS_PURGE_INTERVAL_SECONDS", "3600"))
 EVENTS_EXTRA_CONSUMER_MODULES = [m for m in os.environ.get("EVENTS_EXTRA_CONSUMER_MODULES", "").split(",") if m]

@@ -130,45 +130,79 @@ def test_events_published_by_a_consumer_commit_with_it_and_carry_its_ids(test_co
 
 
 @pytest.mark.django_db
-def test_a_delivery_is_one_claim_statement_then_commit(test_consumers):
-    warm = publish_and_relay(activity("record", "warm"))
-    delivery_run(delivery_id=warm.pk)  # the first run on a connection also prepares the claim
+def test_a_run_from_the_log_begins_claims_runs_and_finishes(test_consumers):
     delivery = publish_and_relay(activity("record", "one"))
 
     with CaptureQueriesContext(connection) as queries:
         assert delivery_run(delivery_id=delivery.pk).outcome == "done"
 
     statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    assert statements[0] == f"EXECUTE events_claim_v1({delivery.pk}, 50)"  # in a test's transaction: no BEGIN
-    assert [sql.split(" (")[0] for sql in statements[1:]] == ["INSERT INTO events_test_effect"]  # the consumer's
-    assert Delivery.objects.get(pk=delivery.pk).status == "done"
+    assert statements[0] == f"SELECT events_begin({delivery.pk}, 8)"
+    assert statements[1] == f"SELECT events_claim({delivery.pk})"  # in a test's transaction: no BEGIN
+    assert statements[2].startswith("INSERT INTO events_test_effect")  # the consumer's
+    assert statements[3] == f"SELECT events_finish({delivery.pk}, 'tests.activity', NULL, 50)"
+    assert len(statements) == 4
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.running_since, delivery.failures) == ("done", None, 0)
 
 
 @pytest.mark.django_db
-def test_a_session_that_lost_the_prepared_claim_prepares_it_again(test_consumers):
+@pytest.mark.parametrize("session_state", [
+    "PREPARE events_claim_v1 (bigint, integer) AS SELECT $1, $2",  # PgBouncer: another client's statement (42P05)
+    "DEALLOCATE ALL",  # PgBouncer / DISCARD ALL: the statements this client prepared are gone (26000)
+])
+def test_a_pooled_session_with_or_without_prepared_statements_runs_deliveries(test_consumers, session_state):
     first = publish_and_relay(activity("record", "1"))
     second = publish_and_relay(activity("record", "2"))
     assert delivery_run(delivery_id=first.pk).outcome == "done"
     with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE events_claim_v1")  # what DISCARD ALL in a connection pooler does
+        cursor.execute("DEALLOCATE ALL")
+        if session_state.startswith("PREPARE"):
+            cursor.execute(session_state)
 
     assert delivery_run(delivery_id=second.pk).outcome == "done"
     assert [e[2] for e in test_consumers.effects()] == ["1", "2"]
+    assert Delivery.objects.get(pk=second.pk).failures == 0
 
 
 @pytest.mark.django_db
-def test_with_prepared_claims_off_the_claim_is_planned_each_time(test_consumers, settings):
-    settings.EVENTS_PREPARED_CLAIM = False
-    delivery = publish_and_relay(activity("record", "inline"))
+def test_a_failure_of_the_bus_during_a_run_counts_as_an_attempt(test_consumers, bus_settings, monkeypatch):
+    from events import delivery as delivery_module
 
-    with CaptureQueriesContext(connection) as queries:
-        assert delivery_run(delivery_id=delivery.pk).outcome == "done"
-        assert delivery_run(delivery_id=delivery.pk).outcome == "skipped"
+    def lost(*args, **kwargs):
+        raise delivery_module.psycopg.OperationalError("server closed the connection unexpectedly")
 
-    claims = [q["sql"] for q in queries.captured_queries if "claimed AS" in q["sql"]]
-    assert len(claims) == 2 and all(sql.startswith("WITH claimed AS") for sql in claims)
-    assert f"WHERE id = {delivery.pk} AND" in claims[0] and "$1" not in claims[0]
-    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "inline")]
+    delivery = publish_and_relay(activity("record", "x"))
+    monkeypatch.setattr(delivery_module, "_finish", lost)
+
+    result = delivery_run(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert (result.outcome, delivery.status, delivery.failures, delivery.running_since) == (
+        "retrying", "retrying", 1, None)
+    assert delivery.last_error == "OperationalError: server closed the connection unexpectedly"
+    assert test_consumers.effects() == []
+
+
+@pytest.mark.django_db
+def test_a_run_that_died_is_counted_by_the_next_and_the_last_dead_letters_with_the_reason(test_consumers,
+                                                                                          bus_settings):
+    delivery = publish_and_relay(activity("record", "k"))
+    began = timezone.now() - timedelta(minutes=1)
+
+    outcomes = []
+    for _ in range(3):  # as if each run from the log had been killed after events_begin
+        Delivery.objects.filter(pk=delivery.pk).update(running_since=began)
+        outcomes.append(delivery_run(delivery_id=delivery.pk).outcome)
+        if outcomes[-1] == "done":
+            Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.PENDING)
+
+    delivery.refresh_from_db()
+    assert outcomes == ["done", "done", "dead"]
+    assert (delivery.status, delivery.failures, delivery.running_since) == ("dead", 3, None)
+    assert delivery.last_error.startswith("the run begun at ")
+    assert delivery.last_error.endswith(" did not finish (its worker was killed, ran out of memory or hit the hard "
+                                        "time limit)")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -180,9 +214,9 @@ def test_outside_a_transaction_the_claim_begins_one_that_commits_or_rolls_back_w
         outcomes = [delivery_run(delivery_id=d.pk).outcome for d in (ok, failing)]
 
     assert outcomes == ["done", "retrying"]
-    claims = [q["sql"] for q in queries.captured_queries if "EXECUTE events_claim_v1" in q["sql"]]
-    assert claims[0].endswith(f"BEGIN; EXECUTE events_claim_v1({ok.pk}, 50)")  # one round trip: BEGIN and claim
-    assert claims[1].endswith(f"BEGIN; EXECUTE events_claim_v1({failing.pk}, 50)")
+    claims = [q["sql"] for q in queries.captured_queries if "events_claim(" in q["sql"]]
+    assert claims == [f"BEGIN; SELECT events_claim({ok.pk})",  # one round trip: BEGIN and claim
+                      f"BEGIN; SELECT events_claim({failing.pk})"]
     assert connection.get_autocommit() and not connection.in_atomic_block
     assert (Delivery.objects.get(pk=ok.pk).status, Delivery.objects.get(pk=failing.pk).status) == ("done", "retrying")
     follow_ups = OutboxEvent.objects.filter(causation_id__isnull=False)
@@ -219,7 +253,7 @@ def bus_statements(queries) -> list[str]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_message_carrying_its_event_costs_the_bus_one_round_trip(test_consumers):
+def test_a_message_carrying_its_event_takes_its_run_lock_with_the_begin_and_ends_in_one_round_trip(test_consumers):
     delivery = publish_and_relay(activity("record", "one-trip"))
     message = message_for(delivery)
 
@@ -227,9 +261,11 @@ def test_a_message_carrying_its_event_costs_the_bus_one_round_trip(test_consumer
         assert delivery_run(**message).outcome == "done"
 
     statements = bus_statements(queries)
-    assert len(statements) == 1
-    assert statements[0].startswith(f"SELECT events_finish({delivery.pk}, 'tests.activity', ")
-    assert statements[0].endswith(", 50); COMMIT")  # the consumer began the transaction with its own INSERT
+    assert len(statements) == 2
+    # the run lock goes out with the BEGIN psycopg would have sent alone before the consumer's INSERT
+    assert statements[0] == f"BEGIN; SELECT events_run_lock({delivery.pk})"
+    assert statements[1].startswith(f"SELECT events_finish({delivery.pk}, 'tests.activity', ")
+    assert statements[1].endswith(", 50); COMMIT")
     assert connection.get_autocommit() and not connection.in_atomic_block
     assert Delivery.objects.get(pk=delivery.pk).status == "done"
     assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "one-trip")]
@@ -370,6 +406,54 @@ def test_an_envelope_without_a_time_zone_is_not_taken_from_the_message():
     assert _event_from_message({**envelope, "time": "2026-12-01T07:00:00"}) is None
     assert _event_from_message({**envelope, "time": "yesterday"}) is None
     assert _event_from_message({**envelope, "id": "not-a-uuid", "time": "2026-12-01T07:00:00+00:00"}) is None
+
+
+# --- two runs of one delivery at once -----------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first_from_message", [True, False])
+def test_a_second_run_of_a_delivery_skips_while_the_first_holds_its_run_lock(test_consumers, first_from_message):
+    """A message that waited past the redelivery age, and its resend: one lock order (the run lock, tried; the
+    consumer's rows; the delivery row last), so the second run steps aside instead of deadlocking."""
+    import threading
+
+    from django.db import connections
+
+    inside, release = threading.Event(), threading.Event()
+
+    def holds(event):
+        test_consumers.record("tests.holds", event, "first")  # its first statement takes the run lock
+        inside.set()
+        assert release.wait(20)
+
+    consumer("event-order-approved", name="tests.holds", queue="events_test")(holds)
+    try:
+        row = publish("event-order-approved", {"order_id": 9}, instance=None)
+        delivery = Delivery.objects.get(event=row, consumer="tests.holds")
+        first_args = message_for(delivery) if first_from_message else {"delivery_id": delivery.pk}
+        outcomes = {}
+
+        def first():
+            try:
+                outcomes["first"] = delivery_run(**first_args).outcome
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=first)
+        thread.start()
+        assert inside.wait(20)
+        second = [delivery_run(delivery_id=delivery.pk), delivery_run(**message_for(delivery))]
+        release.set()
+        thread.join(20)
+    finally:
+        release.set()
+        unregister("tests.holds")
+
+    assert [(r.outcome, r.detail) for r in second] == [("skipped", "running"), ("skipped", "running")]
+    assert outcomes == {"first": "done"}
+    assert test_consumers.effects("tests.holds") == [("tests.holds", "event-order-approved", "first")]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.failures, delivery.running_since) == ("done", 0, None)
 
 
 # --- parking -----------------------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ delivery not done after 3 s, 3 attempts with 0.2-0.5 s backoff.
 from __future__ import annotations
 
 import random
-import re
 import subprocess
 import sys
 import time
@@ -135,22 +134,47 @@ def test_nothing_lost_when_the_worker_is_sigkilled_mid_task(workers, test_consum
     assert sorted(details(test_consumers.effects())) == ["1.0", "1.1", "1.2", "1.3"]
 
 
-def test_nothing_applied_twice_when_a_paused_worker_outlives_the_visibility_timeout(workers, test_consumers):
-    short = {"CELERY_VISIBILITY_TIMEOUT": "2", "CELERY_UNACKED_RESTORE_INTERVAL": "1"}
-    first = workers.start(env=short)
-    publish("event-suspicious-activity", activity("sleep", "2"), instance=None)
-    redis_client = test_consumers.redis_client()
-    wait_until(lambda: redis_client.keys("events-test:started:*"), timeout=20)
+def test_a_consumer_that_kills_its_worker_every_time_ends_dead_lettered_with_the_reason(workers, test_consumers):
+    """A failure outside the consumer's Python code (here SIGKILL of the pool process; an OOM kill or the hard time
+    limit look the same) counts as an attempt: after EVENTS_MAX_ATTEMPTS (3 here) the delivery is dead."""
+    worker = workers.start(pool="prefork", concurrency=1)
+    killer = publish("event-suspicious-activity", activity("kill", "k"), instance=None)
+    publish("event-suspicious-activity", activity("record", "after"), instance=None)
 
-    first.pause()  # holds the message unacked and the delivery row locked, mid-consumer
-    second = workers.start(env=short)
-    wait_until(lambda: re.search(r"Task events\.deliver\[[^]]+\] received", second.log()), timeout=30,
-               message=second.log)  # the same message, redelivered to the other worker
+    wait_until(lambda: state() == {"dead": 1, "done": 1}, timeout=60, message=lambda: str(state()) + worker.log()[-3000:])
+    dead = Delivery.objects.get(event=killer)
+    assert (dead.failures, dead.running_since) == (3, None)
+    assert dead.last_error.startswith("the run begun at ")
+    assert dead.last_error.endswith("did not finish (its worker was killed, ran out of memory or hit the hard time "
+                                    "limit)")
+    kills = int(test_consumers.redis_client().get(f"events-test:killed:{killer.id}"))
+    time.sleep(1.5)  # three sweeps: a dead letter is not run again
+    assert int(test_consumers.redis_client().get(f"events-test:killed:{killer.id}")) == kills
+    assert details(test_consumers.effects()) == ["after"]
+
+
+def test_a_paused_worker_past_the_visibility_timeout_holds_its_delivery_and_the_second_run_skips(workers,
+                                                                                                  test_consumers):
+    """The first run is paused (SIGSTOP) inside its consumer, after its first statement took the delivery's run lock;
+    the message comes back to the second worker after the visibility timeout, and the sweep resends it: both runs
+    step aside without running the consumer, and the first, resumed, commits."""
+    short = {"CELERY_VISIBILITY_TIMEOUT": "2", "CELERY_UNACKED_RESTORE_INTERVAL": "1"}
+    first = workers.start(env=short, beat=False)
+    row = publish("event-suspicious-activity", activity("hold", "2"), instance=None)
+    redis_client = test_consumers.redis_client()
+    wait_until(lambda: redis_client.get(f"events-test:started:{row.id}"), timeout=20)
+
+    first.pause()  # holds the message unacked and the delivery's run lock, mid-consumer
+    second = workers.start(env=short)  # with beat: its sweep resends the delivery after 3 s
+    wait_until(lambda: second.log().count("'skipped'") >= 2, timeout=30, message=second.log)  # redelivered, resent
+    assert int(redis_client.get(f"events-test:started:{row.id}")) == first.pid  # the second never ran it
+    assert state() == {"pending": 1}
     first.resume()
 
-    wait_until(lambda: "'skipped'" in second.log(), timeout=30, message=second.log)
-    assert state() == {"done": 1}
+    wait_until(lambda: state() == {"done": 1}, timeout=30, message=lambda: str(state()))
+    assert "'done'" in first.log() and "'done'" not in second.log()
     assert details(test_consumers.effects()) == ["2"]
+    assert Delivery.objects.get(event=row).failures == 0
 
 
 def test_nothing_lost_when_redis_restarts_while_events_are_published(workers, test_consumers, tmp_path):
