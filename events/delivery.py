@@ -30,7 +30,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Now
+from django.db.models.functions import Coalesce, Now
 from psycopg import pq
 
 from events import relay
@@ -69,11 +69,14 @@ def delivery_run(*, delivery_id: int, consumer: str | None = None, event: dict[s
     """Run one delivery. Given the message's ``consumer`` and ``event`` envelope, first from the message (one
     round trip, see ``_run_from_message``); otherwise, or whenever that path does not end in a verified success,
     from the event log (``_delivery_run``), which decides every other outcome."""
+    exclusive = None
     if consumer is not None and event is not None:
         result = _run_from_message(delivery_id, consumer, event)
-        if result is not None:
+        if isinstance(result, RunResult):
             return result
-    return _delivery_run(delivery_id)
+        if isinstance(result, _ParkSuspected):
+            exclusive = result.correlation_id
+    return _delivery_run(delivery_id, exclusive=exclusive)
 
 
 # --- run from the message ------------------------------------------------------------------------------------
@@ -140,19 +143,29 @@ class _RunLockWithBegin:
     otherwise send alone, so the lock costs nothing. A consumer that runs no statement needs no lock (the finish
     locks the delivery row)."""
 
-    def __init__(self, delivery_id: int) -> None:
+    def __init__(self, delivery_id: int, correlation_id: str) -> None:
         self.delivery_id = int(delivery_id)
+        self.correlation_id = correlation_id
         self.tried = False
 
     def __call__(self, execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
         if not self.tried:
             self.tried = True
-            if _in_transaction(f"SELECT events_run_lock({self.delivery_id})").get_value(0, 0) != b"t":
+            raw = connection.connection
+            statement = f"SELECT events_run_lock({self.delivery_id}, {_literal(raw, self.correlation_id)})"
+            if _in_transaction(statement).get_value(0, 0) != b"t":
                 raise _RunningElsewhere()
         return execute(sql, params, many, context)
 
 
-def _run_from_message(delivery_id: int, consumer_name: str, envelope: dict[str, Any]) -> RunResult | None:
+@dataclass(frozen=True)
+class _ParkSuspected:
+    """The consumer was not ready: run it again from the log holding its correlation lock, then park it."""
+    correlation_id: str
+
+
+def _run_from_message(delivery_id: int, consumer_name: str,
+                      envelope: dict[str, Any]) -> RunResult | _ParkSuspected | None:
     """None: not settled here, run it from the log."""
     event = _event_from_message(envelope)
     sub = get_subscription(consumer_name)
@@ -161,11 +174,13 @@ def _run_from_message(delivery_id: int, consumer_name: str, envelope: dict[str, 
     outermost = connection.get_autocommit()  # else a caller's transaction (tests): it commits, not us
     try:
         with transaction.atomic():
-            with connection.execute_wrapper(_RunLockWithBegin(delivery_id)):
+            with connection.execute_wrapper(_RunLockWithBegin(delivery_id, event.correlation_id)):
                 _run_consumer(sub, event)
             woken = _finish(delivery_id, consumer_name, envelope, commit=outermost)
     except _RunningElsewhere:
         return RunResult("skipped", "running")
+    except NotReady:
+        return _ParkSuspected(event.correlation_id)
     except _FinishRefused as exc:
         if exc.reason == "not owed":
             return RunResult("skipped", str(exc))
@@ -173,7 +188,7 @@ def _run_from_message(delivery_id: int, consumer_name: str, envelope: dict[str, 
             logger.warning("delivery %s: %s; running it from the log", delivery_id, exc)
         return None
     except SoftTimeLimitExceeded as exc:  # no time left to run it again: record it here
-        return _record_failure(delivery_id, exc, parked=False)
+        return _record_failure(delivery_id, exc)
     except Exception:
         return None  # the run from the log does it again and records the outcome (or raises if the bus is down)
     relay.send(woken)
@@ -276,11 +291,14 @@ class _Malformed(Exception):
     pass
 
 
-def _delivery_run(delivery_id: int) -> RunResult:
+def _delivery_run(delivery_id: int, *, exclusive: str | None = None) -> RunResult:
     """Run one delivery from the event log in ONE transaction: take its run lock and read the event if it is owed,
     run the consumer, mark it done (``events_finish``), commit. Whatever the consumer wrote or published commits
     with ``done`` or not at all. Any failure (the consumer's or the bus's) rolls it back and is recorded as a
-    failed attempt in a second transaction; a run that dies is counted by the next one (``events_begin``)."""
+    failed attempt in a second transaction; a run that dies is counted by the next one (``events_begin``).
+
+    A consumer that is not ready runs once more holding its correlation lock exclusively (``exclusive``, the
+    correlation id), and is parked in that transaction: no completion can slip between "not ready" and "parked"."""
     began = _begin_run(delivery_id)
     if began == "missing":
         return RunResult("missing")
@@ -289,9 +307,21 @@ def _delivery_run(delivery_id: int) -> RunResult:
         return RunResult("dead", "its runs did not finish")
     if began != "go":
         return RunResult("skipped", began)
+    result = _run_claimed(delivery_id, exclusive)
+    if isinstance(result, _ParkSuspected):
+        result = _run_claimed(delivery_id, result.correlation_id)
+    assert isinstance(result, RunResult)
+    return result
+
+
+def _run_claimed(delivery_id: int, exclusive: str | None) -> RunResult | _ParkSuspected:
     outermost = connection.get_autocommit()
+    parked: NotReady | None = None
     try:
         with transaction.atomic():
+            if exclusive is not None:
+                _in_transaction(f"SELECT events_lock_correlation({_literal(connection.connection, exclusive)}, "
+                                f"true)")
             claim = _claim_for_run(delivery_id)
             if claim.consumer is None:
                 return RunResult("missing") if claim.was is None else RunResult("skipped", claim.was)
@@ -302,21 +332,40 @@ def _delivery_run(delivery_id: int) -> RunResult:
             sub = get_subscription(claim.consumer)
             if sub is None:
                 raise LookupError(f"consumer {claim.consumer!r} is not registered in this worker")
-            _run_consumer(sub, event)
-            woken = _finish(delivery_id, claim.consumer, None, commit=outermost)
+            if exclusive is None:
+                _run_consumer(sub, event)
+            else:
+                try:
+                    with transaction.atomic():  # a savepoint: the consumer's writes go if it is still not ready
+                        _run_consumer(sub, event)
+                except NotReady as exc:
+                    parked = exc
+                    _park(delivery_id, event, exc)
+            if parked is None:
+                woken = _finish(delivery_id, claim.consumer, None, commit=outermost)
     except _FinishRefused as exc:
         return RunResult("skipped", str(exc))  # a run from the message committed meanwhile
     except _Malformed as exc:
         return _record_malformed(delivery_id, str(exc))
-    except NotReady as exc:
-        return _record_failure(delivery_id, exc, parked=True)
+    except NotReady:
+        return _ParkSuspected(event.correlation_id)
     except Exception as exc:
         try:  # the consumer's failure or the bus's (a lost connection, a time limit): a failed attempt either way
-            return _record_failure(delivery_id, exc, parked=False)
+            return _record_failure(delivery_id, exc)
         except DatabaseError:
             raise exc from None  # the database is gone: the marker left by events_begin counts this run later
+    if parked is not None:
+        return RunResult("parked", str(parked))
     relay.send(woken)
     return RunResult("done")
+
+
+def _park(delivery_id: int, event: Event, exc: NotReady) -> None:
+    """In the run's transaction, under the exclusive correlation lock: parked until a delivery of what it waits
+    for completes in its correlation (``parked_at`` keeps the first time, for EVENTS_PARK_MAX_SECONDS)."""
+    Delivery.objects.filter(pk=delivery_id).update(
+        status=DeliveryStatus.PARKED, last_error=f"not ready: {exc}"[:4000], running_since=None, updated_at=Now(),
+        park_event=exc.waits_for, park_correlation=event.correlation_id, parked_at=Coalesce("parked_at", Now()))
 
 
 def _owed() -> Any:
@@ -336,17 +385,13 @@ def _record_malformed(delivery_id: int, reason: str) -> RunResult:
     return RunResult("dead", reason)
 
 
-def _record_failure(delivery_id: int, exc: BaseException, *, parked: bool) -> RunResult:
+def _record_failure(delivery_id: int, exc: BaseException) -> RunResult:
     """Record a failed run in its own transaction (times from the database's clock)."""
     with transaction.atomic():
         delivery = _owed().select_for_update().filter(pk=delivery_id).first()
         if delivery is None:
             return RunResult("skipped", "changed meanwhile")
         row = Delivery.objects.filter(pk=delivery_id)
-        if parked:
-            row.update(status=DeliveryStatus.PARKED, last_error=f"not ready: {exc}"[:4000], running_since=None,
-                       updated_at=Now())
-            return RunResult("parked", str(exc))
         failures = delivery.failures + 1
         error = f"{type(exc).__name__}: {exc}"
         if failures >= settings.EVENTS_MAX_ATTEMPTS:

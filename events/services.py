@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,6 +26,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import BooleanField, CharField, Value
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast, Concat, Now
 from django.utils import timezone
 
 from events import relay
@@ -39,7 +43,7 @@ from events.models import Delivery, OutboxEvent, RejectedMessage
 __all__ = [
     "BATCH", "OPEN_STATUSES", "MalformedEvent", "ReplayResult", "RunResult", "SweepResult", "bus_sweep",
     "deliveries_retry", "delivery_run", "event_from_row", "event_publish", "events_purge", "events_replay",
-    "message_reject", "queues_with_backlog",
+    "message_reject", "deliveries_in_broker", "parked_expire",
 ]
 
 logger = logging.getLogger(__name__)
@@ -144,27 +148,51 @@ class SweepResult:
     resent: int
     retried: int
     woken: int
+    expired: int = 0  # parked longer than EVENTS_PARK_MAX_SECONDS: dead-lettered
 
 
-def queues_with_backlog(queues: set[str]) -> set[str]:
-    """The queues among ``queues`` that hold messages in the broker (an unreachable broker: none known)."""
+_ARGS_ID = re.compile(r"^[\[(]\s*(\d+)")
+
+
+def _message_delivery_id(raw: bytes) -> int | None:
+    """The delivery id of a kombu-on-Redis message of ``events.deliver`` (from Celery's ``argsrepr`` header)."""
+    try:
+        message = json.loads(raw)
+        if isinstance(message, list):  # the unacked hash stores [message, exchange, routing key]
+            message = message[0]
+        headers = message.get("headers") or {}
+        if headers.get("task") != "events.deliver":
+            return None
+        found = _ARGS_ID.match(headers.get("argsrepr") or "")
+        return int(found.group(1)) if found else None
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+        return None
+
+
+def deliveries_in_broker(queues: set[str], *, chunk: int = 5000) -> set[int] | None:
+    """Ids of the deliveries whose messages wait in ``queues`` or are held (unacked) by a worker: they are slow,
+    not lost. None when the broker cannot be read. Reads every message of those queues (LRANGE in chunks), so the
+    sweep does it only for queues that have overdue deliveries."""
     from saaskit.celery import app
 
-    busy: set[str] = set()
+    found: set[int] = set()
     try:
         with app.connection_for_read() as conn:
             channel = conn.default_channel
+            client = channel.client
             for queue in sorted(queues):
-                try:
-                    count = channel.queue_declare(queue=queue, passive=True).message_count
-                except conn.channel_errors:  # never declared: nothing queued there
-                    count = 0
-                if count > 0:
-                    busy.add(queue)
+                start = 0
+                while batch := client.lrange(queue, start, start + chunk - 1):
+                    found.update(i for i in map(_message_delivery_id, batch) if i is not None)
+                    start += chunk
+            for _, raw in client.hscan_iter(channel.unacked_key, count=chunk):
+                delivery_id = _message_delivery_id(raw)
+                if delivery_id is not None:
+                    found.add(delivery_id)
     except Exception:
-        logger.warning("could not read queue lengths; resending every overdue delivery", exc_info=True)
-        return set()
-    return busy
+        logger.warning("could not read the broker's queues; resending every overdue delivery", exc_info=True)
+        return None
+    return found
 
 
 def bus_sweep() -> SweepResult:
@@ -174,14 +202,32 @@ def bus_sweep() -> SweepResult:
     now = timezone.now()
     stale = now - timedelta(seconds=float(settings.EVENTS_REDELIVER_AFTER_SECONDS))
     overdue = Delivery.objects.filter(status=DeliveryStatus.PENDING, sent_at__lt=stale)
-    # A queue with a backlog is slow, not lossy: resending its deliveries would only pile duplicates on it.
-    # Its overdue deliveries are resent once it drains.
-    backlog = queues_with_backlog(set(overdue.values_list("queue", flat=True).distinct()))
-    resent = _claim_and_send(overdue.exclude(queue__in=backlog), limit=5000)
+    # An overdue delivery whose message still waits in its queue (or is held by a worker) is slow, not lost:
+    # resending it would only pile duplicates on a busy queue. Every other one is resent now, whatever the backlog.
+    queues = set(overdue.values_list("queue", flat=True).distinct())
+    waiting = deliveries_in_broker(queues) if queues else set()
+    if waiting:
+        overdue = overdue.alias(waiting=RawSQL("events_delivery.id = ANY(%s)", [sorted(waiting)],
+                                               output_field=BooleanField())).filter(waiting=False)
+    resent = _claim_and_send(overdue, limit=5000)
     retried = _claim_and_send(Delivery.objects.filter(status=DeliveryStatus.RETRYING, next_attempt_at__lte=now),
                               limit=5000)
+    expired = parked_expire()
     woken = _claim_and_send(Delivery.objects.filter(status=DeliveryStatus.PARKED, updated_at__lt=stale), limit=5000)
-    return SweepResult(resent=resent, retried=retried, woken=woken)
+    return SweepResult(resent=resent, retried=retried, woken=woken, expired=expired)
+
+
+def parked_expire() -> int:
+    """Dead-letter deliveries parked longer than EVENTS_PARK_MAX_SECONDS (by the database's clock): what they wait
+    for never arrived."""
+    limit = timedelta(seconds=float(settings.EVENTS_PARK_MAX_SECONDS))
+    expired = Delivery.objects.filter(status=DeliveryStatus.PARKED, parked_at__lt=Now() - limit)
+    count = expired.update(status=DeliveryStatus.DEAD, updated_at=Now(), last_error=Concat(
+        Value("prerequisite never arrived (parked since "), Cast("parked_at", CharField()), Value("): "),
+        "last_error", output_field=CharField()))
+    if count:
+        logger.error("%s parked deliveries dead-lettered: prerequisite never arrived", count)
+    return count
 
 
 def deliveries_retry(*, delivery_ids: list[int] | None = None, all_dead: bool = False) -> int:
@@ -189,7 +235,7 @@ def deliveries_retry(*, delivery_ids: list[int] | None = None, all_dead: bool = 
     qs = Delivery.objects.filter(status=DeliveryStatus.DEAD)
     if not all_dead:
         qs = qs.filter(id__in=delivery_ids or [])
-    return _claim_and_send(qs, limit=100_000, failures=0, next_attempt_at=None)
+    return _claim_and_send(qs, limit=100_000, failures=0, next_attempt_at=None, parked_at=None, running_since=None)
 
 
 @dataclass(frozen=True)

@@ -113,6 +113,8 @@ EVENTS_SWEEP_INTERVAL_SECONDS = float(os.environ.get("EVENTS_SWEEP_INTERVAL_SECO
 # Each completed delivery wakes at most this many parked ones (longest parked first), so a pile of parked
 # deliveries cannot multiply the traffic; the sweep wakes the rest when they have been parked a while.
 EVENTS_WAKE_BATCH = int(os.environ.get("EVENTS_WAKE_BATCH", "50"))
+# A delivery parked (NotReady) this long is dead-lettered: "prerequisite never arrived".
+EVENTS_PARK_MAX_SECONDS = float(os.environ.get("EVENTS_PARK_MAX_SECONDS", "600"))
 EVENTS_RETENTION_DAYS = float(os.environ.get("EVENTS_RETENTION_DAYS", "30"))
 EVENTS_PURGE_INTERVAL_SECONDS = float(os.environ.get("EVENTS_PURGE_INTERVAL_SECONDS", "3600"))
 EVENTS_EXTRA_CONSUMER_MODULES = [m for m in os.environ.get("EVENTS_EXTRA_CONSUMER_MODULES", "").split(",") if m]

@@ -6,7 +6,7 @@ with EVENTS_TEST_CONSUMERS=1 and EVENTS_EXTRA_CONSUMER_MODULES=tests.events.cons
 ``event-suspicious-activity`` drives behaviour through ``payload.kind`` (``detail`` is the argument):
 record, sleep (seconds), hold (seconds: like sleep, after a first statement, so the run holds its run lock),
 kill (SIGKILLs its own worker process, every time), boom (always fails), flaky (fails the first N tries), step ("<chain>:<i>", needs
-step i-1 first, else NotReady), chain (records and publishes a follow-up), chain-boom (publishes, then fails).
+step i-1 first, else NotReady; publish the steps of a chain with one correlation id, the chain's name), chain (records and publishes a follow-up), chain-boom (publishes, then fails).
 Every other catalogued event gets a sink ``tests.sink.<event>`` that records it.
 """
 
@@ -91,7 +91,7 @@ def on_activity(event: Any) -> None:
     elif kind == "step":
         chain, _, index = detail.rpartition(":")
         if int(index) > 1 and not _step_done(f"{chain}:{int(index) - 1}"):
-            raise NotReady(f"{chain}:{int(index) - 1} not applied yet")
+            raise NotReady(f"{chain}:{int(index) - 1} not applied yet", waits_for="event-suspicious-activity")
         record(ACTIVITY, event, detail)
     elif kind in ("chain", "chain-boom"):
         record(ACTIVITY, event, detail)

@@ -103,5 +103,5 @@ def test_replay_since_a_naive_time_counts_what_it_sent(test_consumers):
 
 @pytest.mark.django_db
 def test_sweep_and_purge_report(test_consumers):
-    assert run("sweep").strip() == "resent=0 retried=0 woken=0"
+    assert run("sweep").strip() == "resent=0 retried=0 woken=0 expired=0"
     assert run("purge").strip() == "purged 0"

@@ -16,7 +16,7 @@ from events.choices import DeliveryStatus
 from events.consumers import consumer, unregister
 from events.delivery import _backoff_seconds, delivery_run
 from events.models import Delivery, OutboxEvent
-from events.services import event_from_row
+from events.services import bus_sweep, event_from_row
 from tests.events.bus import ACTIVITY, activity, publish_and_relay
 
 # --- running one delivery ---------------------------------------------------------------------------------------
@@ -263,7 +263,7 @@ def test_a_message_carrying_its_event_takes_its_run_lock_with_the_begin_and_ends
     statements = bus_statements(queries)
     assert len(statements) == 2
     # the run lock goes out with the BEGIN psycopg would have sent alone before the consumer's INSERT
-    assert statements[0] == f"BEGIN; SELECT events_run_lock({delivery.pk})"
+    assert statements[0] == f"BEGIN; SELECT events_run_lock({delivery.pk}, '{delivery.event.correlation_id}')"
     assert statements[1].startswith(f"SELECT events_finish({delivery.pk}, 'tests.activity', ")
     assert statements[1].endswith(", 50); COMMIT")
     assert connection.get_autocommit() and not connection.in_atomic_block
@@ -490,10 +490,98 @@ def test_a_completion_wakes_at_most_the_batch_longest_parked_first(test_consumer
     settings.EVENTS_WAKE_BATCH = 2
     parked = [publish_and_relay(activity("step", f"w:{i}")) for i in (2, 3, 4)]
     for delivery, minutes in zip(parked, (1, 3, 2), strict=True):
-        Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.PARKED)
+        Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.PARKED, park_correlation="w",
+                                                       park_event="*")
         Delivery.objects.filter(pk=delivery.pk).update(updated_at=timezone.now() - timedelta(minutes=minutes))
 
-    assert delivery_run(delivery_id=publish_and_relay(activity("record")).pk).outcome == "done"
+    completion = publish_and_relay(activity("record"), correlation_id="w")
+    assert delivery_run(delivery_id=completion.pk).outcome == "done"
 
     statuses = dict(Delivery.objects.values_list("pk", "status"))
     assert [statuses[d.pk] for d in parked] == ["parked", "pending", "pending"]
+
+
+@pytest.mark.django_db
+def test_a_completion_wakes_only_the_deliveries_parked_for_it(test_consumers):
+    waiting = publish_and_relay(activity("step", "k:2"))  # waits for an activity in correlation "k"
+    other_chain = publish_and_relay(activity("step", "other:2"))
+    for_orders = publish_and_relay(activity("record", "o"), correlation_id="k")
+    assert [delivery_run(delivery_id=d.pk).outcome for d in (waiting, other_chain)] == ["parked", "parked"]
+    Delivery.objects.filter(pk=for_orders.pk).update(status=DeliveryStatus.PARKED, park_correlation="k",
+                                                     park_event="event-order-created")
+    parked = Delivery.objects.get(pk=waiting.pk)
+    assert (parked.park_event, parked.park_correlation) == ("event-suspicious-activity", "k")
+    assert parked.parked_at is not None
+
+    assert delivery_run(delivery_id=publish_and_relay(activity("step", "k:1")).pk).outcome == "done"
+
+    statuses = dict(Delivery.objects.values_list("pk", "status"))
+    assert [statuses[d.pk] for d in (waiting, other_chain, for_orders)] == ["pending", "parked", "parked"]
+    assert delivery_run(delivery_id=waiting.pk).outcome == "done"
+    assert Delivery.objects.get(pk=waiting.pk).parked_at is None
+
+
+@pytest.mark.django_db
+def test_the_sweep_dead_letters_what_stayed_parked_too_long(test_consumers, settings):
+    settings.EVENTS_PARK_MAX_SECONDS = 600
+    old = publish_and_relay(activity("step", "old:2"))
+    recent = publish_and_relay(activity("step", "recent:2"))
+    assert [delivery_run(delivery_id=d.pk).outcome for d in (old, recent)] == ["parked", "parked"]
+    with connection.cursor() as cursor:  # parked eleven minutes ago by the database's clock
+        cursor.execute("UPDATE events_delivery SET parked_at = now() - interval '11 minutes' WHERE id = %s",
+                       [old.pk])
+
+    result = bus_sweep()
+
+    assert result.expired == 1
+    old.refresh_from_db()
+    assert old.status == "dead"
+    assert old.last_error.startswith("prerequisite never arrived (parked since ")
+    assert old.last_error.endswith("): not ready: old:1 not applied yet")
+    assert Delivery.objects.get(pk=recent.pk).status == "parked"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prerequisite_completing_while_a_delivery_is_being_parked_wakes_it(test_consumers):
+    """The lost wakeup: the consumer finds its prerequisite missing, the prerequisite commits (waking nobody), then
+    the delivery would be written parked and wait forever. Run again under the correlation lock, it finds it."""
+    import threading
+
+    from django.db import connections
+
+    from tests.events import consumers_for_tests
+
+    checked, go_on = threading.Event(), threading.Event()
+    second = publish_and_relay(activity("step", "race:2"))
+    first = publish_and_relay(activity("step", "race:1"))
+    original = consumers_for_tests._step_done
+
+    def slow_check(detail):
+        done = original(detail)
+        if not done and not checked.is_set():
+            checked.set()
+            assert go_on.wait(20)  # the prerequisite commits now, between "not ready" and "parked"
+        return done
+
+    consumers_for_tests._step_done = slow_check
+    outcome = {}
+
+    def run_second():
+        try:
+            outcome["second"] = delivery_run(delivery_id=second.pk).outcome
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run_second)
+    try:
+        thread.start()
+        assert checked.wait(20)
+        assert delivery_run(delivery_id=first.pk).outcome == "done"
+        go_on.set()
+        thread.join(20)
+    finally:
+        go_on.set()
+        consumers_for_tests._step_done = original
+
+    assert outcome["second"] == "done"
+    assert [e[2] for e in test_consumers.effects()] == ["race:1", "race:2"]

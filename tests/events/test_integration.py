@@ -230,9 +230,9 @@ def test_shuffled_delivery_converges_to_the_in_order_state(workers, test_consume
     random.Random(2026).shuffle(shuffled)
     assert shuffled != steps
     for i in steps:
-        publish("event-suspicious-activity", activity("step", f"in-order:{i}"), instance=None)
+        publish("event-suspicious-activity", activity("step", f"in-order:{i}"), instance=None, correlation_id="in-order")
     for i in shuffled:
-        publish("event-suspicious-activity", activity("step", f"shuffled:{i}"), instance=None)
+        publish("event-suspicious-activity", activity("step", f"shuffled:{i}"), instance=None, correlation_id="shuffled")
 
     workers.start()
 

@@ -288,24 +288,58 @@ def test_purge_deletes_old_fully_done_events_only(test_consumers, settings):
 
 
 @pytest.mark.django_db
-def test_sweep_leaves_overdue_deliveries_of_a_queue_with_a_backlog_alone(test_consumers, bus_settings, settings):
+def test_a_lost_message_is_resent_while_2000_others_wait_and_those_are_not(test_consumers, bus_settings):
+    """A queue with a backlog: 2,000 deliveries overdue whose messages still wait in it (slow, not lost), and one
+    whose message Redis lost. The sweep resends the lost one only."""
     import redis
 
-    from events.tasks import noop
+    from events import relay
 
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.delete("events_test", "inventory")
-    overdue = publish_and_relay(activity("record"))
-    order = publish("event-order-approved", {"order_id": 1}, instance=None)
-    inventory = Delivery.objects.get(event=order, consumer="inventory.commit_for_order")
-    long_ago = timezone.now() - timedelta(seconds=10)
-    Delivery.objects.filter(pk__in=[overdue.pk, inventory.pk]).update(sent_at=long_ago)
-    noop.apply_async(queue="events_test")  # a backlog on events_test only
+    client = redis.Redis.from_url(bus_settings.REDIS_URL)
+    client.delete("events_test")
+    with connection.cursor() as cursor:  # 2,001 events and their deliveries to tests.activity, sent 10 s ago
+        cursor.execute(
+            "WITH e AS (INSERT INTO events_outboxevent (id, name, version, occurred_at, correlation_id, payload) "
+            "SELECT gen_random_uuid(), 'event-suspicious-activity', 1, now() - interval '10 seconds', 'c', "
+            "jsonb_build_object('kind', 'record', 'detail', i::text, 'user_id', NULL) FROM generate_series(0, 2000) i "
+            "RETURNING id, occurred_at) "
+            "INSERT INTO events_delivery (event_id, consumer, queue, status, failures, last_error, sent_at, created_at, "
+            "updated_at) SELECT id, 'tests.activity', 'events_test', 'pending', 0, '', occurred_at, occurred_at, "
+            "occurred_at FROM e RETURNING id")
+        ids = sorted(row[0] for row in cursor.fetchall())
+    lost, waiting = ids[1000], [pk for pk in ids if pk != ids[1000]]
+    assert relay.send([(pk, "events_test") for pk in waiting]) == 2000
     try:
         result = bus_sweep()
+        queued = client.llen("events_test")
     finally:
-        client.delete("events_test", "inventory")
+        client.delete("events_test")
 
     assert result.resent == 1
-    assert Delivery.objects.get(pk=overdue.pk).sent_at == long_ago
-    assert Delivery.objects.get(pk=inventory.pk).sent_at > long_ago
+    assert queued == 2001  # the lost one added; no duplicate of what waits
+    resent = Delivery.objects.filter(sent_at__gt=timezone.now() - timedelta(seconds=5))
+    assert list(resent.values_list("pk", flat=True)) == [lost]
+
+
+@pytest.mark.django_db
+def test_the_sweep_counts_messages_a_worker_holds_unacked_as_waiting(test_consumers, bus_settings):
+    import json
+
+    import redis
+
+    from events.services import _message_delivery_id
+
+    held = publish_and_relay(activity("record"))
+    message = {"headers": {"task": "events.deliver", "argsrepr": f"[{held.pk}, 'tests.activity', {{...}}]"}}
+    assert _message_delivery_id(json.dumps([message, "", "events_test"]).encode()) == held.pk
+    assert _message_delivery_id(json.dumps({"headers": {"task": "events.noop", "argsrepr": "(5,)"}}).encode()) is None
+    assert _message_delivery_id(b"garbage") is None
+
+    client = redis.Redis.from_url(bus_settings.REDIS_URL)
+    client.hset("unacked", "tag-1", json.dumps([message, "", "events_test"]))
+    Delivery.objects.filter(pk=held.pk).update(sent_at=timezone.now() - timedelta(seconds=10))
+    try:
+        assert bus_sweep().resent == 0
+    finally:
+        client.hdel("unacked", "tag-1")
+    assert bus_sweep().resent == 1

@@ -100,7 +100,7 @@ class Command(BaseCommand):
 
     def do_sweep(self, **options: Any) -> None:
         r = services.bus_sweep()
-        self.stdout.write(f"resent={r.resent} retried={r.retried} woken={r.woken}")
+        self.stdout.write(f"resent={r.resent} retried={r.retried} woken={r.woken} expired={r.expired}")
 
     def do_purge(self, **options: Any) -> None:
         self.stdout.write(f"purged {services.events_purge()}")
