@@ -149,6 +149,7 @@ class SweepResult:
     retried: int
     woken: int
     expired: int = 0  # parked longer than EVENTS_PARK_MAX_SECONDS: dead-lettered
+    skipped: bool = False  # another sweep was running
 
 
 _ARGS_ID = re.compile(r"^[\[(]\s*(\d+)")
@@ -195,26 +196,43 @@ def deliveries_in_broker(queues: set[str], *, chunk: int = 5000) -> set[int] | N
     return found
 
 
+# Periodic jobs run under a transaction-level advisory lock (safe behind PgBouncer in transaction mode), tried and
+# never waited for: with beat on several hosts, a second sweep or purge that starts while one runs does nothing.
+_PERIODIC_LOCK = 1163281475
+_SWEEP, _PURGE = 1, 2
+
+
+def _periodic_lock(job: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_PERIODIC_LOCK, job])
+        return bool(cursor.fetchone()[0])
+
+
 def bus_sweep() -> SweepResult:
     """The periodic safety net: resend deliveries not done within the bound (never sent because the publisher
-    died after commit, lost by the broker, stuck unacked), send retries that are due, and wake parked deliveries
-    nobody woke for a while."""
+    died after commit, lost by the broker, stuck unacked), send retries that are due, dead-letter deliveries parked
+    too long and wake parked deliveries nobody woke for a while. One transaction under the sweep's lock (a second
+    sweep meanwhile is ``skipped``); the messages go out after it commits."""
     now = timezone.now()
     stale = now - timedelta(seconds=float(settings.EVENTS_REDELIVER_AFTER_SECONDS))
-    overdue = Delivery.objects.filter(status=DeliveryStatus.PENDING, sent_at__lt=stale)
-    # An overdue delivery whose message still waits in its queue (or is held by a worker) is slow, not lost:
-    # resending it would only pile duplicates on a busy queue. Every other one is resent now, whatever the backlog.
-    queues = set(overdue.values_list("queue", flat=True).distinct())
-    waiting = deliveries_in_broker(queues) if queues else set()
-    if waiting:
-        overdue = overdue.alias(waiting=RawSQL("events_delivery.id = ANY(%s)", [sorted(waiting)],
-                                               output_field=BooleanField())).filter(waiting=False)
-    resent = _claim_and_send(overdue, limit=5000)
-    retried = _claim_and_send(Delivery.objects.filter(status=DeliveryStatus.RETRYING, next_attempt_at__lte=now),
-                              limit=5000)
-    expired = parked_expire()
-    woken = _claim_and_send(Delivery.objects.filter(status=DeliveryStatus.PARKED, updated_at__lt=stale), limit=5000)
-    return SweepResult(resent=resent, retried=retried, woken=woken, expired=expired)
+    with transaction.atomic():
+        if not _periodic_lock(_SWEEP):
+            return SweepResult(resent=0, retried=0, woken=0, expired=0, skipped=True)
+        overdue = Delivery.objects.filter(status=DeliveryStatus.PENDING, sent_at__lt=stale)
+        # An overdue delivery whose message still waits in its queue (or is held by a worker) is slow, not lost:
+        # resending it would only pile duplicates on a busy queue. Every other one is resent now, whatever the
+        # backlog.
+        queues = set(overdue.values_list("queue", flat=True).distinct())
+        waiting = deliveries_in_broker(queues) if queues else set()
+        if waiting:
+            overdue = overdue.alias(waiting=RawSQL("events_delivery.id = ANY(%s)", [sorted(waiting)],
+                                                   output_field=BooleanField())).filter(waiting=False)
+        resend = _claim(overdue, limit=5000)
+        retry = _claim(Delivery.objects.filter(status=DeliveryStatus.RETRYING, next_attempt_at__lte=now), limit=5000)
+        expired = parked_expire()
+        wake = _claim(Delivery.objects.filter(status=DeliveryStatus.PARKED, updated_at__lt=stale), limit=5000)
+    return SweepResult(resent=relay.send(resend), retried=relay.send(retry), woken=relay.send(wake),
+                       expired=expired)
 
 
 def parked_expire() -> int:
@@ -278,12 +296,14 @@ def events_purge(*, now: datetime | None = None) -> int:
     RejectedMessage.objects.filter(created_at__lt=cutoff).delete()
     deleted = 0
     while True:
-        ids = list(OutboxEvent.objects.filter(occurred_at__lt=cutoff)
-                   .exclude(deliveries__status__in=[*OPEN_STATUSES, DeliveryStatus.DEAD])
-                   .values_list("id", flat=True)[:BATCH])
-        if not ids:
-            return deleted
-        with transaction.atomic():
+        with transaction.atomic():  # batch by batch, each under the purge's lock
+            if not _periodic_lock(_PURGE):
+                return deleted  # another purge is running
+            ids = list(OutboxEvent.objects.filter(occurred_at__lt=cutoff)
+                       .exclude(deliveries__status__in=[*OPEN_STATUSES, DeliveryStatus.DEAD])
+                       .values_list("id", flat=True)[:BATCH])
+            if not ids:
+                return deleted
             Delivery.objects.filter(event_id__in=ids).delete()
             deleted += OutboxEvent.objects.filter(id__in=ids).delete()[1].get("events.OutboxEvent", 0)
 

@@ -225,7 +225,68 @@ def test_sweep_resends_stale_and_due_and_wakes_old_parked(test_consumers, bus_se
     statuses = dict(Delivery.objects.values_list("pk", "status"))
     assert [statuses[d.pk] for d in (stale, due, parked, fresh)] == ["pending"] * 4
     assert Delivery.objects.get(pk=stale.pk).sent_at > long_ago
-    assert bus_sweep() == type(result)(0, 0, 0)
+    assert bus_sweep() == type(result)(0, 0, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("job", ["sweep", "purge"])
+def test_two_periodic_runs_at_once_do_the_work_once(test_consumers, bus_settings, monkeypatch, job):
+    """celery beat on two hosts: the second sweep (or purge) that starts while the first runs does nothing."""
+    import threading
+
+    import redis
+    from django.db import connections
+
+    from events import services
+
+    client = redis.Redis.from_url(bus_settings.REDIS_URL)
+    client.delete("events_test")
+    bus_settings.EVENTS_RELAY_ON_COMMIT = False
+    lost = publish_and_relay(activity("record", "lost"))  # committed, never sent: overdue
+    Delivery.objects.filter(pk=lost.pk).update(sent_at=timezone.now() - timedelta(seconds=10))
+    old = publish_and_relay(activity("record", "old"))
+    Delivery.objects.filter(pk=old.pk).update(status=DeliveryStatus.DONE)
+    OutboxEvent.objects.filter(pk=old.event_id).update(occurred_at=timezone.now() - timedelta(days=60))
+    inside, release = threading.Event(), threading.Event()
+    locked = services._periodic_lock
+
+    def first_holds_its_lock(job_id):
+        got = locked(job_id)
+        if threading.current_thread().name == "first":
+            inside.set()
+            assert release.wait(20)
+        return got
+
+    monkeypatch.setattr(services, "_periodic_lock", first_holds_its_lock)
+    run = services.bus_sweep if job == "sweep" else services.events_purge
+    results = {}
+
+    def first():
+        try:
+            results["first"] = run()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=first, name="first")
+    thread.start()
+    try:
+        assert inside.wait(20)
+        results["second"] = run()
+    finally:
+        release.set()
+        thread.join(20)
+    try:
+        queued = client.llen("events_test")
+    finally:
+        client.delete("events_test")
+
+    if job == "sweep":
+        assert (results["first"].resent, results["first"].skipped) == (1, False)
+        assert (results["second"].resent, results["second"].skipped) == (0, True)
+        assert queued == 1
+    else:
+        assert (results["first"], results["second"]) == (1, 0)
+        assert not OutboxEvent.objects.filter(pk=old.event_id).exists()
 
 
 # --- replay and purge --------------------------------------------------------------------------------------------
