@@ -30,11 +30,12 @@ from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 from django.db.models import BooleanField
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce, Now
+from django.db.models.functions import Coalesce
 from psycopg import pq
 
 from events import relay
 from events.choices import DeliveryStatus
+from events.clock import DatabaseNow
 from events.consumers import NotReady, current_event, get_subscription
 from events.envelope import Event, MalformedEvent, checked_event, is_envelope
 from events.models import Delivery
@@ -364,8 +365,9 @@ def _park(delivery_id: int, event: Event, exc: NotReady) -> None:
     """In the run's transaction, under the exclusive correlation lock: parked until a delivery of what it waits
     for completes in its correlation (``parked_at`` keeps the first time, for EVENTS_PARK_MAX_SECONDS)."""
     Delivery.objects.filter(pk=delivery_id).update(
-        status=DeliveryStatus.PARKED, last_error=f"not ready: {exc}"[:4000], running_since=None, updated_at=Now(),
-        park_event=exc.waits_for, park_correlation=event.correlation_id, parked_at=Coalesce("parked_at", Now()))
+        status=DeliveryStatus.PARKED, last_error=f"not ready: {exc}"[:4000], running_since=None,
+        updated_at=DatabaseNow(), park_event=exc.waits_for, park_correlation=event.correlation_id,
+        parked_at=Coalesce("parked_at", DatabaseNow()))
 
 
 def _owed() -> Any:
@@ -377,8 +379,9 @@ def _owed() -> Any:
 
 def _record_malformed(delivery_id: int, reason: str) -> RunResult:
     """A malformed event can never succeed: dead-letter its delivery (if it is still owed) with the reason."""
-    changed = _owed().filter(pk=delivery_id).update(status=DeliveryStatus.DEAD, running_since=None,
-                                                    last_error=f"malformed event: {reason}"[:4000], updated_at=Now())
+    changed = _owed().filter(pk=delivery_id).update(
+        status=DeliveryStatus.DEAD, running_since=None, last_error=f"malformed event: {reason}"[:4000],
+        updated_at=DatabaseNow())
     if not changed:
         return RunResult("skipped", "changed meanwhile")
     logger.warning("delivery %s: malformed event parked as failed: %s", delivery_id, reason)
@@ -396,10 +399,11 @@ def _record_failure(delivery_id: int, exc: BaseException) -> RunResult:
         error = f"{type(exc).__name__}: {exc}"
         if failures >= settings.EVENTS_MAX_ATTEMPTS:
             row.update(status=DeliveryStatus.DEAD, last_error=error[:4000], failures=failures, running_since=None,
-                       updated_at=Now())
+                       updated_at=DatabaseNow())
             logger.error("delivery %s (%s) dead after %s attempts: %s", delivery.pk, delivery.consumer, failures, error)
             return RunResult("dead", error)
         row.update(status=DeliveryStatus.RETRYING, last_error=error[:4000], failures=failures, running_since=None,
-                   updated_at=Now(), next_attempt_at=Now() + timedelta(seconds=_backoff_seconds(failures)))
+                   updated_at=DatabaseNow(),
+                   next_attempt_at=DatabaseNow() + timedelta(seconds=_backoff_seconds(failures)))
         logger.warning("delivery %s (%s) failed (%s), retrying: %s", delivery.pk, delivery.consumer, failures, error)
         return RunResult("retrying", error)

@@ -28,12 +28,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import BooleanField, CharField, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Concat, Now
-from django.utils import timezone
+from django.db.models.functions import Cast, Concat
 
 from events import relay
 from events.catalogue import BY_NAME
 from events.choices import DeliveryStatus
+from events.clock import DatabaseNow
 from events.consumers import current_event, subscriptions_for
 from events.delivery import RunResult, delivery_run
 from events.envelope import Event, MalformedEvent, check_payload, event_from_row
@@ -85,7 +85,7 @@ def event_publish(*, name: str, payload: dict[str, Any], instance: Any, causatio
             raise EventError(f"{label} is longer than 64 characters")
     event_id = uuid.uuid4()
     row = OutboxEvent(
-        id=event_id, name=name, version=BY_NAME[name].version, occurred_at=timezone.now(),
+        id=event_id, name=name, version=BY_NAME[name].version, occurred_at=None,
         instance_id=instance_id, instance_slug=instance_slug, correlation_id=str(correlation_id or event_id),
         causation_id=None if causation_id is None else str(causation_id), payload=payload,
     )
@@ -106,24 +106,29 @@ _OUTBOX_COLUMNS = ("id, name, version, occurred_at, instance_id, instance_slug, 
 
 
 def _insert(row: OutboxEvent, subs: list[Any]) -> list[tuple[int, str, str]]:
-    """ONE statement: the outbox row and, in a data-modifying CTE, its delivery rows (one per subscriber)."""
-    values = [row.id, row.name, row.version, row.occurred_at, row.instance_id, row.instance_slug,
+    """ONE statement: the outbox row and, in a data-modifying CTE, its delivery rows (one per subscriber). The
+    event occurs (and its deliveries are sent) at the database's clock; ``row.occurred_at`` is set from it."""
+    values = [row.id, row.name, row.version, row.instance_id, row.instance_slug,
               row.correlation_id, row.causation_id, json.dumps(row.payload)]
     with connection.cursor() as cursor:
         if not subs:
             cursor.execute(f"INSERT INTO events_outboxevent ({_OUTBOX_COLUMNS}) "
-                           f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)", values)
+                           f"VALUES (%s, %s, %s, clock_timestamp(), %s, %s, %s, %s, %s::jsonb) RETURNING occurred_at",
+                           values)
+            row.occurred_at = cursor.fetchone()[0]
             return []
         subscribers = ", ".join(["(%s, %s)"] * len(subs))
         cursor.execute(
             f"WITH e AS (INSERT INTO events_outboxevent ({_OUTBOX_COLUMNS}) "
-            f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb) RETURNING id, occurred_at) "
+            f"VALUES (%s, %s, %s, clock_timestamp(), %s, %s, %s, %s, %s::jsonb) RETURNING id, occurred_at) "
             f"INSERT INTO events_delivery (event_id, consumer, queue, status, failures, last_error, sent_at, "
             f"created_at, updated_at) "
             f"SELECT e.id, s.consumer, s.queue, 'pending', 0, '', e.occurred_at, e.occurred_at, e.occurred_at "
-            f"FROM e, (VALUES {subscribers}) AS s (consumer, queue) RETURNING id, queue, consumer",
+            f"FROM e, (VALUES {subscribers}) AS s (consumer, queue) RETURNING id, queue, consumer, sent_at",
             [*values, *(v for sub in subs for v in (sub.name, sub.queue))])
-        return [(pk, queue, consumer) for pk, queue, consumer in cursor.fetchall()]
+        rows = cursor.fetchall()
+        row.occurred_at = rows[0][3]
+        return [(pk, queue, consumer) for pk, queue, consumer, _ in rows]
 
 
 def _claim(qs: Any, *, limit: int = BATCH, **extra: Any) -> list[tuple[int, str]]:
@@ -131,9 +136,8 @@ def _claim(qs: Any, *, limit: int = BATCH, **extra: Any) -> list[tuple[int, str]
     pending and sent now. Returns (id, queue) to send after commit."""
     rows = list(qs.select_for_update(skip_locked=True).order_by("id").values_list("id", "queue")[:limit])
     if rows:
-        now = timezone.now()
         Delivery.objects.filter(id__in=[pk for pk, _ in rows]).update(
-            status=DeliveryStatus.PENDING, sent_at=now, updated_at=now, **extra)
+            status=DeliveryStatus.PENDING, sent_at=DatabaseNow(), updated_at=DatabaseNow(), **extra)
     return rows
 
 
@@ -213,8 +217,7 @@ def bus_sweep() -> SweepResult:
     died after commit, lost by the broker, stuck unacked), send retries that are due, dead-letter deliveries parked
     too long and wake parked deliveries nobody woke for a while. One transaction under the sweep's lock (a second
     sweep meanwhile is ``skipped``); the messages go out after it commits."""
-    now = timezone.now()
-    stale = now - timedelta(seconds=float(settings.EVENTS_REDELIVER_AFTER_SECONDS))
+    stale = DatabaseNow() - timedelta(seconds=float(settings.EVENTS_REDELIVER_AFTER_SECONDS))
     with transaction.atomic():
         if not _periodic_lock(_SWEEP):
             return SweepResult(resent=0, retried=0, woken=0, expired=0, skipped=True)
@@ -228,7 +231,8 @@ def bus_sweep() -> SweepResult:
             overdue = overdue.alias(waiting=RawSQL("events_delivery.id = ANY(%s)", [sorted(waiting)],
                                                    output_field=BooleanField())).filter(waiting=False)
         resend = _claim(overdue, limit=5000)
-        retry = _claim(Delivery.objects.filter(status=DeliveryStatus.RETRYING, next_attempt_at__lte=now), limit=5000)
+        due = Delivery.objects.filter(status=DeliveryStatus.RETRYING, next_attempt_at__lte=DatabaseNow())
+        retry = _claim(due, limit=5000)
         expired = parked_expire()
         wake = _claim(Delivery.objects.filter(status=DeliveryStatus.PARKED, updated_at__lt=stale), limit=5000)
     return SweepResult(resent=relay.send(resend), retried=relay.send(retry), woken=relay.send(wake),
@@ -239,8 +243,8 @@ def parked_expire() -> int:
     """Dead-letter deliveries parked longer than EVENTS_PARK_MAX_SECONDS (by the database's clock): what they wait
     for never arrived."""
     limit = timedelta(seconds=float(settings.EVENTS_PARK_MAX_SECONDS))
-    expired = Delivery.objects.filter(status=DeliveryStatus.PARKED, parked_at__lt=Now() - limit)
-    count = expired.update(status=DeliveryStatus.DEAD, updated_at=Now(), last_error=Concat(
+    expired = Delivery.objects.filter(status=DeliveryStatus.PARKED, parked_at__lt=DatabaseNow() - limit)
+    count = expired.update(status=DeliveryStatus.DEAD, updated_at=DatabaseNow(), last_error=Concat(
         Value("prerequisite never arrived (parked since "), Cast("parked_at", CharField()), Value("): "),
         "last_error", output_field=CharField()))
     if count:
@@ -280,11 +284,12 @@ def events_replay(*, since: datetime, name: str | None = None, consumer: str | N
             existing = set(Delivery.objects.filter(event_id=row.id).values_list("consumer", flat=True))
             missing = [s for s in subs if s.name not in existing]
             Delivery.objects.bulk_create(
-                [Delivery(event_id=row.id, consumer=s.name, queue=s.queue, sent_at=timezone.now()) for s in missing],
-                ignore_conflicts=True)
+                [Delivery(event_id=row.id, consumer=s.name, queue=s.queue) for s in missing], ignore_conflicts=True)
             created += len(missing)
-            owed = list(Delivery.objects.filter(event_id=row.id, consumer__in=[s.name for s in subs])
-                        .exclude(status=DeliveryStatus.DEAD).values_list("id", "queue"))
+            replayed = Delivery.objects.filter(event_id=row.id, consumer__in=[s.name for s in subs]).exclude(
+                status=DeliveryStatus.DEAD)
+            owed = list(replayed.values_list("id", "queue"))
+            replayed.exclude(status=DeliveryStatus.DONE).update(sent_at=DatabaseNow(), updated_at=DatabaseNow())
         sent += relay.send(owed)
     return ReplayResult(events=total, created=created, sent=sent)
 
@@ -292,7 +297,7 @@ def events_replay(*, since: datetime, name: str | None = None, consumer: str | N
 def events_purge(*, now: datetime | None = None) -> int:
     """Delete events older than the retention whose deliveries are all done (open or dead ones are kept), and
     rejected messages older than the retention."""
-    cutoff = (now or timezone.now()) - timedelta(days=float(settings.EVENTS_RETENTION_DAYS))
+    cutoff = (now or DatabaseNow()) - timedelta(days=float(settings.EVENTS_RETENTION_DAYS))
     RejectedMessage.objects.filter(created_at__lt=cutoff).delete()
     deleted = 0
     while True:

@@ -404,3 +404,40 @@ def test_the_sweep_counts_messages_a_worker_holds_unacked_as_waiting(test_consum
     finally:
         client.hdel("unacked", "tag-1")
     assert bus_sweep().resent == 1
+
+
+# --- clocks ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("web_minutes, worker_minutes", [(-3, 0), (3, 0), (0, 3), (0, -3)])
+def test_hosts_whose_clocks_are_minutes_off_change_nothing(test_consumers, bus_settings, monkeypatch, web_minutes,
+                                                            worker_minutes):
+    """Every time the bus writes or compares is the database's: a web host publishing with a clock 3 minutes slow
+    or fast, and a worker sweeping and retrying with another, change nothing."""
+    import redis
+
+    redis.Redis.from_url(bus_settings.REDIS_URL).delete("events_test")
+    real_now = timezone.now
+
+    def database_now():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            return cursor.fetchone()[0]
+
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=web_minutes))
+    delivery = publish_and_relay(activity("boom", "x"))  # in a test's transaction: not sent, so lost if overdue
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=worker_minutes))
+
+    delivery.refresh_from_db()
+    published_at = database_now()
+    assert abs(delivery.event.occurred_at - published_at) < timedelta(seconds=5)
+    assert abs(delivery.sent_at - published_at) < timedelta(seconds=5)
+    assert bus_sweep().resent == 0  # sent a moment ago by the database's clock: not overdue (3 s here)
+
+    assert delivery_run(delivery_id=delivery.pk).outcome == "retrying"
+    delivery.refresh_from_db()
+    failed_at = database_now()
+    assert timedelta(0) < delivery.next_attempt_at - failed_at + timedelta(seconds=1) < timedelta(seconds=2)
+    assert abs(delivery.updated_at - failed_at) < timedelta(seconds=5)
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=published_at)  # due by the database's clock
+    assert bus_sweep().retried == 1
