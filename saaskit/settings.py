@@ -10,6 +10,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -55,9 +56,41 @@ DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SAASKIT_TEST_DB_NAME", "
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Redis: cache, broker, authz change feed ----------------------------------------------------
+# ============================================================================================
+# Redis databases, Celery and the event bus (owner: events). Keep this block together.
+# ============================================================================================
+# --- Redis: two databases -------------------------------------------------------------------
+# REDIS_URL's database holds what must never be evicted or flushed: the Celery broker's queues (and unacked
+# messages) and the authz change feed (a stream under ``saaskit:authz:``). Run that Redis with
+# ``maxmemory-policy noeviction`` (or ``volatile-lru``: only keys with a TTL go, and nothing there has one).
+# The cache lives in a database of its own (REDIS_CACHE_URL), so ``cache.clear()`` (FLUSHDB) or evicting it loses
+# no message; every cache key has a TTL. There is no result backend. With Sentinel, give kombu's
+# ``sentinel://`` URL to CELERY_BROKER_URL and a Sentinel-aware client to the cache (see README).
 REDIS_DB = int(os.environ.get("SAASKIT_REDIS_DB", "0"))
 REDIS_URL = env_required("REDIS_URL") if PRODUCTION else os.environ.get("REDIS_URL") or embedded.redis_url(REDIS_DB)
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    """``url`` pointing at database ``db`` of the same server (``redis://host:port/N`` or ``unix://path?db=N``)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"] + [("db", str(db))]
+        return f"unix://{parts.netloc}{parts.path}?{urlencode(query)}"
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def _cache_db() -> int:
+    if "SAASKIT_REDIS_CACHE_DB" in os.environ:
+        return int(os.environ["SAASKIT_REDIS_CACHE_DB"])
+    if os.environ.get("REDIS_URL"):  # a stock Redis has 16 databases
+        current = urlsplit(REDIS_URL)
+        db = int(dict(parse_qsl(current.query)).get("db", 0)) if current.scheme == "unix" else int(
+            current.path.strip("/") or 0)
+        return (db + 1) % 16
+    return (REDIS_DB + 16) % 32  # the embedded Redis has 32: out of the way of other runs' REDIS_DB (0-15)
+
+
+REDIS_CACHE_URL = os.environ.get("REDIS_CACHE_URL") or redis_url_with_db(REDIS_URL, _cache_db())
 
 
 def redis_url_for_kombu(url: str) -> str:
@@ -72,7 +105,7 @@ def redis_url_for_kombu(url: str) -> str:
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": REDIS_CACHE_URL,
         "KEY_PREFIX": os.environ.get("SAASKIT_CACHE_PREFIX", "saaskit"),
     }
 }
@@ -127,6 +160,10 @@ CELERY_BEAT_SCHEDULE = {
     "events-sweep": {"task": "events.sweep", "schedule": EVENTS_SWEEP_INTERVAL_SECONDS, "options": {"queue": "events"}},
     "events-purge": {"task": "events.purge", "schedule": EVENTS_PURGE_INTERVAL_SECONDS, "options": {"queue": "events"}},
 }
+
+# ============================================================================================
+# end of the Redis / Celery / event bus block
+# ============================================================================================
 
 # --- Django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [
