@@ -91,6 +91,9 @@ def _cache_db() -> int:
 
 
 REDIS_CACHE_URL = os.environ.get("REDIS_CACHE_URL") or redis_url_with_db(REDIS_URL, _cache_db())
+# Every Redis call (cache, publishing a message) gives up after this many seconds instead of hanging on a Redis that
+# is paused or partitioned away; the relay then leaves its messages to the sweep (events.relay).
+REDIS_SOCKET_TIMEOUT = float(os.environ.get("REDIS_SOCKET_TIMEOUT", "1"))
 
 
 def redis_url_for_kombu(url: str) -> str:
@@ -107,6 +110,8 @@ CACHES = {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
         "LOCATION": REDIS_CACHE_URL,
         "KEY_PREFIX": os.environ.get("SAASKIT_CACHE_PREFIX", "saaskit"),
+        # on the request path: a Redis that is down or unresponsive fails a call in a second, never hangs it
+        "OPTIONS": {"socket_timeout": REDIS_SOCKET_TIMEOUT, "socket_connect_timeout": REDIS_SOCKET_TIMEOUT},
     }
 }
 
@@ -126,6 +131,8 @@ CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300
 # make it every CELERY_UNACKED_RESTORE_INTERVAL seconds so a message held by a dead worker comes back promptly.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT,  # kombu: without it a publish waits forever on a dead connection
+    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
     "unacked_restore_interval": int(os.environ.get("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
     "unacked_restore_throttle": 1,
 }
@@ -135,6 +142,9 @@ CELERY_TASK_ALWAYS_EAGER = False
 
 # --- Event bus (events app): outbox relay, per-consumer deliveries, sweeps ---------------------
 EVENTS_RELAY_ON_COMMIT = env_bool("EVENTS_RELAY_ON_COMMIT", True)  # off: only the sweep relays (tests)
+# After a failed send the relay of this process leaves messages to the sweep for this long (a broker outage
+# never stalls requests: their outbox rows are committed, the sweep sends them later).
+EVENTS_RELAY_PAUSE_SECONDS = float(os.environ.get("EVENTS_RELAY_PAUSE_SECONDS", "5"))
 EVENTS_MAX_ATTEMPTS = int(os.environ.get("EVENTS_MAX_ATTEMPTS", "8"))  # then the delivery is dead-lettered
 EVENTS_RETRY_BASE_SECONDS = float(os.environ.get("EVENTS_RETRY_BASE_SECONDS", "2"))
 EVENTS_RETRY_MAX_SECONDS = float(os.environ.get("EVENTS_RETRY_MAX_SECONDS", "600"))

@@ -123,7 +123,7 @@ def test_rolled_back_transaction_publishes_nothing(test_consumers, monkeypatch):
     from events.tasks import deliver
 
     sent = []
-    monkeypatch.setattr(deliver, "apply_async", lambda args, queue: sent.append((args, queue)))
+    monkeypatch.setattr(deliver, "apply_async", lambda args, queue, **options: sent.append((args, queue)))
     with pytest.raises(RuntimeError), transaction.atomic():
         publish("event-suspicious-activity", activity("record"), instance=None)
         raise RuntimeError("rollback")
@@ -140,7 +140,7 @@ def test_commit_sends_one_message_per_delivery_to_its_queue(test_consumers, djan
     from events.tasks import deliver
 
     sent = []
-    monkeypatch.setattr(deliver, "apply_async", lambda args, queue: sent.append((args, queue)))
+    monkeypatch.setattr(deliver, "apply_async", lambda args, queue, **options: sent.append((args, queue)))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         row = publish("event-order-canceled", {"order_id": 1, "reason": "customer"}, instance=None)
         publish("event-order-approved", {"order_id": 1}, instance=None)
