@@ -1,15 +1,24 @@
-"""Running one delivery: from its message in one round trip, or from the event log; and recording failures.
+"""Running one delivery: from its message, or from the event log; and recording failures.
 
-- A message that carries its event runs the consumer at once and ends in ONE round trip (``_finish``: check the
-  message against the log, check the delivery is owed, mark it done, COMMIT); only a verified success commits
-  that way. Anything else, and a message with the delivery id alone, runs from the log (``_delivery_run``): claim
-  the delivery (one prepared statement sent with BEGIN), run the consumer, COMMIT.
+- A message that carries its event runs the consumer at once; the run lock (``events_run_lock``, an advisory lock
+  tried, never waited for) goes out with the BEGIN of the consumer's first statement, and the run ends in ONE round
+  trip (``_finish``: ``events_finish`` checks the message against the log, checks the delivery is owed, marks it
+  done, wakes the deliveries parked for it; then COMMIT). Only a verified success commits that way. Anything else,
+  a message with the delivery id alone and a message the broker hands out again run from the log
+  (``_delivery_run``): ``events_begin`` (commits that a run began; counts an earlier run that died), then claim
+  (run lock, read the event), run the consumer, ``events_finish`` and COMMIT. The SQL is in migrations 0005-0007.
+- One lock order on both paths: the run lock, the consumer's rows, the delivery row last. A second run of a
+  delivery skips while the first holds the run lock; two runs that both got past it meet at the delivery row,
+  where the second waits and is refused.
 - Either way it is ONE transaction: the consumer's effects, the events it publishes and ``done`` commit together
   or not at all. A redelivered or duplicated message finds the row done and changes nothing. That transaction
-  commits with ``synchronous_commit = off``: a PostgreSQL crash may forget its last fraction of a second of them,
-  consistently (WAL order), and what it forgot is a delivery back to pending, which the sweep sends again.
-- A failure rolls the run back and is recorded in a second transaction: parked (``NotReady``), retrying with
-  exponential backoff and jitter, or dead after ``EVENTS_MAX_ATTEMPTS``.
+  commits with ``synchronous_commit = off`` when it announces nothing outside after its commit (no on_commit
+  callbacks, no parked delivery woken): a PostgreSQL crash may forget its last fraction of a second of those,
+  consistently (WAL order), and what it forgot is a delivery back to pending, which the sweep sends again. One that
+  announces something (events it published, authz change-feed entries, woken deliveries) commits synchronously.
+- A failure (the consumer's or the bus's) rolls the run back and is recorded in a second transaction: retrying
+  with exponential backoff and jitter, or dead after ``EVENTS_MAX_ATTEMPTS``. ``NotReady`` parks the delivery
+  until what it waits for completes in its correlation.
 """
 
 from __future__ import annotations
@@ -202,7 +211,7 @@ def _finish(delivery_id: int, consumer_name: str, envelope: dict[str, Any] | Non
     pgconn = raw.pgconn
     call = (f"SELECT events_finish({int(delivery_id)}, {_literal(raw, consumer_name)}, "
             f"{'NULL' if envelope is None else _literal(raw, json.dumps(envelope)) + '::jsonb'}, "
-            f"{int(settings.EVENTS_WAKE_BATCH)})")
+            f"{int(settings.EVENTS_WAKE_BATCH)}, {'true' if _announces() else 'false'})")
     parts = [call, "COMMIT"] if commit else [call]
     if commit and pgconn.transaction_status == pq.TransactionStatus.IDLE:  # the consumer ran no statement
         parts.insert(0, _begin_statement(raw))
@@ -224,6 +233,13 @@ def _finish(delivery_id: int, consumer_name: str, envelope: dict[str, Any] | Non
                 raise psycopg.DatabaseError(message)
     woken = next(r for r in results if r.status == pq.ExecStatus.TUPLES_OK).get_value(0, 0)
     return [(pk, queue) for pk, queue in json.loads(woken)]
+
+
+def _announces() -> bool:
+    """Whether the delivery's transaction announces something outside the database after it commits (on_commit
+    callbacks: the relay of the events the consumer published, authz change-feed entries, a consumer's own): then
+    it must commit synchronously (migration 0007)."""
+    return bool(connection.run_on_commit)
 
 
 def _literal(raw: Any, value: str) -> str:

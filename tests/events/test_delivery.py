@@ -140,7 +140,7 @@ def test_a_run_from_the_log_begins_claims_runs_and_finishes(test_consumers):
     assert statements[0] == f"SELECT events_begin({delivery.pk}, 8)"
     assert statements[1] == f"SELECT events_claim({delivery.pk})"  # in a test's transaction: no BEGIN
     assert statements[2].startswith("INSERT INTO events_test_effect")  # the consumer's
-    assert statements[3] == f"SELECT events_finish({delivery.pk}, 'tests.activity', NULL, 50)"
+    assert statements[3] == f"SELECT events_finish({delivery.pk}, 'tests.activity', NULL, 50, true)"
     assert len(statements) == 4
     delivery.refresh_from_db()
     assert (delivery.status, delivery.running_since, delivery.failures) == ("done", None, 0)
@@ -265,7 +265,7 @@ def test_a_message_carrying_its_event_takes_its_run_lock_with_the_begin_and_ends
     # the run lock goes out with the BEGIN psycopg would have sent alone before the consumer's INSERT
     assert statements[0] == f"BEGIN; SELECT events_run_lock({delivery.pk}, '{delivery.event.correlation_id}')"
     assert statements[1].startswith(f"SELECT events_finish({delivery.pk}, 'tests.activity', ")
-    assert statements[1].endswith(", 50); COMMIT")
+    assert statements[1].endswith(", 50, false); COMMIT")  # announces nothing: may commit asynchronously
     assert connection.get_autocommit() and not connection.in_atomic_block
     assert Delivery.objects.get(pk=delivery.pk).status == "done"
     assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "one-trip")]
@@ -585,3 +585,42 @@ def test_a_prerequisite_completing_while_a_delivery_is_being_parked_wakes_it(tes
 
     assert outcome["second"] == "done"
     assert [e[2] for e in test_consumers.effects()] == ["race:1", "race:2"]
+
+
+# --- synchronous_commit ---------------------------------------------------------------------------------------
+
+def finish_setting(delivery_id: int, consumer: str, *, announces: bool) -> tuple[str, str]:
+    """Call events_finish in a savepoint; the synchronous_commit it leaves for the commit, and what it woke."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT events_finish(%s, %s, NULL, 50, %s)", [delivery_id, consumer, announces])
+        woken = cursor.fetchone()[0]
+        cursor.execute("SELECT current_setting('synchronous_commit')")
+        setting = cursor.fetchone()[0]
+        transaction.set_rollback(True)
+    return setting, woken
+
+
+@pytest.mark.django_db
+def test_a_delivery_commits_asynchronously_only_when_it_announces_nothing_outside(test_consumers):
+    quiet = publish_and_relay(activity("record", "q"), correlation_id="sc")
+    parked = publish_and_relay(activity("step", "sc:2"))
+    assert delivery_run(delivery_id=parked.pk).outcome == "parked"
+
+    # it wakes a parked delivery, whose message goes out after the commit
+    assert finish_setting(quiet.pk, ACTIVITY, announces=False) == ("on", f'[[{parked.pk}, "events_test"]]')
+    Delivery.objects.filter(pk=parked.pk).update(status=DeliveryStatus.DONE)
+    assert finish_setting(quiet.pk, ACTIVITY, announces=False) == ("off", "[]")  # nothing: it may be forgotten
+    assert finish_setting(quiet.pk, ACTIVITY, announces=True) == ("on", "[]")  # on_commit callbacks (it published)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_consumer_that_publishes_finishes_announcing_it(test_consumers):
+    chain = publish_and_relay(activity("chain", "c"))
+    record = publish_and_relay(activity("record", "r"))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert delivery_run(**message_for(chain)).outcome == "done"
+        assert delivery_run(**message_for(record)).outcome == "done"
+
+    finishes = [q["sql"] for q in queries.captured_queries if "events_finish(" in q["sql"]]
+    assert [sql.split("50, ")[1] for sql in finishes] == ["true); COMMIT", "false); COMMIT"]
