@@ -174,10 +174,16 @@ def _message_delivery_id(raw: bytes) -> int | None:
         return None
 
 
+def _database_epoch() -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extract(epoch FROM clock_timestamp())")
+        return float(cursor.fetchone()[0])
+
+
 def deliveries_in_broker(queues: set[str], *, chunk: int = 5000) -> set[int] | None:
-    """Ids of the deliveries whose messages wait in ``queues`` or are held (unacked) by a worker: they are slow,
-    not lost. None when the broker cannot be read. Reads every message of those queues (LRANGE in chunks), so the
-    sweep does it only for queues that have overdue deliveries."""
+    """Ids of the deliveries whose messages wait in ``queues`` or were handed to a worker (unacked) less than
+    EVENTS_REDELIVER_AFTER_SECONDS ago: they are slow, not lost. None when the broker cannot be read. Reads every
+    message of those queues (LRANGE in chunks), so the sweep does it only for queues that have overdue deliveries."""
     from saaskit.celery import app
 
     found: set[int] = set()
@@ -190,10 +196,15 @@ def deliveries_in_broker(queues: set[str], *, chunk: int = 5000) -> set[int] | N
                 while batch := client.lrange(queue, start, start + chunk - 1):
                     found.update(i for i in map(_message_delivery_id, batch) if i is not None)
                     start += chunk
-            for _, raw in client.hscan_iter(channel.unacked_key, count=chunk):
-                delivery_id = _message_delivery_id(raw)
-                if delivery_id is not None:
-                    found.add(delivery_id)
+            # Held by a worker (unacked) since less than the redelivery age: running or prefetched. Held longer, its
+            # worker is likely dead (the broker would hand it out again only after the visibility timeout): resend.
+            held_since = _database_epoch() - float(settings.EVENTS_REDELIVER_AFTER_SECONDS)
+            tags = client.zrangebyscore(channel.unacked_index_key, held_since, "+inf")
+            for start in range(0, len(tags), chunk):
+                for raw in client.hmget(channel.unacked_key, tags[start:start + chunk]):
+                    delivery_id = _message_delivery_id(raw) if raw else None
+                    if delivery_id is not None:
+                        found.add(delivery_id)
     except Exception:
         logger.warning("could not read the broker's queues; resending every overdue delivery", exc_info=True)
         return None

@@ -383,8 +383,10 @@ def test_a_lost_message_is_resent_while_2000_others_wait_and_those_are_not(test_
 
 
 @pytest.mark.django_db
-def test_the_sweep_counts_messages_a_worker_holds_unacked_as_waiting(test_consumers, bus_settings):
+def test_the_sweep_counts_messages_a_worker_took_lately_as_waiting_and_resends_older_ones(test_consumers,
+                                                                                          bus_settings):
     import json
+    import time
 
     import redis
 
@@ -398,12 +400,15 @@ def test_the_sweep_counts_messages_a_worker_holds_unacked_as_waiting(test_consum
 
     client = redis.Redis.from_url(bus_settings.REDIS_URL)
     client.hset("unacked", "tag-1", json.dumps([message, "", "events_test"]))
+    client.zadd("unacked_index", {"tag-1": time.time() - 1})  # handed to a worker a second ago
     Delivery.objects.filter(pk=held.pk).update(sent_at=timezone.now() - timedelta(seconds=10))
     try:
         assert bus_sweep().resent == 0
+        client.zadd("unacked_index", {"tag-1": time.time() - 60})  # held a minute (3 s here): its worker is gone
+        assert bus_sweep().resent == 1
     finally:
         client.hdel("unacked", "tag-1")
-    assert bus_sweep().resent == 1
+        client.zrem("unacked_index", "tag-1")
 
 
 # --- clocks ------------------------------------------------------------------------------------------------------
