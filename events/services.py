@@ -34,16 +34,16 @@ from events import relay
 from events.catalogue import BY_NAME
 from events.choices import DeliveryStatus
 from events.clock import DatabaseNow
-from events.consumers import current_event, subscriptions_for
+from events.consumers import current_event, get_subscription, subscriptions_for
 from events.delivery import RunResult, delivery_run
 from events.envelope import Event, MalformedEvent, check_payload, event_from_row
 from events.errors import EventError
 from events.models import Delivery, OutboxEvent, RejectedMessage
 
 __all__ = [
-    "BATCH", "OPEN_STATUSES", "MalformedEvent", "ReplayResult", "RunResult", "SweepResult", "bus_sweep",
-    "deliveries_retry", "delivery_run", "event_from_row", "event_publish", "events_purge", "events_replay",
-    "message_reject", "deliveries_in_broker", "parked_expire",
+    "BATCH", "OPEN_STATUSES", "BackfillResult", "MalformedEvent", "ReplayResult", "RunResult", "SweepResult",
+    "bus_sweep", "deliveries_backfill", "deliveries_in_broker", "deliveries_retry", "delivery_run", "event_from_row",
+    "event_publish", "events_purge", "events_replay", "message_reject", "parked_expire",
 ]
 
 logger = logging.getLogger(__name__)
@@ -303,6 +303,42 @@ def events_replay(*, since: datetime, name: str | None = None, consumer: str | N
             replayed.exclude(status=DeliveryStatus.DONE).update(sent_at=DatabaseNow(), updated_at=DatabaseNow())
         sent += relay.send(owed)
     return ReplayResult(events=total, created=created, sent=sent)
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    created: int
+    sent: int
+
+
+def deliveries_backfill(*, consumer: str, since: datetime) -> BackfillResult:
+    """Create and send the deliveries to ``consumer`` (registered in this process) of its events since ``since``
+    that have none: subscribers are fixed when an event is published, from the publishing process's registry, so
+    during a rolling deploy that adds a consumer the old processes publish without it. Run once the new code runs
+    everywhere, with ``since`` the deploy's start; running it again creates nothing."""
+    sub = get_subscription(consumer)
+    if sub is None:
+        raise EventError(f"unknown consumer {consumer!r}")
+    created: list[tuple[int, str]] = []
+    last_id = None
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "WITH batch AS (SELECT e.id FROM events_outboxevent e WHERE e.name = %s AND e.occurred_at >= %s "
+                "AND (%s::uuid IS NULL OR e.id > %s::uuid) ORDER BY e.id LIMIT %s), "
+                "made AS (INSERT INTO events_delivery (event_id, consumer, queue, status, failures, last_error, "
+                "sent_at, created_at, updated_at) SELECT id, %s, %s, 'pending', 0, '', clock_timestamp(), "
+                "clock_timestamp(), clock_timestamp() FROM batch "
+                "ON CONFLICT ON CONSTRAINT events_delivery_once_per_consumer DO NOTHING RETURNING id, queue) "
+                "SELECT (SELECT max(id::text) FROM batch), coalesce((SELECT json_agg(json_build_array(id, queue)) "
+                "FROM made), '[]')",
+                [sub.event_name, since, last_id, last_id, BATCH, sub.name, sub.queue])
+            last_id, made = cursor.fetchone()
+        made = json.loads(made) if isinstance(made, str) else made
+        created += [(pk, queue) for pk, queue in made]
+        if last_id is None:
+            break
+    return BackfillResult(created=len(created), sent=relay.send(created))
 
 
 def events_purge(*, now: datetime | None = None) -> int:

@@ -1,4 +1,4 @@
-"""``manage.py events list|asyncapi|dlq|retry|parked|replay|sweep|purge``: inspect and operate the bus."""
+"""``manage.py events list|asyncapi|dlq|retry|parked|replay|backfill|sweep|purge``: inspect and operate the bus."""
 
 from __future__ import annotations
 
@@ -45,6 +45,10 @@ class Command(BaseCommand):
         replay.add_argument("--since", required=True)
         replay.add_argument("--name")
         replay.add_argument("--consumer")
+        backfill = sub.add_parser("backfill", help="create and send a consumer's missing deliveries of events since "
+                                                   "a time (a consumer added by a rolling deploy)")
+        backfill.add_argument("consumer")
+        backfill.add_argument("--since", required=True)
         sub.add_parser("sweep", help="run one sweep now (resend unsent/stale, due retries, stale parked)")
         sub.add_parser("purge", help="delete events past the retention whose deliveries are all done")
 
@@ -97,6 +101,12 @@ class Command(BaseCommand):
             raise CommandError(f"unknown consumer {consumer!r}")
         result = services.events_replay(since=_parse_since(since), name=name, consumer=consumer)
         self.stdout.write(f"events={result.events} created={result.created} sent={result.sent}")
+
+    def do_backfill(self, *, consumer: str, since: str, **options: Any) -> None:
+        if get_subscription(consumer) is None:
+            raise CommandError(f"unknown consumer {consumer!r}")
+        result = services.deliveries_backfill(consumer=consumer, since=_parse_since(since))
+        self.stdout.write(f"created={result.created} sent={result.sent}")
 
     def do_sweep(self, **options: Any) -> None:
         r = services.bus_sweep()
