@@ -42,7 +42,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from psycopg import pq
 
-from events import relay
+from events import metrics, relay
 from events.choices import DeliveryStatus
 from events.clock import DatabaseNow
 from events.consumers import NotReady, current_event, get_subscription
@@ -201,6 +201,7 @@ def _run_from_message(delivery_id: int, consumer_name: str,
         return _record_failure(delivery_id, exc)
     except Exception:
         return None  # the run from the log does it again and records the outcome (or raises if the bus is down)
+    metrics.delivery_ended(consumer_name, "done", event.occurred_at)
     relay.send(woken)
     return RunResult("done")
 
@@ -321,6 +322,8 @@ def _delivery_run(delivery_id: int, *, exclusive: str | None = None) -> RunResul
         return RunResult("missing")
     if began == "exhausted":
         logger.error("delivery %s dead: its runs from the log did not finish", delivery_id)
+        metrics.delivery_ended(Delivery.objects.filter(pk=delivery_id).values_list("consumer", flat=True).first()
+                               or "", "dead")
         return RunResult("dead", "its runs did not finish")
     if began != "go":
         return RunResult("skipped", began)
@@ -372,7 +375,9 @@ def _run_claimed(delivery_id: int, exclusive: str | None) -> RunResult | _ParkSu
         except DatabaseError:
             raise exc from None  # the database is gone: the marker left by events_begin counts this run later
     if parked is not None:
+        metrics.delivery_ended(claim.consumer, "parked")
         return RunResult("parked", str(parked))
+    metrics.delivery_ended(claim.consumer, "done", event.occurred_at)
     relay.send(woken)
     return RunResult("done")
 
@@ -417,9 +422,11 @@ def _record_failure(delivery_id: int, exc: BaseException) -> RunResult:
             row.update(status=DeliveryStatus.DEAD, last_error=error[:4000], failures=failures, running_since=None,
                        updated_at=DatabaseNow())
             logger.error("delivery %s (%s) dead after %s attempts: %s", delivery.pk, delivery.consumer, failures, error)
+            metrics.delivery_ended(delivery.consumer, "dead")
             return RunResult("dead", error)
         row.update(status=DeliveryStatus.RETRYING, last_error=error[:4000], failures=failures, running_since=None,
                    updated_at=DatabaseNow(),
                    next_attempt_at=DatabaseNow() + timedelta(seconds=_backoff_seconds(failures)))
         logger.warning("delivery %s (%s) failed (%s), retrying: %s", delivery.pk, delivery.consumer, failures, error)
+        metrics.delivery_ended(delivery.consumer, "retrying")
         return RunResult("retrying", error)

@@ -171,6 +171,15 @@ CELERY_BEAT_SCHEDULE = {
     "events-purge": {"task": "events.purge", "schedule": EVENTS_PURGE_INTERVAL_SECONDS, "options": {"queue": "events"}},
 }
 
+# --- Metrics (GET /metrics, events.api.metrics) and `manage.py events health` ----------------------
+# Scrapers show a bearer token, or come from an allowed address (loopback by default outside production). With
+# several gunicorn / Celery processes per host set PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode).
+METRICS_BEARER_TOKEN = os.environ.get("METRICS_BEARER_TOKEN", "")
+METRICS_ALLOWED_ADDRESSES = [a for a in os.environ.get(
+    "METRICS_ALLOWED_ADDRESSES", "" if PRODUCTION else "127.0.0.1,::1").split(",") if a]
+# `events health` fails (exit 1) when a delivery has been pending longer than this, or any is dead-lettered.
+EVENTS_HEALTH_MAX_PENDING_SECONDS = float(os.environ.get("EVENTS_HEALTH_MAX_PENDING_SECONDS", "300"))
+
 # ============================================================================================
 # end of the Redis / Celery / event bus block
 # ============================================================================================

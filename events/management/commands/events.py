@@ -1,4 +1,4 @@
-"""``manage.py events list|asyncapi|dlq|retry|parked|replay|backfill|sweep|purge``: inspect and operate the bus."""
+"""``manage.py events list|asyncapi|dlq|retry|parked|replay|backfill|health|sweep|purge``: operate the bus."""
 
 from __future__ import annotations
 
@@ -49,6 +49,8 @@ class Command(BaseCommand):
                                                    "a time (a consumer added by a rolling deploy)")
         backfill.add_argument("consumer")
         backfill.add_argument("--since", required=True)
+        health = sub.add_parser("health", help="exit 0 when healthy, 1 when a delivery is dead or pending too long")
+        health.add_argument("--json", action="store_true", dest="as_json", help="print the verdict as a JSON object")
         sub.add_parser("sweep", help="run one sweep now (resend unsent/stale, due retries, stale parked)")
         sub.add_parser("purge", help="delete events past the retention whose deliveries are all done")
 
@@ -107,6 +109,17 @@ class Command(BaseCommand):
             raise CommandError(f"unknown consumer {consumer!r}")
         result = services.deliveries_backfill(consumer=consumer, since=_parse_since(since))
         self.stdout.write(f"created={result.created} sent={result.sent}")
+
+    def do_health(self, *, as_json: bool, **options: Any) -> None:
+        verdict = selectors.bus_health()
+        if as_json:
+            self.stdout.write(json.dumps(verdict))
+        else:
+            self.stdout.write("healthy" if verdict["healthy"] else "unhealthy: " + "; ".join(verdict["problems"]))
+            self.stdout.write(f"dead={verdict['dead']} parked={verdict['parked']} open={verdict['open']} "
+                              f"oldest_pending_seconds={verdict['oldest_pending_seconds']}")
+        if not verdict["healthy"]:
+            raise SystemExit(1)
 
     def do_sweep(self, **options: Any) -> None:
         r = services.bus_sweep()
