@@ -296,3 +296,40 @@ def test_real_producers_and_consumers_chain_through_the_bus(workers, test_consum
     real = set(Delivery.objects.exclude(consumer__startswith="tests.").values_list("consumer", flat=True))
     assert {"inventory.reserve_for_order", "payments.charge_for_order", "orders.apply_payment",
             "inventory.commit_for_order", "authz.upsert_policies"} <= real
+
+
+def test_many_hosts_layout_two_worker_pools_and_two_beats_complete_a_burst_with_no_duplicate_effect(workers,
+                                                                                                   test_consumers):
+    """README "Running on many hosts": a worker pool for the saga's queues and another for the rest, each with its
+    own beat (two beats: the sweep and purge lock keeps that safe); a burst of orders ends approved, each charged and
+    each unit taken once."""
+    from decimal import Decimal
+
+    from inventory.models import Product
+    from inventory.services import product_create
+    from orders.models import Order
+    from orders.services import order_place
+    from payments.models import Payment, Wallet
+    from payments.services import wallet_create
+    from tests.factories import InstanceFactory, UserFactory
+
+    saga = workers.start(queues=("orders", "inventory", "payments"))
+    rest = workers.start(queues=("default", "accounts", "authz", "events", "events_test"))
+    instance, customer = InstanceFactory(), UserFactory()
+    wallet_create(instance=instance, user=customer, currency="USD", balance="100.00")
+    apple = product_create(instance=instance, sku="APL", name="Apple", price="2.50", stock_on_hand=50)
+
+    orders = [order_place(instance=instance, customer=customer, currency="USD",
+                          lines=[{"product_id": apple.pk, "quantity": 2}]) for _ in range(12)]
+
+    wait_until(lambda: Order.objects.filter(status="approved").count() == 12, timeout=90,
+               message=lambda: str(list(Order.objects.values_list("status", flat=True))))
+    wait_until(lambda: not Delivery.objects.exclude(status="done").exists(), timeout=60,
+               message=lambda: str(list(Delivery.objects.exclude(status="done").values_list("consumer", "status"))))
+    apple.refresh_from_db()
+    assert (apple.stock_on_hand, apple.stock_reserved) == (50 - 24, 0)
+    assert Wallet.objects.get(user=customer).balance == Decimal("100.00") - 12 * Decimal("5.00")
+    assert Payment.objects.filter(status="succeeded").count() == 12
+    assert sorted(Payment.objects.values_list("order_id", flat=True)) == sorted(o.pk for o in orders)
+    assert Product.objects.count() == 1
+    assert " ready." in saga.log() and " ready." in rest.log()
