@@ -24,11 +24,17 @@ LATENCY = Histogram("saaskit_events_delivery_latency_seconds", "From the event's
                     ["consumer"], buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800))
 
 
+_children: dict[tuple[str, str], tuple[Any, Any]] = {}  # (consumer, outcome) -> labelled counter, histogram
+
+
 def delivery_ended(consumer: str, outcome: str, occurred_at: datetime | None = None) -> None:
     """Count a run's outcome (``done`` with the event's occurrence time: the latency, by this host's clock)."""
-    DELIVERIES.labels(consumer, outcome).inc()
+    children = _children.get((consumer, outcome))
+    if children is None:
+        children = _children[(consumer, outcome)] = (DELIVERIES.labels(consumer, outcome), LATENCY.labels(consumer))
+    children[0].inc()
     if outcome == "done" and occurred_at is not None:
-        LATENCY.labels(consumer).observe(max(0.0, time.time() - occurred_at.timestamp()))
+        children[1].observe(max(0.0, time.time() - occurred_at.timestamp()))
 
 
 class BusStateCollector:
