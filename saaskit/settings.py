@@ -153,8 +153,8 @@ EVENTS_TASK_SOFT_TIME_LIMIT = int(os.environ.get("EVENTS_TASK_SOFT_TIME_LIMIT", 
 # Longer than any consumer runs; shorter than the broker's visibility timeout.
 EVENTS_REDELIVER_AFTER_SECONDS = float(os.environ.get("EVENTS_REDELIVER_AFTER_SECONDS", "120"))
 EVENTS_SWEEP_INTERVAL_SECONDS = float(os.environ.get("EVENTS_SWEEP_INTERVAL_SECONDS", "10"))
-# Each completed delivery wakes at most this many parked ones (longest parked first), so a pile of parked
-# deliveries cannot multiply the traffic; the sweep wakes the rest when they have been parked a while.
+# Each completed delivery wakes at most this many of the deliveries parked for it (longest parked first); the sweep
+# wakes the rest when they have been parked a while.
 EVENTS_WAKE_BATCH = int(os.environ.get("EVENTS_WAKE_BATCH", "50"))
 # A delivery parked (NotReady) this long is dead-lettered: "prerequisite never arrived".
 EVENTS_PARK_MAX_SECONDS = float(os.environ.get("EVENTS_PARK_MAX_SECONDS", "600"))
