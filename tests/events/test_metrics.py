@@ -131,3 +131,26 @@ def test_health_exits_1_on_dead_letters_or_a_delivery_pending_too_long(test_cons
     assert verdict["problems"][1].startswith("a delivery has been pending for 60")
     assert 600 <= verdict["oldest_pending_seconds"] < 660
     assert health()[1].startswith("unhealthy: 1 dead-lettered deliveries")
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_in_multiprocess_mode_a_scrape_adds_up_every_process(tmp_path):
+    """gunicorn and Celery processes of one host share PROMETHEUS_MULTIPROC_DIR: any of them answers for all."""
+    import subprocess
+    import sys
+
+    from tests.support import worker_env
+
+    env = worker_env({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    count = ("import django; django.setup(); from events import metrics; "
+             "[metrics.delivery_ended('tests.mp', 'done') for _ in range({n})]")
+    for n in (2, 3):  # two processes, each counting its own
+        subprocess.run([sys.executable, "-c", count.replace("{n}", str(n))], env=env, check=True, timeout=60)
+    scraped = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup(); from events import metrics; "
+         "print(metrics.exposition().decode())"], env=env, check=True, timeout=60, capture_output=True, text=True)
+
+    values = samples(scraped.stdout)
+    assert values['saaskit_events_deliveries_total{consumer="tests.mp",outcome="done"}'] == 5
+    assert values["saaskit_events_dead_deliveries"] == 0
