@@ -32,4 +32,12 @@ def check_delivery_settings(app_configs: Any = None, **kwargs: Any) -> list[Chec
     if visibility <= settings.EVENTS_TASK_SOFT_TIME_LIMIT:
         problems.append(Warning("The broker's visibility_timeout should exceed EVENTS_TASK_SOFT_TIME_LIMIT, or Redis "
                                 "hands running deliveries to another worker.", id="events.W003"))
+    location = settings.CACHES.get("default", {}).get("LOCATION")
+    if "redis" in settings.CACHES.get("default", {}).get("BACKEND", "").lower() and location in (
+            settings.REDIS_URL, settings.CELERY_BROKER_URL):
+        problems.append(Warning("The cache shares the broker's Redis database: cache.clear() (FLUSHDB) or an eviction "
+                                "drops queued messages. Give it its own (REDIS_CACHE_URL).", id="events.W004"))
+    if not settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("socket_timeout"):
+        problems.append(Warning("The broker has no socket_timeout: with Redis paused or partitioned away, a request "
+                                "that publishes hangs (REDIS_SOCKET_TIMEOUT).", id="events.W005"))
     return problems

@@ -29,8 +29,16 @@ current_event: contextvars.ContextVar[Event | None] = contextvars.ContextVar("ev
 
 
 class NotReady(Exception):
-    """Raised by a consumer that needs an event that has not arrived yet: the delivery is parked and retried
-    after other deliveries complete (its writes are rolled back)."""
+    """Raised by a consumer that needs an event that has not arrived yet: its writes are rolled back and the
+    delivery is parked until a delivery of ``waits_for`` (an event name; by default any event) in the same
+    correlation completes. A delivery parked longer than EVENTS_PARK_MAX_SECONDS is dead-lettered ("prerequisite
+    never arrived")."""
+
+    def __init__(self, message: str = "", *, waits_for: str | None = None) -> None:
+        super().__init__(message)
+        if waits_for is not None and waits_for not in BY_NAME:
+            raise ConsumerRegistrationError(f"NotReady(waits_for={waits_for!r}): unknown event")
+        self.waits_for = waits_for or "*"
 
 
 @dataclass(frozen=True)

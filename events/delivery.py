@@ -1,15 +1,24 @@
-"""Running one delivery: from its message in one round trip, or from the event log; and recording failures.
+"""Running one delivery: from its message, or from the event log; and recording failures.
 
-- A message that carries its event runs the consumer at once and ends in ONE round trip (``_finish``: check the
-  message against the log, check the delivery is owed, mark it done, COMMIT); only a verified success commits
-  that way. Anything else, and a message with the delivery id alone, runs from the log (``_delivery_run``): claim
-  the delivery (one prepared statement sent with BEGIN), run the consumer, COMMIT.
+- A message that carries its event runs the consumer at once; the run lock (``events_run_lock``, an advisory lock
+  tried, never waited for) goes out with the BEGIN of the consumer's first statement, and the run ends in ONE round
+  trip (``_finish``: ``events_finish`` checks the message against the log, checks the delivery is owed, marks it
+  done, wakes the deliveries parked for it; then COMMIT). Only a verified success commits that way. Anything else,
+  a message with the delivery id alone and a message the broker hands out again run from the log
+  (``_delivery_run``): ``events_begin`` (commits that a run began; counts an earlier run that died), then claim
+  (run lock, read the event), run the consumer, ``events_finish`` and COMMIT. The SQL is in migrations 0005-0007.
+- One lock order on both paths: the run lock, the consumer's rows, the delivery row last. A second run of a
+  delivery skips while the first holds the run lock; two runs that both got past it meet at the delivery row,
+  where the second waits and is refused.
 - Either way it is ONE transaction: the consumer's effects, the events it publishes and ``done`` commit together
   or not at all. A redelivered or duplicated message finds the row done and changes nothing. That transaction
-  commits with ``synchronous_commit = off``: a PostgreSQL crash may forget its last fraction of a second of them,
-  consistently (WAL order), and what it forgot is a delivery back to pending, which the sweep sends again.
-- A failure rolls the run back and is recorded in a second transaction: parked (``NotReady``), retrying with
-  exponential backoff and jitter, or dead after ``EVENTS_MAX_ATTEMPTS``.
+  commits with ``synchronous_commit = off`` when it announces nothing outside after its commit (no on_commit
+  callbacks, no parked delivery woken): a PostgreSQL crash may forget its last fraction of a second of those,
+  consistently (WAL order), and what it forgot is a delivery back to pending, which the sweep sends again. One that
+  announces something (events it published, authz change-feed entries, woken deliveries) commits synchronously.
+- A failure (the consumer's or the bus's) rolls the run back and is recorded in a second transaction: retrying
+  with exponential backoff and jitter, or dead after ``EVENTS_MAX_ATTEMPTS``. ``NotReady`` parks the delivery
+  until what it waits for completes in its correlation.
 """
 
 from __future__ import annotations
@@ -19,7 +28,6 @@ import logging
 import random
 import time
 import uuid
-import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,12 +36,15 @@ import psycopg
 import psycopg.sql
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import connection, transaction
-from django.utils import timezone
+from django.db import DatabaseError, connection, transaction
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 from psycopg import pq
 
-from events import relay
+from events import metrics, relay
 from events.choices import DeliveryStatus
+from events.clock import DatabaseNow
 from events.consumers import NotReady, current_event, get_subscription
 from events.envelope import Event, MalformedEvent, checked_event, is_envelope
 from events.models import Delivery
@@ -68,14 +79,14 @@ def delivery_run(*, delivery_id: int, consumer: str | None = None, event: dict[s
     """Run one delivery. Given the message's ``consumer`` and ``event`` envelope, first from the message (one
     round trip, see ``_run_from_message``); otherwise, or whenever that path does not end in a verified success,
     from the event log (``_delivery_run``), which decides every other outcome."""
+    exclusive = None
     if consumer is not None and event is not None:
         result = _run_from_message(delivery_id, consumer, event)
-        if result is not None:
+        if isinstance(result, RunResult):
             return result
-    try:
-        return _delivery_run(delivery_id)
-    except _ClaimStatementLost:
-        return _delivery_run(delivery_id)
+        if isinstance(result, _ParkSuspected):
+            exclusive = result.correlation_id
+    return _delivery_run(delivery_id, exclusive=exclusive)
 
 
 # --- run from the message ------------------------------------------------------------------------------------
@@ -132,7 +143,39 @@ def _event_from_message(envelope: Any) -> Event | None:
         return None
 
 
-def _run_from_message(delivery_id: int, consumer_name: str, envelope: dict[str, Any]) -> RunResult | None:
+class _RunningElsewhere(Exception):
+    """Another run of this delivery holds its run lock: this one steps aside."""
+
+
+class _RunLockWithBegin:
+    """Django execute wrapper for the consumer's statements on the message path: with the consumer's first
+    statement, take the delivery's run lock (``events_run_lock``) in the same round trip as the BEGIN psycopg would
+    otherwise send alone, so the lock costs nothing. A consumer that runs no statement needs no lock (the finish
+    locks the delivery row)."""
+
+    def __init__(self, delivery_id: int, correlation_id: str) -> None:
+        self.delivery_id = int(delivery_id)
+        self.correlation_id = correlation_id
+        self.tried = False
+
+    def __call__(self, execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
+        if not self.tried:
+            self.tried = True
+            raw = connection.connection
+            statement = f"SELECT events_run_lock({self.delivery_id}, {_literal(raw, self.correlation_id)})"
+            if _in_transaction(statement).get_value(0, 0) != b"t":
+                raise _RunningElsewhere()
+        return execute(sql, params, many, context)
+
+
+@dataclass(frozen=True)
+class _ParkSuspected:
+    """The consumer was not ready: run it again from the log holding its correlation lock, then park it."""
+    correlation_id: str
+
+
+def _run_from_message(delivery_id: int, consumer_name: str,
+                      envelope: dict[str, Any]) -> RunResult | _ParkSuspected | None:
     """None: not settled here, run it from the log."""
     event = _event_from_message(envelope)
     sub = get_subscription(consumer_name)
@@ -141,8 +184,13 @@ def _run_from_message(delivery_id: int, consumer_name: str, envelope: dict[str, 
     outermost = connection.get_autocommit()  # else a caller's transaction (tests): it commits, not us
     try:
         with transaction.atomic():
-            _run_consumer(sub, event)
+            with connection.execute_wrapper(_RunLockWithBegin(delivery_id, event.correlation_id)):
+                _run_consumer(sub, event)
             woken = _finish(delivery_id, consumer_name, envelope, commit=outermost)
+    except _RunningElsewhere:
+        return RunResult("skipped", "running")
+    except NotReady:
+        return _ParkSuspected(event.correlation_id)
     except _FinishRefused as exc:
         if exc.reason == "not owed":
             return RunResult("skipped", str(exc))
@@ -150,18 +198,21 @@ def _run_from_message(delivery_id: int, consumer_name: str, envelope: dict[str, 
             logger.warning("delivery %s: %s; running it from the log", delivery_id, exc)
         return None
     except SoftTimeLimitExceeded as exc:  # no time left to run it again: record it here
-        return _record_failure(delivery_id, exc, parked=False)
+        return _record_failure(delivery_id, exc)
     except Exception:
         return None  # the run from the log does it again and records the outcome (or raises if the bus is down)
+    metrics.delivery_ended(consumer_name, "done", event.occurred_at)
     relay.send(woken)
     return RunResult("done")
 
 
-def _finish(delivery_id: int, consumer_name: str, envelope: dict[str, Any], *, commit: bool) -> list[tuple[int, str]]:
+def _finish(delivery_id: int, consumer_name: str, envelope: dict[str, Any] | None, *,
+            commit: bool) -> list[tuple[int, str]]:
     raw = connection.connection
     pgconn = raw.pgconn
     call = (f"SELECT events_finish({int(delivery_id)}, {_literal(raw, consumer_name)}, "
-            f"{_literal(raw, json.dumps(envelope))}::jsonb, {int(settings.EVENTS_WAKE_BATCH)})")
+            f"{'NULL' if envelope is None else _literal(raw, json.dumps(envelope)) + '::jsonb'}, "
+            f"{int(settings.EVENTS_WAKE_BATCH)}, {'true' if _announces() else 'false'})")
     parts = [call, "COMMIT"] if commit else [call]
     if commit and pgconn.transaction_status == pq.TransactionStatus.IDLE:  # the consumer ran no statement
         parts.insert(0, _begin_statement(raw))
@@ -185,88 +236,72 @@ def _finish(delivery_id: int, consumer_name: str, envelope: dict[str, Any], *, c
     return [(pk, queue) for pk, queue in json.loads(woken)]
 
 
+def _announces() -> bool:
+    """Whether the delivery's transaction announces something outside the database after it commits (on_commit
+    callbacks: the relay of the events the consumer published, authz change-feed entries, a consumer's own): then
+    it must commit synchronously (migration 0007)."""
+    return bool(connection.run_on_commit)
+
+
 def _literal(raw: Any, value: str) -> str:
     return psycopg.sql.Literal(value).as_string(raw)
 
 
 # --- run from the log ------------------------------------------------------------------------------------------
 
-# The run from the log costs two round trips to PostgreSQL, the claim and COMMIT. The claim is ONE prepared
-# statement (planning this statement costs more than running it): it marks the delivery done if it is owed, claims
-# the parked deliveries its completion wakes and returns the event; if the consumer then fails, the transaction
-# rolls back and ``done`` with it. It goes out as one simple query, ``[PREPARE ...;] BEGIN; EXECUTE ...``, on the
-# libpq connection under Django's atomic block: psycopg reads the transaction status from libpq, so it sends no
-# BEGIN of its own and Django's COMMIT commits this transaction. The arguments are ints formatted into the text.
-_CLAIM_STATEMENT = "events_claim_v1"
-_CLAIM_SQL = (
-    "WITH claimed AS (UPDATE events_delivery SET status = 'done', done_at = clock_timestamp(), "
-    "updated_at = clock_timestamp(), last_error = '' WHERE id = $1 AND (status = 'pending' OR "
-    "(status = 'retrying' AND (next_attempt_at IS NULL OR next_attempt_at <= clock_timestamp()))) "
-    "RETURNING consumer, event_id), "
-    "parked AS (SELECT id FROM events_delivery WHERE status = 'parked' AND EXISTS (SELECT FROM claimed) "
-    "ORDER BY updated_at, id LIMIT $2 FOR UPDATE SKIP LOCKED), "
-    "woken AS (UPDATE events_delivery d SET status = 'pending', sent_at = now(), updated_at = now() "
-    "FROM parked WHERE d.id = parked.id RETURNING d.id, d.queue) "
-    "SELECT json_build_object("
-    "'was', (SELECT status FROM events_delivery WHERE id = $1), "
-    "'run', (SELECT json_build_array(c.consumer, e.id, e.name, e.version, e.occurred_at, e.instance_id, "
-    "e.instance_slug, e.correlation_id, e.causation_id, e.payload) "
-    "FROM claimed c JOIN events_outboxevent e ON e.id = c.event_id), "
-    "'woken', (SELECT coalesce(json_agg(json_build_array(id, queue)), '[]') FROM woken))::text, "
-    "set_config('synchronous_commit', 'off', true)"
-)
-# The psycopg connections on which the claim is prepared (a prepared statement lives as long as its session).
-_claim_prepared: weakref.WeakSet[Any] = weakref.WeakSet()
-
+# A run from the log costs three round trips to PostgreSQL (it is the path of resends, retries and redelivered
+# messages, not of the first delivery): ``events_begin`` (committed at once: counts an earlier run from the log that
+# died as a failed attempt, dead-letters the delivery when the attempts are used up, marks this run begun), then
+# ``[BEGIN;] SELECT events_claim(...)`` (tries the run lock, reads the event if the delivery is owed), the consumer,
+# and ``events_finish(...); COMMIT`` as on the message path. The functions are in migration 0005; no prepared
+# statements, so PgBouncer in transaction mode is fine.
 
 @dataclass(frozen=True)
 class _Claim:
-    was: str | None  # the status before the claim (None: no such delivery)
-    consumer: str | None  # set when the delivery was owed and is now done in this transaction
+    was: str | None  # the status before the claim (None: no such delivery; "running": another run holds it)
+    consumer: str | None  # set when the delivery is owed and this run holds its run lock
     event_fields: list[Any]
-    woken: list[tuple[int, str]]
 
 
-class _ClaimStatementLost(Exception):
-    """The session lost the prepared claim (``DISCARD ALL`` by a pooler, say): prepare it again and retry."""
+def _exec(sql: str) -> Any:
+    """One simple query on the libpq connection beneath Django (so a hand-built BEGIN goes in the same round trip);
+    errors become Django's and show in the query log like any other statement. Returns the last result."""
+    raw = connection.connection
+    started = time.monotonic()
+    with connection.wrap_database_errors:
+        result = raw.pgconn.exec_(sql.encode())
+        if connection.queries_logged:
+            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
+        if result.status not in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
+            raise psycopg.DatabaseError((result.get_error_message() or "the statement failed").strip())
+    return result
+
+
+def _in_transaction(statement: str) -> Any:
+    """``statement`` inside the caller's atomic block; sent with the BEGIN psycopg would have sent on its own."""
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.pgconn.transaction_status == pq.TransactionStatus.IDLE:
+        return _exec(f"{_begin_statement(raw)}; {statement}")
+    return _exec(statement)
+
+
+def _begin_run(delivery_id: int) -> str:
+    """``events_begin``: 'go', 'missing', 'running', 'exhausted' (dead-lettered now) or the status of a
+    delivery that is not owed."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT events_begin(%s, %s)", [int(delivery_id), int(settings.EVENTS_MAX_ATTEMPTS)])
+        return cursor.fetchone()[0]
 
 
 def _claim_for_run(delivery_id: int) -> _Claim:
-    """The claim (see ``_CLAIM_SQL``) in one round trip, inside the caller's atomic block."""
-    connection.ensure_connection()
-    raw = connection.connection
-    pgconn = raw.pgconn
-    args = (int(delivery_id), int(settings.EVENTS_WAKE_BATCH))
-    prepared = settings.EVENTS_PREPARED_CLAIM
-    parts = []
-    if prepared and raw not in _claim_prepared:
-        parts.append(f"PREPARE {_CLAIM_STATEMENT} (bigint, integer) AS {_CLAIM_SQL}")
-    if pgconn.transaction_status == pq.TransactionStatus.IDLE:
-        parts.append(_begin_statement(raw))
-    if prepared:
-        parts.append(f"EXECUTE {_CLAIM_STATEMENT}({args[0]}, {args[1]})")
-    else:  # planned every time: for poolers that do not keep a session's prepared statements
-        parts.append(_CLAIM_SQL.replace("$1", str(args[0])).replace("$2", str(args[1])))
-    sql = "; ".join(parts)
-    started = time.monotonic()
-    with connection.wrap_database_errors:  # errors become Django's, and mark a broken connection for closing
-        result = pgconn.exec_(sql.encode())
-        if connection.queries_logged:  # visible to DEBUG and CaptureQueriesContext like any other statement
-            connection.queries_log.append({"sql": sql, "time": f"{time.monotonic() - started:.3f}"})
-        if result.status != pq.ExecStatus.TUPLES_OK:
-            if result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":  # invalid_sql_statement_name
-                _claim_prepared.discard(raw)
-                raise _ClaimStatementLost()
-            raise psycopg.DatabaseError((result.get_error_message() or "the claim failed").strip())
-    if prepared:
-        _claim_prepared.add(raw)
-    claim = json.loads(result.get_value(0, 0))
-    run = claim["run"]
-    woken = [(pk, queue) for pk, queue in claim["woken"]]
+    """``events_claim`` in one round trip, inside the caller's atomic block."""
+    claim = json.loads(_in_transaction(f"SELECT events_claim({int(delivery_id)})").get_value(0, 0))
+    run = claim.get("run")
     if run is None:
-        return _Claim(was=claim["was"], consumer=None, event_fields=[], woken=woken)
+        return _Claim(was=claim["was"], consumer=None, event_fields=[])
     consumer_name, event_id, name, version, occurred_at, *rest = run
-    return _Claim(was=claim["was"], consumer=consumer_name, woken=woken,
+    return _Claim(was=claim["was"], consumer=consumer_name,
                   event_fields=[uuid.UUID(event_id), name, version, datetime.fromisoformat(occurred_at), *rest])
 
 
@@ -274,80 +309,124 @@ class _Malformed(Exception):
     pass
 
 
+def _delivery_run(delivery_id: int, *, exclusive: str | None = None) -> RunResult:
+    """Run one delivery from the event log in ONE transaction: take its run lock and read the event if it is owed,
+    run the consumer, mark it done (``events_finish``), commit. Whatever the consumer wrote or published commits
+    with ``done`` or not at all. Any failure (the consumer's or the bus's) rolls it back and is recorded as a
+    failed attempt in a second transaction; a run that dies is counted by the next one (``events_begin``).
+
+    A consumer that is not ready runs once more holding its correlation lock exclusively (``exclusive``, the
+    correlation id), and is parked in that transaction: no completion can slip between "not ready" and "parked"."""
+    began = _begin_run(delivery_id)
+    if began == "missing":
+        return RunResult("missing")
+    if began == "exhausted":
+        logger.error("delivery %s dead: its runs from the log did not finish", delivery_id)
+        metrics.delivery_ended(Delivery.objects.filter(pk=delivery_id).values_list("consumer", flat=True).first()
+                               or "", "dead")
+        return RunResult("dead", "its runs did not finish")
+    if began != "go":
+        return RunResult("skipped", began)
+    result = _run_claimed(delivery_id, exclusive)
+    if isinstance(result, _ParkSuspected):
+        result = _run_claimed(delivery_id, result.correlation_id)
+    assert isinstance(result, RunResult)
+    return result
 
 
-def _delivery_run(delivery_id: int) -> RunResult:
-    """Run one delivery in ONE transaction: claim it if it is owed (marking it done and claiming the parked
-    deliveries to wake), run the consumer, commit. Whatever the consumer wrote or published commits with ``done``
-    or not at all. On an error the transaction is rolled back and the outcome (parked, retrying, dead) is recorded
-    in a second one."""
-    handler_started = False
+def _run_claimed(delivery_id: int, exclusive: str | None) -> RunResult | _ParkSuspected:
+    outermost = connection.get_autocommit()
+    parked: NotReady | None = None
     try:
         with transaction.atomic():
+            if exclusive is not None:
+                _in_transaction(f"SELECT events_lock_correlation({_literal(connection.connection, exclusive)}, "
+                                f"true)")
             claim = _claim_for_run(delivery_id)
             if claim.consumer is None:
                 return RunResult("missing") if claim.was is None else RunResult("skipped", claim.was)
             try:
                 event = checked_event(*claim.event_fields)
             except MalformedEvent as exc:
-                raise _Malformed(str(exc)) from exc  # roll the claim back, then dead-letter it below
+                raise _Malformed(str(exc)) from exc  # roll back, then dead-letter it below
             sub = get_subscription(claim.consumer)
-            handler_started = True
             if sub is None:
                 raise LookupError(f"consumer {claim.consumer!r} is not registered in this worker")
-            _run_consumer(sub, event)
+            if exclusive is None:
+                _run_consumer(sub, event)
+            else:
+                try:
+                    with transaction.atomic():  # a savepoint: the consumer's writes go if it is still not ready
+                        _run_consumer(sub, event)
+                except NotReady as exc:
+                    parked = exc
+                    _park(delivery_id, event, exc)
+            if parked is None:
+                woken = _finish(delivery_id, claim.consumer, None, commit=outermost)
+    except _FinishRefused as exc:
+        return RunResult("skipped", str(exc))  # a run from the message committed meanwhile
     except _Malformed as exc:
         return _record_malformed(delivery_id, str(exc))
-    except NotReady as exc:
-        return _record_failure(delivery_id, exc, parked=True)
+    except NotReady:
+        return _ParkSuspected(event.correlation_id)
     except Exception as exc:
-        if not handler_started:
-            raise  # the bus itself failed (database gone): the message is retried by the broker or the sweep
-        return _record_failure(delivery_id, exc, parked=False)
-    relay.send(claim.woken)
+        try:  # the consumer's failure or the bus's (a lost connection, a time limit): a failed attempt either way
+            return _record_failure(delivery_id, exc)
+        except DatabaseError:
+            raise exc from None  # the database is gone: the marker left by events_begin counts this run later
+    if parked is not None:
+        metrics.delivery_ended(claim.consumer, "parked")
+        return RunResult("parked", str(parked))
+    metrics.delivery_ended(claim.consumer, "done", event.occurred_at)
+    relay.send(woken)
     return RunResult("done")
+
+
+def _park(delivery_id: int, event: Event, exc: NotReady) -> None:
+    """In the run's transaction, under the exclusive correlation lock: parked until a delivery of what it waits
+    for completes in its correlation (``parked_at`` keeps the first time, for EVENTS_PARK_MAX_SECONDS)."""
+    Delivery.objects.filter(pk=delivery_id).update(
+        status=DeliveryStatus.PARKED, last_error=f"not ready: {exc}"[:4000], running_since=None,
+        updated_at=DatabaseNow(), park_event=exc.waits_for, park_correlation=event.correlation_id,
+        parked_at=Coalesce("parked_at", DatabaseNow()))
+
+
+def _owed() -> Any:
+    """Deliveries that are owed, by the one definition of it (``events_owed`` in SQL, migration 0005)."""
+    return Delivery.objects.alias(
+        owed=RawSQL("events_owed(events_delivery.status, events_delivery.next_attempt_at)", [],
+                    output_field=BooleanField())).filter(owed=True)
 
 
 def _record_malformed(delivery_id: int, reason: str) -> RunResult:
     """A malformed event can never succeed: dead-letter its delivery (if it is still owed) with the reason."""
-    owed = Delivery.objects.filter(pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.RETRYING])
-    changed = owed.update(status=DeliveryStatus.DEAD, last_error=f"malformed event: {reason}"[:4000],
-                          updated_at=timezone.now())
+    changed = _owed().filter(pk=delivery_id).update(
+        status=DeliveryStatus.DEAD, running_since=None, last_error=f"malformed event: {reason}"[:4000],
+        updated_at=DatabaseNow())
     if not changed:
         return RunResult("skipped", "changed meanwhile")
     logger.warning("delivery %s: malformed event parked as failed: %s", delivery_id, reason)
     return RunResult("dead", reason)
 
 
-def _is_owed(status: str, next_attempt_at: datetime | None, now: datetime) -> bool:
-    if status in (DeliveryStatus.DONE, DeliveryStatus.DEAD, DeliveryStatus.PARKED):
-        return False  # parked ones wait to be woken (set back to pending) by a completion or the sweep
-    return not (status == DeliveryStatus.RETRYING and next_attempt_at and next_attempt_at > now)
-
-
-def _record_failure(delivery_id: int, exc: BaseException, *, parked: bool) -> RunResult:
+def _record_failure(delivery_id: int, exc: BaseException) -> RunResult:
+    """Record a failed run in its own transaction (times from the database's clock)."""
     with transaction.atomic():
-        delivery = Delivery.objects.select_for_update().filter(pk=delivery_id).first()
-        if delivery is None or not _is_owed(delivery.status, delivery.next_attempt_at, timezone.now()):
+        delivery = _owed().select_for_update().filter(pk=delivery_id).first()
+        if delivery is None:
             return RunResult("skipped", "changed meanwhile")
-        if parked:
-            _record(delivery, status=DeliveryStatus.PARKED, error=f"not ready: {exc}")
-            return RunResult("parked", str(exc))
+        row = Delivery.objects.filter(pk=delivery_id)
         failures = delivery.failures + 1
         error = f"{type(exc).__name__}: {exc}"
         if failures >= settings.EVENTS_MAX_ATTEMPTS:
-            _record(delivery, status=DeliveryStatus.DEAD, error=error, failures=failures)
+            row.update(status=DeliveryStatus.DEAD, last_error=error[:4000], failures=failures, running_since=None,
+                       updated_at=DatabaseNow())
             logger.error("delivery %s (%s) dead after %s attempts: %s", delivery.pk, delivery.consumer, failures, error)
+            metrics.delivery_ended(delivery.consumer, "dead")
             return RunResult("dead", error)
-        _record(delivery, status=DeliveryStatus.RETRYING, error=error, failures=failures,
-                next_attempt_at=timezone.now() + timedelta(seconds=_backoff_seconds(failures)))
+        row.update(status=DeliveryStatus.RETRYING, last_error=error[:4000], failures=failures, running_since=None,
+                   updated_at=DatabaseNow(),
+                   next_attempt_at=DatabaseNow() + timedelta(seconds=_backoff_seconds(failures)))
         logger.warning("delivery %s (%s) failed (%s), retrying: %s", delivery.pk, delivery.consumer, failures, error)
+        metrics.delivery_ended(delivery.consumer, "retrying")
         return RunResult("retrying", error)
-
-
-def _record(delivery: Delivery, *, status: str, error: str, **fields: Any) -> None:
-    delivery.status = status
-    delivery.last_error = error[:4000]
-    for key, value in fields.items():
-        setattr(delivery, key, value)
-    delivery.save(update_fields=["status", "last_error", "updated_at", *fields])

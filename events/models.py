@@ -47,6 +47,16 @@ class Delivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     done_at = models.DateTimeField(
         null=True, blank=True, help_text="when the successful run marked it done (with the consumer's effects)")
+    running_since = models.DateTimeField(
+        null=True, blank=True,
+        help_text="when the current run from the event log began (cleared when it ends; found set by the next run, "
+                  "it counts as a failed attempt: the run died)")
+    park_event = models.CharField(max_length=100, blank=True, db_default="",
+                                  help_text="parked: the event it waits for in its correlation (* any)")
+    park_correlation = models.CharField(max_length=64, blank=True, db_default="",
+                                        help_text="parked: the correlation id of what it waits for")
+    parked_at = models.DateTimeField(
+        null=True, blank=True, help_text="when it was first parked (dead-lettered after EVENTS_PARK_MAX_SECONDS)")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -55,6 +65,8 @@ class Delivery(models.Model):
         indexes = [
             models.Index(fields=["status", "sent_at"], name="events_delivery_open",
                          condition=~Q(status=DeliveryStatus.DONE)),
+            models.Index(fields=["park_correlation", "park_event"], name="events_delivery_parked",
+                         condition=Q(status=DeliveryStatus.PARKED)),
         ]
         verbose_name_plural = "deliveries"
 

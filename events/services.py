@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,21 +26,24 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.utils import timezone
+from django.db.models import BooleanField, CharField, Value
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast, Concat
 
 from events import relay
 from events.catalogue import BY_NAME
 from events.choices import DeliveryStatus
-from events.consumers import current_event, subscriptions_for
+from events.clock import DatabaseNow
+from events.consumers import current_event, get_subscription, subscriptions_for
 from events.delivery import RunResult, delivery_run
 from events.envelope import Event, MalformedEvent, check_payload, event_from_row
 from events.errors import EventError
 from events.models import Delivery, OutboxEvent, RejectedMessage
 
 __all__ = [
-    "BATCH", "OPEN_STATUSES", "MalformedEvent", "ReplayResult", "RunResult", "SweepResult", "bus_sweep",
-    "deliveries_retry", "delivery_run", "event_from_row", "event_publish", "events_purge", "events_replay",
-    "message_reject", "queues_with_backlog",
+    "BATCH", "OPEN_STATUSES", "BackfillResult", "MalformedEvent", "ReplayResult", "RunResult", "SweepResult",
+    "bus_sweep", "deliveries_backfill", "deliveries_in_broker", "deliveries_retry", "delivery_run", "event_from_row",
+    "event_publish", "events_purge", "events_replay", "message_reject", "parked_expire",
 ]
 
 logger = logging.getLogger(__name__)
@@ -81,7 +85,7 @@ def event_publish(*, name: str, payload: dict[str, Any], instance: Any, causatio
             raise EventError(f"{label} is longer than 64 characters")
     event_id = uuid.uuid4()
     row = OutboxEvent(
-        id=event_id, name=name, version=BY_NAME[name].version, occurred_at=timezone.now(),
+        id=event_id, name=name, version=BY_NAME[name].version, occurred_at=None,
         instance_id=instance_id, instance_slug=instance_slug, correlation_id=str(correlation_id or event_id),
         causation_id=None if causation_id is None else str(causation_id), payload=payload,
     )
@@ -102,24 +106,29 @@ _OUTBOX_COLUMNS = ("id, name, version, occurred_at, instance_id, instance_slug, 
 
 
 def _insert(row: OutboxEvent, subs: list[Any]) -> list[tuple[int, str, str]]:
-    """ONE statement: the outbox row and, in a data-modifying CTE, its delivery rows (one per subscriber)."""
-    values = [row.id, row.name, row.version, row.occurred_at, row.instance_id, row.instance_slug,
+    """ONE statement: the outbox row and, in a data-modifying CTE, its delivery rows (one per subscriber). The
+    event occurs (and its deliveries are sent) at the database's clock; ``row.occurred_at`` is set from it."""
+    values = [row.id, row.name, row.version, row.instance_id, row.instance_slug,
               row.correlation_id, row.causation_id, json.dumps(row.payload)]
     with connection.cursor() as cursor:
         if not subs:
             cursor.execute(f"INSERT INTO events_outboxevent ({_OUTBOX_COLUMNS}) "
-                           f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)", values)
+                           f"VALUES (%s, %s, %s, clock_timestamp(), %s, %s, %s, %s, %s::jsonb) RETURNING occurred_at",
+                           values)
+            row.occurred_at = cursor.fetchone()[0]
             return []
         subscribers = ", ".join(["(%s, %s)"] * len(subs))
         cursor.execute(
             f"WITH e AS (INSERT INTO events_outboxevent ({_OUTBOX_COLUMNS}) "
-            f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb) RETURNING id, occurred_at) "
+            f"VALUES (%s, %s, %s, clock_timestamp(), %s, %s, %s, %s, %s::jsonb) RETURNING id, occurred_at) "
             f"INSERT INTO events_delivery (event_id, consumer, queue, status, failures, last_error, sent_at, "
             f"created_at, updated_at) "
             f"SELECT e.id, s.consumer, s.queue, 'pending', 0, '', e.occurred_at, e.occurred_at, e.occurred_at "
-            f"FROM e, (VALUES {subscribers}) AS s (consumer, queue) RETURNING id, queue, consumer",
+            f"FROM e, (VALUES {subscribers}) AS s (consumer, queue) RETURNING id, queue, consumer, sent_at",
             [*values, *(v for sub in subs for v in (sub.name, sub.queue))])
-        return [(pk, queue, consumer) for pk, queue, consumer in cursor.fetchall()]
+        rows = cursor.fetchall()
+        row.occurred_at = rows[0][3]
+        return [(pk, queue, consumer) for pk, queue, consumer, _ in rows]
 
 
 def _claim(qs: Any, *, limit: int = BATCH, **extra: Any) -> list[tuple[int, str]]:
@@ -127,9 +136,8 @@ def _claim(qs: Any, *, limit: int = BATCH, **extra: Any) -> list[tuple[int, str]
     pending and sent now. Returns (id, queue) to send after commit."""
     rows = list(qs.select_for_update(skip_locked=True).order_by("id").values_list("id", "queue")[:limit])
     if rows:
-        now = timezone.now()
         Delivery.objects.filter(id__in=[pk for pk, _ in rows]).update(
-            status=DeliveryStatus.PENDING, sent_at=now, updated_at=now, **extra)
+            status=DeliveryStatus.PENDING, sent_at=DatabaseNow(), updated_at=DatabaseNow(), **extra)
     return rows
 
 
@@ -144,44 +152,115 @@ class SweepResult:
     resent: int
     retried: int
     woken: int
+    expired: int = 0  # parked longer than EVENTS_PARK_MAX_SECONDS: dead-lettered
+    skipped: bool = False  # another sweep was running
 
 
-def queues_with_backlog(queues: set[str]) -> set[str]:
-    """The queues among ``queues`` that hold messages in the broker (an unreachable broker: none known)."""
+_ARGS_ID = re.compile(r"^[\[(]\s*(\d+)")
+
+
+def _message_delivery_id(raw: bytes) -> int | None:
+    """The delivery id of a kombu-on-Redis message of ``events.deliver`` (from Celery's ``argsrepr`` header)."""
+    try:
+        message = json.loads(raw)
+        if isinstance(message, list):  # the unacked hash stores [message, exchange, routing key]
+            message = message[0]
+        headers = message.get("headers") or {}
+        if headers.get("task") != "events.deliver":
+            return None
+        found = _ARGS_ID.match(headers.get("argsrepr") or "")
+        return int(found.group(1)) if found else None
+    except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+        return None
+
+
+def _database_epoch() -> float:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extract(epoch FROM clock_timestamp())")
+        return float(cursor.fetchone()[0])
+
+
+def deliveries_in_broker(queues: set[str], *, chunk: int = 5000) -> set[int] | None:
+    """Ids of the deliveries whose messages wait in ``queues`` or were handed to a worker (unacked) less than
+    EVENTS_REDELIVER_AFTER_SECONDS ago: they are slow, not lost. None when the broker cannot be read. Reads every
+    message of those queues (LRANGE in chunks), so the sweep does it only for queues that have overdue deliveries."""
     from saaskit.celery import app
 
-    busy: set[str] = set()
+    found: set[int] = set()
     try:
         with app.connection_for_read() as conn:
             channel = conn.default_channel
+            client = channel.client
             for queue in sorted(queues):
-                try:
-                    count = channel.queue_declare(queue=queue, passive=True).message_count
-                except conn.channel_errors:  # never declared: nothing queued there
-                    count = 0
-                if count > 0:
-                    busy.add(queue)
+                start = 0
+                while batch := client.lrange(queue, start, start + chunk - 1):
+                    found.update(i for i in map(_message_delivery_id, batch) if i is not None)
+                    start += chunk
+            # Held by a worker (unacked) since less than the redelivery age: running or prefetched. Held longer, its
+            # worker is likely dead (the broker would hand it out again only after the visibility timeout): resend.
+            held_since = _database_epoch() - float(settings.EVENTS_REDELIVER_AFTER_SECONDS)
+            tags = client.zrangebyscore(channel.unacked_index_key, held_since, "+inf")
+            for start in range(0, len(tags), chunk):
+                for raw in client.hmget(channel.unacked_key, tags[start:start + chunk]):
+                    delivery_id = _message_delivery_id(raw) if raw else None
+                    if delivery_id is not None:
+                        found.add(delivery_id)
     except Exception:
-        logger.warning("could not read queue lengths; resending every overdue delivery", exc_info=True)
-        return set()
-    return busy
+        logger.warning("could not read the broker's queues; resending every overdue delivery", exc_info=True)
+        return None
+    return found
+
+
+# Periodic jobs run under a transaction-level advisory lock (safe behind PgBouncer in transaction mode), tried and
+# never waited for: with beat on several hosts, a second sweep or purge that starts while one runs does nothing.
+_PERIODIC_LOCK = 1163281475
+_SWEEP, _PURGE = 1, 2
+
+
+def _periodic_lock(job: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, %s)", [_PERIODIC_LOCK, job])
+        return bool(cursor.fetchone()[0])
 
 
 def bus_sweep() -> SweepResult:
     """The periodic safety net: resend deliveries not done within the bound (never sent because the publisher
-    died after commit, lost by the broker, stuck unacked), send retries that are due, and wake parked deliveries
-    nobody woke for a while."""
-    now = timezone.now()
-    stale = now - timedelta(seconds=float(settings.EVENTS_REDELIVER_AFTER_SECONDS))
-    overdue = Delivery.objects.filter(status=DeliveryStatus.PENDING, sent_at__lt=stale)
-    # A queue with a backlog is slow, not lossy: resending its deliveries would only pile duplicates on it.
-    # Its overdue deliveries are resent once it drains.
-    backlog = queues_with_backlog(set(overdue.values_list("queue", flat=True).distinct()))
-    resent = _claim_and_send(overdue.exclude(queue__in=backlog), limit=5000)
-    retried = _claim_and_send(Delivery.objects.filter(status=DeliveryStatus.RETRYING, next_attempt_at__lte=now),
-                              limit=5000)
-    woken = _claim_and_send(Delivery.objects.filter(status=DeliveryStatus.PARKED, updated_at__lt=stale), limit=5000)
-    return SweepResult(resent=resent, retried=retried, woken=woken)
+    died after commit, lost by the broker, stuck unacked), send retries that are due, dead-letter deliveries parked
+    too long and wake parked deliveries nobody woke for a while. One transaction under the sweep's lock (a second
+    sweep meanwhile is ``skipped``); the messages go out after it commits."""
+    stale = DatabaseNow() - timedelta(seconds=float(settings.EVENTS_REDELIVER_AFTER_SECONDS))
+    with transaction.atomic():
+        if not _periodic_lock(_SWEEP):
+            return SweepResult(resent=0, retried=0, woken=0, expired=0, skipped=True)
+        overdue = Delivery.objects.filter(status=DeliveryStatus.PENDING, sent_at__lt=stale)
+        # An overdue delivery whose message still waits in its queue (or is held by a worker) is slow, not lost:
+        # resending it would only pile duplicates on a busy queue. Every other one is resent now, whatever the
+        # backlog.
+        queues = set(overdue.values_list("queue", flat=True).distinct())
+        waiting = deliveries_in_broker(queues) if queues else set()
+        if waiting:
+            overdue = overdue.alias(waiting=RawSQL("events_delivery.id = ANY(%s)", [sorted(waiting)],
+                                                   output_field=BooleanField())).filter(waiting=False)
+        resend = _claim(overdue, limit=5000)
+        due = Delivery.objects.filter(status=DeliveryStatus.RETRYING, next_attempt_at__lte=DatabaseNow())
+        retry = _claim(due, limit=5000)
+        expired = parked_expire()
+        wake = _claim(Delivery.objects.filter(status=DeliveryStatus.PARKED, updated_at__lt=stale), limit=5000)
+    return SweepResult(resent=relay.send(resend), retried=relay.send(retry), woken=relay.send(wake),
+                       expired=expired)
+
+
+def parked_expire() -> int:
+    """Dead-letter deliveries parked longer than EVENTS_PARK_MAX_SECONDS (by the database's clock): what they wait
+    for never arrived."""
+    limit = timedelta(seconds=float(settings.EVENTS_PARK_MAX_SECONDS))
+    expired = Delivery.objects.filter(status=DeliveryStatus.PARKED, parked_at__lt=DatabaseNow() - limit)
+    count = expired.update(status=DeliveryStatus.DEAD, updated_at=DatabaseNow(), last_error=Concat(
+        Value("prerequisite never arrived (parked since "), Cast("parked_at", CharField()), Value("): "),
+        "last_error", output_field=CharField()))
+    if count:
+        logger.error("%s parked deliveries dead-lettered: prerequisite never arrived", count)
+    return count
 
 
 def deliveries_retry(*, delivery_ids: list[int] | None = None, all_dead: bool = False) -> int:
@@ -189,7 +268,7 @@ def deliveries_retry(*, delivery_ids: list[int] | None = None, all_dead: bool = 
     qs = Delivery.objects.filter(status=DeliveryStatus.DEAD)
     if not all_dead:
         qs = qs.filter(id__in=delivery_ids or [])
-    return _claim_and_send(qs, limit=100_000, failures=0, next_attempt_at=None)
+    return _claim_and_send(qs, limit=100_000, failures=0, next_attempt_at=None, parked_at=None, running_since=None)
 
 
 @dataclass(frozen=True)
@@ -216,28 +295,67 @@ def events_replay(*, since: datetime, name: str | None = None, consumer: str | N
             existing = set(Delivery.objects.filter(event_id=row.id).values_list("consumer", flat=True))
             missing = [s for s in subs if s.name not in existing]
             Delivery.objects.bulk_create(
-                [Delivery(event_id=row.id, consumer=s.name, queue=s.queue, sent_at=timezone.now()) for s in missing],
-                ignore_conflicts=True)
+                [Delivery(event_id=row.id, consumer=s.name, queue=s.queue) for s in missing], ignore_conflicts=True)
             created += len(missing)
-            owed = list(Delivery.objects.filter(event_id=row.id, consumer__in=[s.name for s in subs])
-                        .exclude(status=DeliveryStatus.DEAD).values_list("id", "queue"))
+            replayed = Delivery.objects.filter(event_id=row.id, consumer__in=[s.name for s in subs]).exclude(
+                status=DeliveryStatus.DEAD)
+            owed = list(replayed.values_list("id", "queue"))
+            replayed.exclude(status=DeliveryStatus.DONE).update(sent_at=DatabaseNow(), updated_at=DatabaseNow())
         sent += relay.send(owed)
     return ReplayResult(events=total, created=created, sent=sent)
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    created: int
+    sent: int
+
+
+def deliveries_backfill(*, consumer: str, since: datetime) -> BackfillResult:
+    """Create and send the deliveries to ``consumer`` (registered in this process) of its events since ``since``
+    that have none: subscribers are fixed when an event is published, from the publishing process's registry, so
+    during a rolling deploy that adds a consumer the old processes publish without it. Run once the new code runs
+    everywhere, with ``since`` the deploy's start; running it again creates nothing."""
+    sub = get_subscription(consumer)
+    if sub is None:
+        raise EventError(f"unknown consumer {consumer!r}")
+    created: list[tuple[int, str]] = []
+    last_id = None
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "WITH batch AS (SELECT e.id FROM events_outboxevent e WHERE e.name = %s AND e.occurred_at >= %s "
+                "AND (%s::uuid IS NULL OR e.id > %s::uuid) ORDER BY e.id LIMIT %s), "
+                "made AS (INSERT INTO events_delivery (event_id, consumer, queue, status, failures, last_error, "
+                "sent_at, created_at, updated_at) SELECT id, %s, %s, 'pending', 0, '', clock_timestamp(), "
+                "clock_timestamp(), clock_timestamp() FROM batch "
+                "ON CONFLICT ON CONSTRAINT events_delivery_once_per_consumer DO NOTHING RETURNING id, queue) "
+                "SELECT (SELECT max(id::text) FROM batch), coalesce((SELECT json_agg(json_build_array(id, queue)) "
+                "FROM made), '[]')",
+                [sub.event_name, since, last_id, last_id, BATCH, sub.name, sub.queue])
+            last_id, made = cursor.fetchone()
+        made = json.loads(made) if isinstance(made, str) else made
+        created += [(pk, queue) for pk, queue in made]
+        if last_id is None:
+            break
+    return BackfillResult(created=len(created), sent=relay.send(created))
 
 
 def events_purge(*, now: datetime | None = None) -> int:
     """Delete events older than the retention whose deliveries are all done (open or dead ones are kept), and
     rejected messages older than the retention."""
-    cutoff = (now or timezone.now()) - timedelta(days=float(settings.EVENTS_RETENTION_DAYS))
+    cutoff = (now or DatabaseNow()) - timedelta(days=float(settings.EVENTS_RETENTION_DAYS))
     RejectedMessage.objects.filter(created_at__lt=cutoff).delete()
     deleted = 0
     while True:
-        ids = list(OutboxEvent.objects.filter(occurred_at__lt=cutoff)
-                   .exclude(deliveries__status__in=[*OPEN_STATUSES, DeliveryStatus.DEAD])
-                   .values_list("id", flat=True)[:BATCH])
-        if not ids:
-            return deleted
-        with transaction.atomic():
+        with transaction.atomic():  # batch by batch, each under the purge's lock
+            if not _periodic_lock(_PURGE):
+                return deleted  # another purge is running
+            ids = list(OutboxEvent.objects.filter(occurred_at__lt=cutoff)
+                       .exclude(deliveries__status__in=[*OPEN_STATUSES, DeliveryStatus.DEAD])
+                       .values_list("id", flat=True)[:BATCH])
+            if not ids:
+                return deleted
             Delivery.objects.filter(event_id__in=ids).delete()
             deleted += OutboxEvent.objects.filter(id__in=ids).delete()[1].get("events.OutboxEvent", 0)
 

@@ -20,19 +20,22 @@ def _close_old_connections(**kwargs: Any) -> None:
     close_old_connections()
 
 
-@shared_task(name="events.deliver", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+@shared_task(bind=True, name="events.deliver", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
              soft_time_limit=settings.EVENTS_TASK_SOFT_TIME_LIMIT,
              time_limit=settings.EVENTS_TASK_SOFT_TIME_LIMIT + 15)
-def deliver(*args: Any, **kwargs: Any) -> str:
+def deliver(self: Any, *args: Any, **kwargs: Any) -> str:
     """Run delivery ``args[0]`` (an int id), optionally carrying its consumer's name and event envelope
-    (``args[1]``, ``args[2]``). Anything else is recorded as a rejected message, never raised."""
+    (``args[1]``, ``args[2]``). Anything else is recorded as a rejected message, never raised. A message the broker
+    hands out again (its worker died, or it outlived the visibility timeout) runs from the event log, where a run
+    that died is counted as a failed attempt."""
     well_formed = (not kwargs and len(args) in (1, 3) and isinstance(args[0], int) and not isinstance(args[0], bool)
                    and (len(args) == 1 or (isinstance(args[1], str) and isinstance(args[2], dict))))
     if not well_formed:
         services.message_reject(task_name="events.deliver", body=json.dumps([args, kwargs], default=repr),
                                 reason="expected an integer delivery id, optionally with its consumer and event")
         return "rejected"
-    if len(args) == 3:
+    redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+    if len(args) == 3 and not redelivered:
         return services.delivery_run(delivery_id=args[0], consumer=args[1], event=args[2]).outcome
     return services.delivery_run(delivery_id=args[0]).outcome
 

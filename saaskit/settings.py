@@ -10,6 +10,7 @@ import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -57,9 +58,44 @@ DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SAASKIT_TEST_DB_NAME", "
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Redis: cache, broker, authz change feed ----------------------------------------------------
+# ============================================================================================
+# Redis databases, Celery and the event bus (owner: events). Keep this block together.
+# ============================================================================================
+# --- Redis: two databases -------------------------------------------------------------------
+# REDIS_URL's database holds what must never be evicted or flushed: the Celery broker's queues (and unacked
+# messages) and the authz change feed (a stream under ``saaskit:authz:``). Run that Redis with
+# ``maxmemory-policy noeviction`` (or ``volatile-lru``: only keys with a TTL go, and nothing there has one).
+# The cache lives in a database of its own (REDIS_CACHE_URL), so ``cache.clear()`` (FLUSHDB) or evicting it loses
+# no message; every cache key has a TTL. There is no result backend. With Sentinel, give kombu's
+# ``sentinel://`` URL to CELERY_BROKER_URL and a Sentinel-aware client to the cache (see README).
 REDIS_DB = int(os.environ.get("SAASKIT_REDIS_DB", "0"))
 REDIS_URL = env_required("REDIS_URL") if PRODUCTION else os.environ.get("REDIS_URL") or embedded.redis_url(REDIS_DB)
+
+
+def redis_url_with_db(url: str, db: int) -> str:
+    """``url`` pointing at database ``db`` of the same server (``redis://host:port/N`` or ``unix://path?db=N``)."""
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = [(k, v) for k, v in parse_qsl(parts.query) if k != "db"] + [("db", str(db))]
+        return f"unix://{parts.netloc}{parts.path}?{urlencode(query)}"
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def _cache_db() -> int:
+    if "SAASKIT_REDIS_CACHE_DB" in os.environ:
+        return int(os.environ["SAASKIT_REDIS_CACHE_DB"])
+    if os.environ.get("REDIS_URL"):  # a stock Redis has 16 databases
+        current = urlsplit(REDIS_URL)
+        db = int(dict(parse_qsl(current.query)).get("db", 0)) if current.scheme == "unix" else int(
+            current.path.strip("/") or 0)
+        return (db + 1) % 16
+    return (REDIS_DB + 16) % 32  # the embedded Redis has 32: out of the way of other runs' REDIS_DB (0-15)
+
+
+REDIS_CACHE_URL = os.environ.get("REDIS_CACHE_URL") or redis_url_with_db(REDIS_URL, _cache_db())
+# Every Redis call (cache, publishing a message) gives up after this many seconds instead of hanging on a Redis that
+# is paused or partitioned away; the relay then leaves its messages to the sweep (events.relay).
+REDIS_SOCKET_TIMEOUT = float(os.environ.get("REDIS_SOCKET_TIMEOUT", "1"))
 
 
 def redis_url_for_kombu(url: str) -> str:
@@ -74,8 +110,10 @@ def redis_url_for_kombu(url: str) -> str:
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        "LOCATION": REDIS_CACHE_URL,
         "KEY_PREFIX": os.environ.get("SAASKIT_CACHE_PREFIX", "saaskit"),
+        # on the request path: a Redis that is down or unresponsive fails a call in a second, never hangs it
+        "OPTIONS": {"socket_timeout": REDIS_SOCKET_TIMEOUT, "socket_connect_timeout": REDIS_SOCKET_TIMEOUT},
     }
 }
 
@@ -95,6 +133,8 @@ CELERY_VISIBILITY_TIMEOUT = int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", "300
 # make it every CELERY_UNACKED_RESTORE_INTERVAL seconds so a message held by a dead worker comes back promptly.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT,  # kombu: without it a publish waits forever on a dead connection
+    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
     "unacked_restore_interval": int(os.environ.get("CELERY_UNACKED_RESTORE_INTERVAL", "10")),
     "unacked_restore_throttle": 1,
 }
@@ -104,6 +144,9 @@ CELERY_TASK_ALWAYS_EAGER = False
 
 # --- Event bus (events app): outbox relay, per-consumer deliveries, sweeps ---------------------
 EVENTS_RELAY_ON_COMMIT = env_bool("EVENTS_RELAY_ON_COMMIT", True)  # off: only the sweep relays (tests)
+# After a failed send the relay of this process leaves messages to the sweep for this long (a broker outage
+# never stalls requests: their outbox rows are committed, the sweep sends them later).
+EVENTS_RELAY_PAUSE_SECONDS = float(os.environ.get("EVENTS_RELAY_PAUSE_SECONDS", "5"))
 EVENTS_MAX_ATTEMPTS = int(os.environ.get("EVENTS_MAX_ATTEMPTS", "8"))  # then the delivery is dead-lettered
 EVENTS_RETRY_BASE_SECONDS = float(os.environ.get("EVENTS_RETRY_BASE_SECONDS", "2"))
 EVENTS_RETRY_MAX_SECONDS = float(os.environ.get("EVENTS_RETRY_MAX_SECONDS", "600"))
@@ -112,12 +155,11 @@ EVENTS_TASK_SOFT_TIME_LIMIT = int(os.environ.get("EVENTS_TASK_SOFT_TIME_LIMIT", 
 # Longer than any consumer runs; shorter than the broker's visibility timeout.
 EVENTS_REDELIVER_AFTER_SECONDS = float(os.environ.get("EVENTS_REDELIVER_AFTER_SECONDS", "120"))
 EVENTS_SWEEP_INTERVAL_SECONDS = float(os.environ.get("EVENTS_SWEEP_INTERVAL_SECONDS", "10"))
-# Each completed delivery wakes at most this many parked ones (longest parked first), so a pile of parked
-# deliveries cannot multiply the traffic; the sweep wakes the rest when they have been parked a while.
+# Each completed delivery wakes at most this many of the deliveries parked for it (longest parked first); the sweep
+# wakes the rest when they have been parked a while.
 EVENTS_WAKE_BATCH = int(os.environ.get("EVENTS_WAKE_BATCH", "50"))
-# The delivery claim is a prepared statement (planning it costs more than running it). Turn off behind a pooler
-# that does not keep a session's prepared statements (PgBouncer in transaction mode): it is then planned each time.
-EVENTS_PREPARED_CLAIM = env_bool("EVENTS_PREPARED_CLAIM", True)
+# A delivery parked (NotReady) this long is dead-lettered: "prerequisite never arrived".
+EVENTS_PARK_MAX_SECONDS = float(os.environ.get("EVENTS_PARK_MAX_SECONDS", "600"))
 EVENTS_RETENTION_DAYS = float(os.environ.get("EVENTS_RETENTION_DAYS", "30"))
 EVENTS_PURGE_INTERVAL_SECONDS = float(os.environ.get("EVENTS_PURGE_INTERVAL_SECONDS", "3600"))
 EVENTS_EXTRA_CONSUMER_MODULES = [m for m in os.environ.get("EVENTS_EXTRA_CONSUMER_MODULES", "").split(",") if m]
@@ -130,6 +172,19 @@ CELERY_BEAT_SCHEDULE = {
     "events-sweep": {"task": "events.sweep", "schedule": EVENTS_SWEEP_INTERVAL_SECONDS, "options": {"queue": "events"}},
     "events-purge": {"task": "events.purge", "schedule": EVENTS_PURGE_INTERVAL_SECONDS, "options": {"queue": "events"}},
 }
+
+# --- Metrics (GET /metrics, events.api.metrics) and `manage.py events health` ----------------------
+# Scrapers show a bearer token, or come from an allowed address (loopback by default outside production). With
+# several gunicorn / Celery processes per host set PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode).
+METRICS_BEARER_TOKEN = os.environ.get("METRICS_BEARER_TOKEN", "")
+METRICS_ALLOWED_ADDRESSES = [a for a in os.environ.get(
+    "METRICS_ALLOWED_ADDRESSES", "" if PRODUCTION else "127.0.0.1,::1").split(",") if a]
+# `events health` fails (exit 1) when a delivery has been pending longer than this, or any is dead-lettered.
+EVENTS_HEALTH_MAX_PENDING_SECONDS = float(os.environ.get("EVENTS_HEALTH_MAX_PENDING_SECONDS", "300"))
+
+# ============================================================================================
+# end of the Redis / Celery / event bus block
+# ============================================================================================
 
 # --- Django -----------------------------------------------------------------------------------
 INSTALLED_APPS = [

@@ -9,6 +9,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from authzen.api import pdp as authzen_pdp
 from authzen.api import urls as authzen_urls
+from events.api.metrics import metrics
 from saaskit.errors import api_not_found
 from saaskit.health import healthz
 
@@ -27,6 +28,7 @@ def _when_docs_enabled(view: Callable[..., HttpResponse]) -> Callable[..., HttpR
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics, name="metrics"),
     path("api/schema/", _when_docs_enabled(SpectacularAPIView.as_view()), name="schema"),
     path("api/docs/", _when_docs_enabled(SpectacularSwaggerView.as_view(url_name="schema")), name="api-docs"),
     path(".well-known/", include("accounts.api.wellknown_urls")),

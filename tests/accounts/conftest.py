@@ -22,7 +22,7 @@ def _delete_throttle_counters() -> None:
     import redis
     from django.conf import settings
 
-    client = redis.Redis.from_url(settings.REDIS_URL)
+    client = redis.Redis.from_url(settings.REDIS_CACHE_URL)  # the cache's own database (issue 13, case 6)
     for key in client.scan_iter(match="*throttle:*", count=1000):
         client.delete(key)
 

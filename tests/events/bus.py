@@ -14,7 +14,10 @@ def activity(kind: str, detail: str = "x", user_id: int | None = None) -> dict:
     return {"kind": kind, "detail": detail, "user_id": user_id}
 
 
-def publish_and_relay(payload: dict, instance=None) -> Delivery:
-    """Publish a suspicious-activity event and return its delivery to the ``tests.activity`` consumer."""
-    row = publish("event-suspicious-activity", payload, instance=instance)
+def publish_and_relay(payload: dict, instance=None, correlation_id: str | None = None) -> Delivery:
+    """Publish a suspicious-activity event and return its delivery to the ``tests.activity`` consumer. Steps of a
+    chain ("<chain>:<i>") share the chain's correlation id."""
+    if correlation_id is None and payload.get("kind") == "step":
+        correlation_id = payload["detail"].rpartition(":")[0]
+    row = publish("event-suspicious-activity", payload, instance=instance, correlation_id=correlation_id)
     return Delivery.objects.get(event=row, consumer=ACTIVITY)

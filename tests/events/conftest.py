@@ -71,3 +71,13 @@ def workers(transactional_db, test_consumers, bus_settings) -> Iterator[Workers]
         yield pool
     finally:
         pool.stop_all()
+
+
+@pytest.fixture(autouse=True)
+def _relay_not_paused():
+    """A test that made the relay fail must not leave it paused for the next one."""
+    from events import relay
+
+    relay._paused_until = 0.0
+    yield
+    relay._paused_until = 0.0

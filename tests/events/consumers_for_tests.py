@@ -4,14 +4,16 @@ Registered by the ``test_consumers`` fixture in the test process, and at import 
 with EVENTS_TEST_CONSUMERS=1 and EVENTS_EXTRA_CONSUMER_MODULES=tests.events.consumers_for_tests.
 
 ``event-suspicious-activity`` drives behaviour through ``payload.kind`` (``detail`` is the argument):
-record, sleep (seconds), boom (always fails), flaky (fails the first N tries), step ("<chain>:<i>", needs
-step i-1 first, else NotReady), chain (records and publishes a follow-up), chain-boom (publishes, then fails).
+record, sleep (seconds), hold (seconds: like sleep, after a first statement, so the run holds its run lock),
+kill (SIGKILLs its own worker process, every time), boom (always fails), flaky (fails the first N tries), step ("<chain>:<i>", needs
+step i-1 first, else NotReady; publish the steps of a chain with one correlation id, the chain's name), chain (records and publishes a follow-up), chain-boom (publishes, then fails).
 Every other catalogued event gets a sink ``tests.sink.<event>`` that records it.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from typing import Any
 
@@ -72,6 +74,13 @@ def on_activity(event: Any) -> None:
         redis_client().set(f"events-test:started:{event.id}", os.getpid())
         time.sleep(float(detail))
         record(ACTIVITY, event, detail)
+    elif kind == "hold":
+        record(ACTIVITY, event, detail)  # the first statement: the run lock is taken with its BEGIN
+        redis_client().set(f"events-test:started:{event.id}", os.getpid())
+        time.sleep(float(detail))
+    elif kind == "kill":
+        redis_client().incr(f"events-test:killed:{event.id}")
+        os.kill(os.getpid(), signal.SIGKILL)
     elif kind == "boom":
         raise RuntimeError(f"boom {detail}")
     elif kind == "flaky":
@@ -82,7 +91,7 @@ def on_activity(event: Any) -> None:
     elif kind == "step":
         chain, _, index = detail.rpartition(":")
         if int(index) > 1 and not _step_done(f"{chain}:{int(index) - 1}"):
-            raise NotReady(f"{chain}:{int(index) - 1} not applied yet")
+            raise NotReady(f"{chain}:{int(index) - 1} not applied yet", waits_for="event-suspicious-activity")
         record(ACTIVITY, event, detail)
     elif kind in ("chain", "chain-boom"):
         record(ACTIVITY, event, detail)

@@ -22,5 +22,11 @@ def test_at_least_once_settings_are_required(settings):
 def test_bounds_must_exceed_the_task_time_limit(settings):
     settings.EVENTS_TASK_SOFT_TIME_LIMIT = 60
     settings.EVENTS_REDELIVER_AFTER_SECONDS = 30
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60}
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "visibility_timeout": 60}
     assert ids(settings) == ["events.W002", "events.W003"]
+
+
+def test_the_cache_in_the_brokers_database_and_a_publish_without_timeout_are_flagged(settings):
+    settings.CACHES = {"default": {**settings.CACHES["default"], "LOCATION": settings.REDIS_URL}}
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "socket_timeout": None}
+    assert ids(settings) == ["events.W004", "events.W005"]

@@ -103,5 +103,37 @@ def test_replay_since_a_naive_time_counts_what_it_sent(test_consumers):
 
 @pytest.mark.django_db
 def test_sweep_and_purge_report(test_consumers):
-    assert run("sweep").strip() == "resent=0 retried=0 woken=0"
+    assert run("sweep").strip() == "resent=0 retried=0 woken=0 expired=0"
     assert run("purge").strip() == "purged 0"
+
+
+@pytest.mark.django_db
+def test_backfill_creates_and_sends_the_missing_deliveries_of_a_consumer_added_later(test_consumers, monkeypatch):
+    """A rolling deploy: old web processes published without a consumer the new code adds."""
+    from events.consumers import consumer, unregister
+    from events.tasks import deliver
+
+    sent = []
+    monkeypatch.setattr(deliver, "apply_async", lambda args, queue, **options: sent.append((args, queue)))
+    before = publish("event-order-approved", {"order_id": 1}, instance=None)
+    OutboxEvent.objects.filter(pk=before.pk).update(occurred_at=timezone.now() - timedelta(days=2))
+    during = [publish("event-order-approved", {"order_id": i}, instance=None) for i in (2, 3)]
+    other = publish("event-order-canceled", {"order_id": 2, "reason": "customer"}, instance=None)
+    consumer("event-order-approved", name="tests.late", queue="events_test")(lambda event: None)
+    try:
+        since = (timezone.now() - timedelta(days=1)).isoformat()
+        first = run("backfill", "tests.late", "--since", since)
+        again = run("backfill", "tests.late", "--since", since)
+        with pytest.raises(CommandError, match="unknown consumer 'nobody'"):
+            run("backfill", "nobody", "--since", since)
+        with pytest.raises(CommandError, match="--since: not an ISO 8601 date/time: 'soon'"):
+            run("backfill", "tests.late", "--since", "soon")
+    finally:
+        unregister("tests.late")
+
+    assert (first.strip(), again.strip()) == ("created=2 sent=2", "created=0 sent=0")
+    late = Delivery.objects.filter(consumer="tests.late")
+    assert sorted(late.values_list("event_id", flat=True)) == sorted(e.pk for e in during)
+    assert set(late.values_list("status", "queue")) == {("pending", "events_test")}
+    assert sorted(args[0] for args, queue in sent) == sorted(late.values_list("pk", flat=True))
+    assert not Delivery.objects.filter(event=other, consumer="tests.late").exists()

@@ -16,7 +16,7 @@ from events.choices import DeliveryStatus
 from events.consumers import consumer, unregister
 from events.delivery import _backoff_seconds, delivery_run
 from events.models import Delivery, OutboxEvent
-from events.services import event_from_row
+from events.services import bus_sweep, event_from_row
 from tests.events.bus import ACTIVITY, activity, publish_and_relay
 
 # --- running one delivery ---------------------------------------------------------------------------------------
@@ -130,45 +130,79 @@ def test_events_published_by_a_consumer_commit_with_it_and_carry_its_ids(test_co
 
 
 @pytest.mark.django_db
-def test_a_delivery_is_one_claim_statement_then_commit(test_consumers):
-    warm = publish_and_relay(activity("record", "warm"))
-    delivery_run(delivery_id=warm.pk)  # the first run on a connection also prepares the claim
+def test_a_run_from_the_log_begins_claims_runs_and_finishes(test_consumers):
     delivery = publish_and_relay(activity("record", "one"))
 
     with CaptureQueriesContext(connection) as queries:
         assert delivery_run(delivery_id=delivery.pk).outcome == "done"
 
     statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
-    assert statements[0] == f"EXECUTE events_claim_v1({delivery.pk}, 50)"  # in a test's transaction: no BEGIN
-    assert [sql.split(" (")[0] for sql in statements[1:]] == ["INSERT INTO events_test_effect"]  # the consumer's
-    assert Delivery.objects.get(pk=delivery.pk).status == "done"
+    assert statements[0] == f"SELECT events_begin({delivery.pk}, 8)"
+    assert statements[1] == f"SELECT events_claim({delivery.pk})"  # in a test's transaction: no BEGIN
+    assert statements[2].startswith("INSERT INTO events_test_effect")  # the consumer's
+    assert statements[3] == f"SELECT events_finish({delivery.pk}, 'tests.activity', NULL, 50, true)"
+    assert len(statements) == 4
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.running_since, delivery.failures) == ("done", None, 0)
 
 
 @pytest.mark.django_db
-def test_a_session_that_lost_the_prepared_claim_prepares_it_again(test_consumers):
+@pytest.mark.parametrize("session_state", [
+    "PREPARE events_claim_v1 (bigint, integer) AS SELECT $1, $2",  # PgBouncer: another client's statement (42P05)
+    "DEALLOCATE ALL",  # PgBouncer / DISCARD ALL: the statements this client prepared are gone (26000)
+])
+def test_a_pooled_session_with_or_without_prepared_statements_runs_deliveries(test_consumers, session_state):
     first = publish_and_relay(activity("record", "1"))
     second = publish_and_relay(activity("record", "2"))
     assert delivery_run(delivery_id=first.pk).outcome == "done"
     with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE events_claim_v1")  # what DISCARD ALL in a connection pooler does
+        cursor.execute("DEALLOCATE ALL")
+        if session_state.startswith("PREPARE"):
+            cursor.execute(session_state)
 
     assert delivery_run(delivery_id=second.pk).outcome == "done"
     assert [e[2] for e in test_consumers.effects()] == ["1", "2"]
+    assert Delivery.objects.get(pk=second.pk).failures == 0
 
 
 @pytest.mark.django_db
-def test_with_prepared_claims_off_the_claim_is_planned_each_time(test_consumers, settings):
-    settings.EVENTS_PREPARED_CLAIM = False
-    delivery = publish_and_relay(activity("record", "inline"))
+def test_a_failure_of_the_bus_during_a_run_counts_as_an_attempt(test_consumers, bus_settings, monkeypatch):
+    from events import delivery as delivery_module
 
-    with CaptureQueriesContext(connection) as queries:
-        assert delivery_run(delivery_id=delivery.pk).outcome == "done"
-        assert delivery_run(delivery_id=delivery.pk).outcome == "skipped"
+    def lost(*args, **kwargs):
+        raise delivery_module.psycopg.OperationalError("server closed the connection unexpectedly")
 
-    claims = [q["sql"] for q in queries.captured_queries if "claimed AS" in q["sql"]]
-    assert len(claims) == 2 and all(sql.startswith("WITH claimed AS") for sql in claims)
-    assert f"WHERE id = {delivery.pk} AND" in claims[0] and "$1" not in claims[0]
-    assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "inline")]
+    delivery = publish_and_relay(activity("record", "x"))
+    monkeypatch.setattr(delivery_module, "_finish", lost)
+
+    result = delivery_run(delivery_id=delivery.pk)
+
+    delivery.refresh_from_db()
+    assert (result.outcome, delivery.status, delivery.failures, delivery.running_since) == (
+        "retrying", "retrying", 1, None)
+    assert delivery.last_error == "OperationalError: server closed the connection unexpectedly"
+    assert test_consumers.effects() == []
+
+
+@pytest.mark.django_db
+def test_a_run_that_died_is_counted_by_the_next_and_the_last_dead_letters_with_the_reason(test_consumers,
+                                                                                          bus_settings):
+    delivery = publish_and_relay(activity("record", "k"))
+    began = timezone.now() - timedelta(minutes=1)
+
+    outcomes = []
+    for _ in range(3):  # as if each run from the log had been killed after events_begin
+        Delivery.objects.filter(pk=delivery.pk).update(running_since=began)
+        outcomes.append(delivery_run(delivery_id=delivery.pk).outcome)
+        if outcomes[-1] == "done":
+            Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.PENDING)
+
+    delivery.refresh_from_db()
+    assert outcomes == ["done", "done", "dead"]
+    assert (delivery.status, delivery.failures, delivery.running_since) == ("dead", 3, None)
+    assert delivery.last_error.startswith("the run begun at ")
+    assert delivery.last_error.endswith(" did not finish (its worker was killed, ran out of memory or hit the hard "
+                                        "time limit)")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -180,9 +214,9 @@ def test_outside_a_transaction_the_claim_begins_one_that_commits_or_rolls_back_w
         outcomes = [delivery_run(delivery_id=d.pk).outcome for d in (ok, failing)]
 
     assert outcomes == ["done", "retrying"]
-    claims = [q["sql"] for q in queries.captured_queries if "EXECUTE events_claim_v1" in q["sql"]]
-    assert claims[0].endswith(f"BEGIN; EXECUTE events_claim_v1({ok.pk}, 50)")  # one round trip: BEGIN and claim
-    assert claims[1].endswith(f"BEGIN; EXECUTE events_claim_v1({failing.pk}, 50)")
+    claims = [q["sql"] for q in queries.captured_queries if "events_claim(" in q["sql"]]
+    assert claims == [f"BEGIN; SELECT events_claim({ok.pk})",  # one round trip: BEGIN and claim
+                      f"BEGIN; SELECT events_claim({failing.pk})"]
     assert connection.get_autocommit() and not connection.in_atomic_block
     assert (Delivery.objects.get(pk=ok.pk).status, Delivery.objects.get(pk=failing.pk).status) == ("done", "retrying")
     follow_ups = OutboxEvent.objects.filter(causation_id__isnull=False)
@@ -219,7 +253,7 @@ def bus_statements(queries) -> list[str]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_message_carrying_its_event_costs_the_bus_one_round_trip(test_consumers):
+def test_a_message_carrying_its_event_takes_its_run_lock_with_the_begin_and_ends_in_one_round_trip(test_consumers):
     delivery = publish_and_relay(activity("record", "one-trip"))
     message = message_for(delivery)
 
@@ -227,9 +261,11 @@ def test_a_message_carrying_its_event_costs_the_bus_one_round_trip(test_consumer
         assert delivery_run(**message).outcome == "done"
 
     statements = bus_statements(queries)
-    assert len(statements) == 1
-    assert statements[0].startswith(f"SELECT events_finish({delivery.pk}, 'tests.activity', ")
-    assert statements[0].endswith(", 50); COMMIT")  # the consumer began the transaction with its own INSERT
+    assert len(statements) == 2
+    # the run lock goes out with the BEGIN psycopg would have sent alone before the consumer's INSERT
+    assert statements[0] == f"BEGIN; SELECT events_run_lock({delivery.pk}, '{delivery.event.correlation_id}')"
+    assert statements[1].startswith(f"SELECT events_finish({delivery.pk}, 'tests.activity', ")
+    assert statements[1].endswith(", 50, false); COMMIT")  # announces nothing: may commit asynchronously
     assert connection.get_autocommit() and not connection.in_atomic_block
     assert Delivery.objects.get(pk=delivery.pk).status == "done"
     assert test_consumers.effects() == [(ACTIVITY, "event-suspicious-activity", "one-trip")]
@@ -372,6 +408,54 @@ def test_an_envelope_without_a_time_zone_is_not_taken_from_the_message():
     assert _event_from_message({**envelope, "id": "not-a-uuid", "time": "2026-12-01T07:00:00+00:00"}) is None
 
 
+# --- two runs of one delivery at once -----------------------------------------------------------------------
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first_from_message", [True, False])
+def test_a_second_run_of_a_delivery_skips_while_the_first_holds_its_run_lock(test_consumers, first_from_message):
+    """A message that waited past the redelivery age, and its resend: one lock order (the run lock, tried; the
+    consumer's rows; the delivery row last), so the second run steps aside instead of deadlocking."""
+    import threading
+
+    from django.db import connections
+
+    inside, release = threading.Event(), threading.Event()
+
+    def holds(event):
+        test_consumers.record("tests.holds", event, "first")  # its first statement takes the run lock
+        inside.set()
+        assert release.wait(20)
+
+    consumer("event-order-approved", name="tests.holds", queue="events_test")(holds)
+    try:
+        row = publish("event-order-approved", {"order_id": 9}, instance=None)
+        delivery = Delivery.objects.get(event=row, consumer="tests.holds")
+        first_args = message_for(delivery) if first_from_message else {"delivery_id": delivery.pk}
+        outcomes = {}
+
+        def first():
+            try:
+                outcomes["first"] = delivery_run(**first_args).outcome
+            finally:
+                connections.close_all()
+
+        thread = threading.Thread(target=first)
+        thread.start()
+        assert inside.wait(20)
+        second = [delivery_run(delivery_id=delivery.pk), delivery_run(**message_for(delivery))]
+        release.set()
+        thread.join(20)
+    finally:
+        release.set()
+        unregister("tests.holds")
+
+    assert [(r.outcome, r.detail) for r in second] == [("skipped", "running"), ("skipped", "running")]
+    assert outcomes == {"first": "done"}
+    assert test_consumers.effects("tests.holds") == [("tests.holds", "event-order-approved", "first")]
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.failures, delivery.running_since) == ("done", 0, None)
+
+
 # --- parking -----------------------------------------------------------------------------------------------------
 
 @pytest.mark.django_db
@@ -406,10 +490,137 @@ def test_a_completion_wakes_at_most_the_batch_longest_parked_first(test_consumer
     settings.EVENTS_WAKE_BATCH = 2
     parked = [publish_and_relay(activity("step", f"w:{i}")) for i in (2, 3, 4)]
     for delivery, minutes in zip(parked, (1, 3, 2), strict=True):
-        Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.PARKED)
+        Delivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.PARKED, park_correlation="w",
+                                                       park_event="*")
         Delivery.objects.filter(pk=delivery.pk).update(updated_at=timezone.now() - timedelta(minutes=minutes))
 
-    assert delivery_run(delivery_id=publish_and_relay(activity("record")).pk).outcome == "done"
+    completion = publish_and_relay(activity("record"), correlation_id="w")
+    assert delivery_run(delivery_id=completion.pk).outcome == "done"
 
     statuses = dict(Delivery.objects.values_list("pk", "status"))
     assert [statuses[d.pk] for d in parked] == ["parked", "pending", "pending"]
+
+
+@pytest.mark.django_db
+def test_a_completion_wakes_only_the_deliveries_parked_for_it(test_consumers):
+    waiting = publish_and_relay(activity("step", "k:2"))  # waits for an activity in correlation "k"
+    other_chain = publish_and_relay(activity("step", "other:2"))
+    for_orders = publish_and_relay(activity("record", "o"), correlation_id="k")
+    assert [delivery_run(delivery_id=d.pk).outcome for d in (waiting, other_chain)] == ["parked", "parked"]
+    Delivery.objects.filter(pk=for_orders.pk).update(status=DeliveryStatus.PARKED, park_correlation="k",
+                                                     park_event="event-order-created")
+    parked = Delivery.objects.get(pk=waiting.pk)
+    assert (parked.park_event, parked.park_correlation) == ("event-suspicious-activity", "k")
+    assert parked.parked_at is not None
+
+    assert delivery_run(delivery_id=publish_and_relay(activity("step", "k:1")).pk).outcome == "done"
+
+    statuses = dict(Delivery.objects.values_list("pk", "status"))
+    assert [statuses[d.pk] for d in (waiting, other_chain, for_orders)] == ["pending", "parked", "parked"]
+    assert delivery_run(delivery_id=waiting.pk).outcome == "done"
+    assert Delivery.objects.get(pk=waiting.pk).parked_at is None
+
+
+@pytest.mark.django_db
+def test_the_sweep_dead_letters_what_stayed_parked_too_long(test_consumers, settings):
+    settings.EVENTS_PARK_MAX_SECONDS = 600
+    old = publish_and_relay(activity("step", "old:2"))
+    recent = publish_and_relay(activity("step", "recent:2"))
+    assert [delivery_run(delivery_id=d.pk).outcome for d in (old, recent)] == ["parked", "parked"]
+    with connection.cursor() as cursor:  # parked eleven minutes ago by the database's clock
+        cursor.execute("UPDATE events_delivery SET parked_at = now() - interval '11 minutes' WHERE id = %s",
+                       [old.pk])
+
+    result = bus_sweep()
+
+    assert result.expired == 1
+    old.refresh_from_db()
+    assert old.status == "dead"
+    assert old.last_error.startswith("prerequisite never arrived (parked since ")
+    assert old.last_error.endswith("): not ready: old:1 not applied yet")
+    assert Delivery.objects.get(pk=recent.pk).status == "parked"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_prerequisite_completing_while_a_delivery_is_being_parked_wakes_it(test_consumers):
+    """The lost wakeup: the consumer finds its prerequisite missing, the prerequisite commits (waking nobody), then
+    the delivery would be written parked and wait forever. Run again under the correlation lock, it finds it."""
+    import threading
+
+    from django.db import connections
+
+    from tests.events import consumers_for_tests
+
+    checked, go_on = threading.Event(), threading.Event()
+    second = publish_and_relay(activity("step", "race:2"))
+    first = publish_and_relay(activity("step", "race:1"))
+    original = consumers_for_tests._step_done
+
+    def slow_check(detail):
+        done = original(detail)
+        if not done and not checked.is_set():
+            checked.set()
+            assert go_on.wait(20)  # the prerequisite commits now, between "not ready" and "parked"
+        return done
+
+    consumers_for_tests._step_done = slow_check
+    outcome = {}
+
+    def run_second():
+        try:
+            outcome["second"] = delivery_run(delivery_id=second.pk).outcome
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run_second)
+    try:
+        thread.start()
+        assert checked.wait(20)
+        assert delivery_run(delivery_id=first.pk).outcome == "done"
+        go_on.set()
+        thread.join(20)
+    finally:
+        go_on.set()
+        consumers_for_tests._step_done = original
+
+    assert outcome["second"] == "done"
+    assert [e[2] for e in test_consumers.effects()] == ["race:1", "race:2"]
+
+
+# --- synchronous_commit ---------------------------------------------------------------------------------------
+
+def finish_setting(delivery_id: int, consumer: str, *, announces: bool) -> tuple[str, str]:
+    """Call events_finish in a savepoint; the synchronous_commit it leaves for the commit, and what it woke."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT events_finish(%s, %s, NULL, 50, %s)", [delivery_id, consumer, announces])
+        woken = cursor.fetchone()[0]
+        cursor.execute("SELECT current_setting('synchronous_commit')")
+        setting = cursor.fetchone()[0]
+        transaction.set_rollback(True)
+    return setting, woken
+
+
+@pytest.mark.django_db
+def test_a_delivery_commits_asynchronously_only_when_it_announces_nothing_outside(test_consumers):
+    quiet = publish_and_relay(activity("record", "q"), correlation_id="sc")
+    parked = publish_and_relay(activity("step", "sc:2"))
+    assert delivery_run(delivery_id=parked.pk).outcome == "parked"
+
+    # it wakes a parked delivery, whose message goes out after the commit
+    assert finish_setting(quiet.pk, ACTIVITY, announces=False) == ("on", f'[[{parked.pk}, "events_test"]]')
+    Delivery.objects.filter(pk=parked.pk).update(status=DeliveryStatus.DONE)
+    assert finish_setting(quiet.pk, ACTIVITY, announces=False) == ("off", "[]")  # nothing: it may be forgotten
+    assert finish_setting(quiet.pk, ACTIVITY, announces=True) == ("on", "[]")  # on_commit callbacks (it published)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_consumer_that_publishes_finishes_announcing_it(test_consumers):
+    chain = publish_and_relay(activity("chain", "c"))
+    record = publish_and_relay(activity("record", "r"))
+
+    with CaptureQueriesContext(connection) as queries:
+        assert delivery_run(**message_for(chain)).outcome == "done"
+        assert delivery_run(**message_for(record)).outcome == "done"
+
+    finishes = [q["sql"] for q in queries.captured_queries if "events_finish(" in q["sql"]]
+    assert [sql.split("50, ")[1] for sql in finishes] == ["true); COMMIT", "false); COMMIT"]

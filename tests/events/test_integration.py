@@ -7,7 +7,6 @@ delivery not done after 3 s, 3 attempts with 0.2-0.5 s backoff.
 from __future__ import annotations
 
 import random
-import re
 import subprocess
 import sys
 import time
@@ -135,22 +134,47 @@ def test_nothing_lost_when_the_worker_is_sigkilled_mid_task(workers, test_consum
     assert sorted(details(test_consumers.effects())) == ["1.0", "1.1", "1.2", "1.3"]
 
 
-def test_nothing_applied_twice_when_a_paused_worker_outlives_the_visibility_timeout(workers, test_consumers):
-    short = {"CELERY_VISIBILITY_TIMEOUT": "2", "CELERY_UNACKED_RESTORE_INTERVAL": "1"}
-    first = workers.start(env=short)
-    publish("event-suspicious-activity", activity("sleep", "2"), instance=None)
-    redis_client = test_consumers.redis_client()
-    wait_until(lambda: redis_client.keys("events-test:started:*"), timeout=20)
+def test_a_consumer_that_kills_its_worker_every_time_ends_dead_lettered_with_the_reason(workers, test_consumers):
+    """A failure outside the consumer's Python code (here SIGKILL of the pool process; an OOM kill or the hard time
+    limit look the same) counts as an attempt: after EVENTS_MAX_ATTEMPTS (3 here) the delivery is dead."""
+    worker = workers.start(pool="prefork", concurrency=1)
+    killer = publish("event-suspicious-activity", activity("kill", "k"), instance=None)
+    publish("event-suspicious-activity", activity("record", "after"), instance=None)
 
-    first.pause()  # holds the message unacked and the delivery row locked, mid-consumer
-    second = workers.start(env=short)
-    wait_until(lambda: re.search(r"Task events\.deliver\[[^]]+\] received", second.log()), timeout=30,
-               message=second.log)  # the same message, redelivered to the other worker
+    wait_until(lambda: state() == {"dead": 1, "done": 1}, timeout=60, message=lambda: str(state()) + worker.log()[-3000:])
+    dead = Delivery.objects.get(event=killer)
+    assert (dead.failures, dead.running_since) == (3, None)
+    assert dead.last_error.startswith("the run begun at ")
+    assert dead.last_error.endswith("did not finish (its worker was killed, ran out of memory or hit the hard time "
+                                    "limit)")
+    kills = int(test_consumers.redis_client().get(f"events-test:killed:{killer.id}"))
+    time.sleep(1.5)  # three sweeps: a dead letter is not run again
+    assert int(test_consumers.redis_client().get(f"events-test:killed:{killer.id}")) == kills
+    assert details(test_consumers.effects()) == ["after"]
+
+
+def test_a_paused_worker_past_the_visibility_timeout_holds_its_delivery_and_the_second_run_skips(workers,
+                                                                                                  test_consumers):
+    """The first run is paused (SIGSTOP) inside its consumer, after its first statement took the delivery's run lock;
+    the message comes back to the second worker after the visibility timeout, and the sweep resends it: both runs
+    step aside without running the consumer, and the first, resumed, commits."""
+    short = {"CELERY_VISIBILITY_TIMEOUT": "2", "CELERY_UNACKED_RESTORE_INTERVAL": "1"}
+    first = workers.start(env=short, beat=False)
+    row = publish("event-suspicious-activity", activity("hold", "2"), instance=None)
+    redis_client = test_consumers.redis_client()
+    wait_until(lambda: redis_client.get(f"events-test:started:{row.id}"), timeout=20)
+
+    first.pause()  # holds the message unacked and the delivery's run lock, mid-consumer
+    second = workers.start(env=short)  # with beat: its sweep resends the delivery after 3 s
+    wait_until(lambda: second.log().count("'skipped'") >= 2, timeout=30, message=second.log)  # redelivered, resent
+    assert int(redis_client.get(f"events-test:started:{row.id}")) == first.pid  # the second never ran it
+    assert state() == {"pending": 1}
     first.resume()
 
-    wait_until(lambda: "'skipped'" in second.log(), timeout=30, message=second.log)
-    assert state() == {"done": 1}
+    wait_until(lambda: state() == {"done": 1}, timeout=30, message=lambda: str(state()))
+    assert "'done'" in first.log() and "'done'" not in second.log()
     assert details(test_consumers.effects()) == ["2"]
+    assert Delivery.objects.get(event=row).failures == 0
 
 
 def test_nothing_lost_when_redis_restarts_while_events_are_published(workers, test_consumers, tmp_path):
@@ -206,9 +230,9 @@ def test_shuffled_delivery_converges_to_the_in_order_state(workers, test_consume
     random.Random(2026).shuffle(shuffled)
     assert shuffled != steps
     for i in steps:
-        publish("event-suspicious-activity", activity("step", f"in-order:{i}"), instance=None)
+        publish("event-suspicious-activity", activity("step", f"in-order:{i}"), instance=None, correlation_id="in-order")
     for i in shuffled:
-        publish("event-suspicious-activity", activity("step", f"shuffled:{i}"), instance=None)
+        publish("event-suspicious-activity", activity("step", f"shuffled:{i}"), instance=None, correlation_id="shuffled")
 
     workers.start()
 
@@ -272,3 +296,40 @@ def test_real_producers_and_consumers_chain_through_the_bus(workers, test_consum
     real = set(Delivery.objects.exclude(consumer__startswith="tests.").values_list("consumer", flat=True))
     assert {"inventory.reserve_for_order", "payments.charge_for_order", "orders.apply_payment",
             "inventory.commit_for_order", "authz.upsert_policies"} <= real
+
+
+def test_many_hosts_layout_two_worker_pools_and_two_beats_complete_a_burst_with_no_duplicate_effect(workers,
+                                                                                                   test_consumers):
+    """README "Running on many hosts": a worker pool for the saga's queues and another for the rest, each with its
+    own beat (two beats: the sweep and purge lock keeps that safe); a burst of orders ends approved, each charged and
+    each unit taken once."""
+    from decimal import Decimal
+
+    from inventory.models import Product
+    from inventory.services import product_create
+    from orders.models import Order
+    from orders.services import order_place
+    from payments.models import Payment, Wallet
+    from payments.services import wallet_create
+    from tests.factories import InstanceFactory, UserFactory
+
+    saga = workers.start(queues=("orders", "inventory", "payments"))
+    rest = workers.start(queues=("default", "accounts", "authz", "events", "events_test"))
+    instance, customer = InstanceFactory(), UserFactory()
+    wallet_create(instance=instance, user=customer, currency="USD", balance="100.00")
+    apple = product_create(instance=instance, sku="APL", name="Apple", price="2.50", stock_on_hand=50)
+
+    orders = [order_place(instance=instance, customer=customer, currency="USD",
+                          lines=[{"product_id": apple.pk, "quantity": 2}]) for _ in range(12)]
+
+    wait_until(lambda: Order.objects.filter(status="approved").count() == 12, timeout=90,
+               message=lambda: str(list(Order.objects.values_list("status", flat=True))))
+    wait_until(lambda: not Delivery.objects.exclude(status="done").exists(), timeout=60,
+               message=lambda: str(list(Delivery.objects.exclude(status="done").values_list("consumer", "status"))))
+    apple.refresh_from_db()
+    assert (apple.stock_on_hand, apple.stock_reserved) == (50 - 24, 0)
+    assert Wallet.objects.get(user=customer).balance == Decimal("100.00") - 12 * Decimal("5.00")
+    assert Payment.objects.filter(status="succeeded").count() == 12
+    assert sorted(Payment.objects.values_list("order_id", flat=True)) == sorted(o.pk for o in orders)
+    assert Product.objects.count() == 1
+    assert " ready." in saga.log() and " ready." in rest.log()

@@ -123,7 +123,7 @@ def test_rolled_back_transaction_publishes_nothing(test_consumers, monkeypatch):
     from events.tasks import deliver
 
     sent = []
-    monkeypatch.setattr(deliver, "apply_async", lambda args, queue: sent.append((args, queue)))
+    monkeypatch.setattr(deliver, "apply_async", lambda args, queue, **options: sent.append((args, queue)))
     with pytest.raises(RuntimeError), transaction.atomic():
         publish("event-suspicious-activity", activity("record"), instance=None)
         raise RuntimeError("rollback")
@@ -140,7 +140,7 @@ def test_commit_sends_one_message_per_delivery_to_its_queue(test_consumers, djan
     from events.tasks import deliver
 
     sent = []
-    monkeypatch.setattr(deliver, "apply_async", lambda args, queue: sent.append((args, queue)))
+    monkeypatch.setattr(deliver, "apply_async", lambda args, queue, **options: sent.append((args, queue)))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         row = publish("event-order-canceled", {"order_id": 1, "reason": "customer"}, instance=None)
         publish("event-order-approved", {"order_id": 1}, instance=None)
@@ -225,7 +225,68 @@ def test_sweep_resends_stale_and_due_and_wakes_old_parked(test_consumers, bus_se
     statuses = dict(Delivery.objects.values_list("pk", "status"))
     assert [statuses[d.pk] for d in (stale, due, parked, fresh)] == ["pending"] * 4
     assert Delivery.objects.get(pk=stale.pk).sent_at > long_ago
-    assert bus_sweep() == type(result)(0, 0, 0)
+    assert bus_sweep() == type(result)(0, 0, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("job", ["sweep", "purge"])
+def test_two_periodic_runs_at_once_do_the_work_once(test_consumers, bus_settings, monkeypatch, job):
+    """celery beat on two hosts: the second sweep (or purge) that starts while the first runs does nothing."""
+    import threading
+
+    import redis
+    from django.db import connections
+
+    from events import services
+
+    client = redis.Redis.from_url(bus_settings.REDIS_URL)
+    client.delete("events_test")
+    bus_settings.EVENTS_RELAY_ON_COMMIT = False
+    lost = publish_and_relay(activity("record", "lost"))  # committed, never sent: overdue
+    Delivery.objects.filter(pk=lost.pk).update(sent_at=timezone.now() - timedelta(seconds=10))
+    old = publish_and_relay(activity("record", "old"))
+    Delivery.objects.filter(pk=old.pk).update(status=DeliveryStatus.DONE)
+    OutboxEvent.objects.filter(pk=old.event_id).update(occurred_at=timezone.now() - timedelta(days=60))
+    inside, release = threading.Event(), threading.Event()
+    locked = services._periodic_lock
+
+    def first_holds_its_lock(job_id):
+        got = locked(job_id)
+        if threading.current_thread().name == "first":
+            inside.set()
+            assert release.wait(20)
+        return got
+
+    monkeypatch.setattr(services, "_periodic_lock", first_holds_its_lock)
+    run = services.bus_sweep if job == "sweep" else services.events_purge
+    results = {}
+
+    def first():
+        try:
+            results["first"] = run()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=first, name="first")
+    thread.start()
+    try:
+        assert inside.wait(20)
+        results["second"] = run()
+    finally:
+        release.set()
+        thread.join(20)
+    try:
+        queued = client.llen("events_test")
+    finally:
+        client.delete("events_test")
+
+    if job == "sweep":
+        assert (results["first"].resent, results["first"].skipped) == (1, False)
+        assert (results["second"].resent, results["second"].skipped) == (0, True)
+        assert queued == 1
+    else:
+        assert (results["first"], results["second"]) == (1, 0)
+        assert not OutboxEvent.objects.filter(pk=old.event_id).exists()
 
 
 # --- replay and purge --------------------------------------------------------------------------------------------
@@ -288,24 +349,100 @@ def test_purge_deletes_old_fully_done_events_only(test_consumers, settings):
 
 
 @pytest.mark.django_db
-def test_sweep_leaves_overdue_deliveries_of_a_queue_with_a_backlog_alone(test_consumers, bus_settings, settings):
+def test_a_lost_message_is_resent_while_2000_others_wait_and_those_are_not(test_consumers, bus_settings):
+    """A queue with a backlog: 2,000 deliveries overdue whose messages still wait in it (slow, not lost), and one
+    whose message Redis lost. The sweep resends the lost one only."""
     import redis
 
-    from events.tasks import noop
+    from events import relay
 
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.delete("events_test", "inventory")
-    overdue = publish_and_relay(activity("record"))
-    order = publish("event-order-approved", {"order_id": 1}, instance=None)
-    inventory = Delivery.objects.get(event=order, consumer="inventory.commit_for_order")
-    long_ago = timezone.now() - timedelta(seconds=10)
-    Delivery.objects.filter(pk__in=[overdue.pk, inventory.pk]).update(sent_at=long_ago)
-    noop.apply_async(queue="events_test")  # a backlog on events_test only
+    client = redis.Redis.from_url(bus_settings.REDIS_URL)
+    client.delete("events_test")
+    with connection.cursor() as cursor:  # 2,001 events and their deliveries to tests.activity, sent 10 s ago
+        cursor.execute(
+            "WITH e AS (INSERT INTO events_outboxevent (id, name, version, occurred_at, correlation_id, payload) "
+            "SELECT gen_random_uuid(), 'event-suspicious-activity', 1, now() - interval '10 seconds', 'c', "
+            "jsonb_build_object('kind', 'record', 'detail', i::text, 'user_id', NULL) FROM generate_series(0, 2000) i "
+            "RETURNING id, occurred_at) "
+            "INSERT INTO events_delivery (event_id, consumer, queue, status, failures, last_error, sent_at, created_at, "
+            "updated_at) SELECT id, 'tests.activity', 'events_test', 'pending', 0, '', occurred_at, occurred_at, "
+            "occurred_at FROM e RETURNING id")
+        ids = sorted(row[0] for row in cursor.fetchall())
+    lost, waiting = ids[1000], [pk for pk in ids if pk != ids[1000]]
+    assert relay.send([(pk, "events_test") for pk in waiting]) == 2000
     try:
         result = bus_sweep()
+        queued = client.llen("events_test")
     finally:
-        client.delete("events_test", "inventory")
+        client.delete("events_test")
 
     assert result.resent == 1
-    assert Delivery.objects.get(pk=overdue.pk).sent_at == long_ago
-    assert Delivery.objects.get(pk=inventory.pk).sent_at > long_ago
+    assert queued == 2001  # the lost one added; no duplicate of what waits
+    resent = Delivery.objects.filter(sent_at__gt=timezone.now() - timedelta(seconds=5))
+    assert list(resent.values_list("pk", flat=True)) == [lost]
+
+
+@pytest.mark.django_db
+def test_the_sweep_counts_messages_a_worker_took_lately_as_waiting_and_resends_older_ones(test_consumers,
+                                                                                          bus_settings):
+    import json
+    import time
+
+    import redis
+
+    from events.services import _message_delivery_id
+
+    held = publish_and_relay(activity("record"))
+    message = {"headers": {"task": "events.deliver", "argsrepr": f"[{held.pk}, 'tests.activity', {{...}}]"}}
+    assert _message_delivery_id(json.dumps([message, "", "events_test"]).encode()) == held.pk
+    assert _message_delivery_id(json.dumps({"headers": {"task": "events.noop", "argsrepr": "(5,)"}}).encode()) is None
+    assert _message_delivery_id(b"garbage") is None
+
+    client = redis.Redis.from_url(bus_settings.REDIS_URL)
+    client.hset("unacked", "tag-1", json.dumps([message, "", "events_test"]))
+    client.zadd("unacked_index", {"tag-1": time.time() - 1})  # handed to a worker a second ago
+    Delivery.objects.filter(pk=held.pk).update(sent_at=timezone.now() - timedelta(seconds=10))
+    try:
+        assert bus_sweep().resent == 0
+        client.zadd("unacked_index", {"tag-1": time.time() - 60})  # held a minute (3 s here): its worker is gone
+        assert bus_sweep().resent == 1
+    finally:
+        client.hdel("unacked", "tag-1")
+        client.zrem("unacked_index", "tag-1")
+
+
+# --- clocks ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("web_minutes, worker_minutes", [(-3, 0), (3, 0), (0, 3), (0, -3)])
+def test_hosts_whose_clocks_are_minutes_off_change_nothing(test_consumers, bus_settings, monkeypatch, web_minutes,
+                                                            worker_minutes):
+    """Every time the bus writes or compares is the database's: a web host publishing with a clock 3 minutes slow
+    or fast, and a worker sweeping and retrying with another, change nothing."""
+    import redis
+
+    redis.Redis.from_url(bus_settings.REDIS_URL).delete("events_test")
+    real_now = timezone.now
+
+    def database_now():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT clock_timestamp()")
+            return cursor.fetchone()[0]
+
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=web_minutes))
+    delivery = publish_and_relay(activity("boom", "x"))  # in a test's transaction: not sent, so lost if overdue
+    monkeypatch.setattr(timezone, "now", lambda: real_now() + timedelta(minutes=worker_minutes))
+
+    delivery.refresh_from_db()
+    published_at = database_now()
+    assert abs(delivery.event.occurred_at - published_at) < timedelta(seconds=5)
+    assert abs(delivery.sent_at - published_at) < timedelta(seconds=5)
+    assert bus_sweep().resent == 0  # sent a moment ago by the database's clock: not overdue (3 s here)
+
+    assert delivery_run(delivery_id=delivery.pk).outcome == "retrying"
+    delivery.refresh_from_db()
+    failed_at = database_now()
+    assert timedelta(0) < delivery.next_attempt_at - failed_at + timedelta(seconds=1) < timedelta(seconds=2)
+    assert abs(delivery.updated_at - failed_at) < timedelta(seconds=5)
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=published_at)  # due by the database's clock
+    assert bus_sweep().retried == 1

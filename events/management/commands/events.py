@@ -1,4 +1,4 @@
-"""``manage.py events list|asyncapi|dlq|retry|parked|replay|sweep|purge``: inspect and operate the bus."""
+"""``manage.py events list|asyncapi|dlq|retry|parked|replay|backfill|health|sweep|purge``: operate the bus."""
 
 from __future__ import annotations
 
@@ -45,6 +45,12 @@ class Command(BaseCommand):
         replay.add_argument("--since", required=True)
         replay.add_argument("--name")
         replay.add_argument("--consumer")
+        backfill = sub.add_parser("backfill", help="create and send a consumer's missing deliveries of events since "
+                                                   "a time (a consumer added by a rolling deploy)")
+        backfill.add_argument("consumer")
+        backfill.add_argument("--since", required=True)
+        health = sub.add_parser("health", help="exit 0 when healthy, 1 when a delivery is dead or pending too long")
+        health.add_argument("--json", action="store_true", dest="as_json", help="print the verdict as a JSON object")
         sub.add_parser("sweep", help="run one sweep now (resend unsent/stale, due retries, stale parked)")
         sub.add_parser("purge", help="delete events past the retention whose deliveries are all done")
 
@@ -98,9 +104,26 @@ class Command(BaseCommand):
         result = services.events_replay(since=_parse_since(since), name=name, consumer=consumer)
         self.stdout.write(f"events={result.events} created={result.created} sent={result.sent}")
 
+    def do_backfill(self, *, consumer: str, since: str, **options: Any) -> None:
+        if get_subscription(consumer) is None:
+            raise CommandError(f"unknown consumer {consumer!r}")
+        result = services.deliveries_backfill(consumer=consumer, since=_parse_since(since))
+        self.stdout.write(f"created={result.created} sent={result.sent}")
+
+    def do_health(self, *, as_json: bool, **options: Any) -> None:
+        verdict = selectors.bus_health()
+        if as_json:
+            self.stdout.write(json.dumps(verdict))
+        else:
+            self.stdout.write("healthy" if verdict["healthy"] else "unhealthy: " + "; ".join(verdict["problems"]))
+            self.stdout.write(f"dead={verdict['dead']} parked={verdict['parked']} open={verdict['open']} "
+                              f"oldest_pending_seconds={verdict['oldest_pending_seconds']}")
+        if not verdict["healthy"]:
+            raise SystemExit(1)
+
     def do_sweep(self, **options: Any) -> None:
         r = services.bus_sweep()
-        self.stdout.write(f"resent={r.resent} retried={r.retried} woken={r.woken}")
+        self.stdout.write(f"resent={r.resent} retried={r.retried} woken={r.woken} expired={r.expired}")
 
     def do_purge(self, **options: Any) -> None:
         self.stdout.write(f"purged {services.events_purge()}")

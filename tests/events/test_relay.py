@@ -1,0 +1,72 @@
+"""The relay under a broker outage: a request that publishes answers at normal speed while Redis is stopped or
+paused (SIGSTOP: connections hang instead of failing), since its outbox rows are committed and the sweep sends
+them later."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+import pytest
+from rest_framework.test import APIClient
+
+from events import relay
+from events.models import Delivery
+from inventory.services import product_create
+from orders.models import Order
+from saaskit.celery import app
+from saaskit.settings import redis_url_for_kombu
+from tests.factories import ProfileFactory, context_for
+from tests.support import RedisServer
+
+
+def use_broker(url: str) -> None:
+    """Point this process's Celery app at ``url`` (its pools for each URL stay in kombu's registry)."""
+    app.conf.broker_url = url
+    app.conf.broker_write_url = None
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def private_broker(tmp_path):
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    original = app.conf.broker_url
+    use_broker(redis_url_for_kombu(server.url(0)))
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            os.kill(int((server.directory / "redis.pid").read_text()), signal.SIGCONT)
+        use_broker(original)
+        server.stop(save=False)
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("outage", ["stopped", "paused"])
+def test_an_order_is_placed_at_normal_speed_while_the_broker_is_down(private_broker, instance, outage):
+    profile = ProfileFactory(instance=instance, role="customer")
+    client = APIClient()
+    client.force_authenticate(user=profile.user, token=context_for(profile))
+    apple = product_create(instance=instance, sku="APL", name="Apple", price="1.50", stock_on_hand=10)
+    assert relay.send([(0, "events_test")]) == 1  # a live, pooled connection to the broker
+    if outage == "stopped":
+        private_broker.stop(save=False)
+    else:  # a network partition: connections hang
+        os.kill(int((private_broker.directory / "redis.pid").read_text()), signal.SIGSTOP)
+
+    started = time.monotonic()
+    response = client.post("/api/v1/orders/", {"currency": "USD", "lines": [{"product_id": apple.pk, "quantity": 1}]},
+                           format="json")
+    took = time.monotonic() - started
+
+    assert response.status_code == 201
+    assert took < 3.0  # a generous bound (one socket timeout of 1 s), not a speed goal: it used to hang
+    order = Order.objects.get()
+    assert order.status == "pending"
+    # committed with the order and owed: the sweep sends them once the broker is back
+    assert Delivery.objects.filter(status="pending").count() >= 1
