@@ -1,4 +1,4 @@
-"""Idempotency-Key on POST /api/v1/orders/, wallet top-up and adjust (restock: tests/inventory/test_api.py): same key and body -> the first answer again
+"""Idempotency-Key on POST /api/v1/orders/, wallet top-up and adjust: same key and body -> the first answer again
 and nothing created; same key, other body -> 422; per user; 24 h; concurrent twins create one thing."""
 
 import threading
