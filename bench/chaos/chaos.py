@@ -712,7 +712,9 @@ def main() -> int:
 
 
 def summary(stats: Stats, injector: Faults, load_seconds: float, quiet_for: float) -> None:
-    from django.db.models import Count, Sum
+    from datetime import timedelta
+
+    from django.db.models import Count, F, Sum
 
     from events.models import Delivery
     from orders.models import Order
@@ -721,6 +723,9 @@ def summary(stats: Stats, injector: Faults, load_seconds: float, quiet_for: floa
     reasons = dict(Order.objects.filter(status="canceled").values_list("reason").annotate(n=Count("id")))
     failures = Delivery.objects.aggregate(n=Sum("failures"))["n"] or 0
     retried = Delivery.objects.filter(failures__gt=0).count()
+    # Handed to the broker again (by the sweep: lost with a killed worker or Redis, or parked as not ready) when
+    # the last send came more than a second after the delivery was created.
+    resent = Delivery.objects.filter(sent_at__gt=F("created_at") + timedelta(seconds=1)).count()
     print(f"orders: {sum(counts.values())} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))}); "
           f"canceled by reason: {', '.join(f'{k} {v}' for k, v in sorted(reasons.items()))}")
     print(f"operations: {', '.join(f'{k}: {v}' for k, v in sorted(stats.outcomes.items()))}")
@@ -728,7 +733,8 @@ def summary(stats: Stats, injector: Faults, load_seconds: float, quiet_for: floa
           f"({', '.join(f'{k} {v}' for k, v in sorted(injector.injected.items()))})")
     print(f"client: {stats.retries} retries ({stats.dropped} dropped connections, {stats.server_errors} 5xx), "
           f"{stats.replayed} idempotent replays")
-    print(f"deliveries retried: {retried} ({failures} failed attempts) of {Delivery.objects.count()}")
+    print(f"deliveries: {Delivery.objects.count()}; retried after a failure: {retried} ({failures} failed "
+          f"attempts); sent again by the sweep: {resent}")
     print(f"load {load_seconds:.0f}s ({stats.done / load_seconds:.1f} operations/s); "
           f"time to quiescence {quiet_for:.1f}s")
 
