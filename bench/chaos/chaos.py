@@ -248,11 +248,13 @@ def make_plan(rng: random.Random) -> tuple[list[Op], list[Fault]]:
             placed += 1
     faults: list[Fault] = []
     window = len(ops) / ROUNDS
+    first_worker = rng.randrange(len(WORKER_QUEUES))
     for r in range(ROUNDS):
         # Keep the faults inside the load (5% .. 90% of each round), so each one meets traffic.
         for kind in FAULT_KINDS:
             at = int(window * r + window * rng.uniform(0.05, 0.9))
-            target = rng.choice(sorted(WORKER_QUEUES)) if kind == "worker_kill" else ""
+            # Each round kills the other worker than the round before.
+            target = sorted(WORKER_QUEUES)[(first_worker + r) % 2] if kind == "worker_kill" else ""
             seconds = round(rng.uniform(2, 4), 1) if kind in ("worker_kill", "pg_pause") else 0.0
             faults.append(Fault(at, kind, target, seconds))
     faults.sort(key=lambda f: f.at)
