@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench stop services lint asyncapi-specs chromium
+.PHONY: install run test bench chaos stop services lint asyncapi-specs chromium
 
 install: $(STAMP)
 
@@ -37,6 +37,12 @@ test: install asyncapi-specs chromium
 bench: install
 	$(PY) manage.py migrate --verbosity 0
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# The product under faults (bench/chaos/chaos.py): workers, Redis, PostgreSQL and a web worker are hurt while 1,000
+# orders go through; then the invariants are checked (exit 1 on any violation). SEED=n reproduces a run's plan.
+SEED ?= 1
+chaos: install
+	SEED=$(SEED) $(PY) bench/chaos/chaos.py
 
 services: install
 	$(PY) manage.py services start

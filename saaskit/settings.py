@@ -53,7 +53,10 @@ ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 DATABASE_URL = env_required("DATABASE_URL") if PRODUCTION else os.environ.get("DATABASE_URL") or embedded.postgres_url()
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")))}
+# Health checks: a kept connection that PostgreSQL cut (restart, failover, pg_terminate_backend) is replaced at the
+# next request or task instead of failing it (found by make chaos; tests/saaskit/test_database.py).
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
+                                              conn_health_checks=True)}
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("SAASKIT_TEST_DB_NAME", "test_saaskit")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

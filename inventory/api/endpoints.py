@@ -17,6 +17,7 @@ from accounts.api.base import InstanceScopedAPIView
 from authz.permissions import CanActIn
 from inventory import selectors, services
 from inventory.models import Product
+from payments.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from saaskit.pagination import Pagination
 
 
@@ -67,10 +68,14 @@ class ProductRestockApi(InstanceScopedAPIView):
     class ProductRestockInput(serializers.Serializer):
         quantity = serializers.IntegerField(min_value=1, max_value=2**31 - 1)
 
-    @extend_schema(operation_id="products_restock", request=ProductRestockInput, responses=ProductOutput)
+    @extend_schema(operation_id="products_restock", request=ProductRestockInput, responses=ProductOutput,
+                   parameters=[IDEMPOTENCY_PARAMETER])
     def post(self, request: Request, product_id: int) -> Response:
-        data = self.ProductRestockInput(data=request.data)
-        data.is_valid(raise_exception=True)
-        product = selectors.product_get(instance=self.instance, product_id=product_id)
-        product = services.product_restock(product=product, **data.validated_data)
-        return Response(ProductOutput(product).data)
+        def run() -> Response:
+            data = self.ProductRestockInput(data=request.data)
+            data.is_valid(raise_exception=True)
+            product = selectors.product_get(instance=self.instance, product_id=product_id)
+            product = services.product_restock(product=product, **data.validated_data)
+            return Response(ProductOutput(product).data)
+        # A clerk retrying after a cut connection sends the same Idempotency-Key: the units are added once.
+        return idempotent(request, run)

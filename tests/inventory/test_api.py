@@ -99,3 +99,23 @@ def test_product_list_query_count_does_not_grow_with_products(customer_client, i
     with django_assert_num_queries(3):  # membership, count, page
         response = customer_client.get("/api/v1/products/")
     assert response.json()["count"] == 4
+
+
+def test_restock_retried_with_its_idempotency_key_adds_the_units_once(clerk, apple):
+    """A clerk whose restock was cut mid-request (found by make chaos: a killed web worker) retries it with the
+    same Idempotency-Key: the units are added once and the first answer comes back."""
+    first = clerk.post(f"/api/v1/products/{apple.pk}/restock", {"quantity": 5}, format="json",
+                       HTTP_IDEMPOTENCY_KEY="restock-1")
+    again = clerk.post(f"/api/v1/products/{apple.pk}/restock", {"quantity": 5}, format="json",
+                       HTTP_IDEMPOTENCY_KEY="restock-1")
+    assert (first.status_code, again.status_code) == (200, 200)
+    assert again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    apple.refresh_from_db()
+    assert apple.stock_on_hand == 15
+
+    other = clerk.post(f"/api/v1/products/{apple.pk}/restock", {"quantity": 6}, format="json",
+                       HTTP_IDEMPOTENCY_KEY="restock-1")
+    assert (other.status_code, other.json()["error"]["code"]) == (422, "idempotency_key_reused")
+    apple.refresh_from_db()
+    assert apple.stock_on_hand == 15
