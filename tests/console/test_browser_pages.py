@@ -29,6 +29,11 @@ def browser(module_browser: Any) -> Any:
     return module_browser
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def superuser() -> User:
     return User.objects.create_superuser("root@example.com", DEFAULT_PASSWORD, name="Root")
@@ -138,6 +143,8 @@ def test_an_instance_admin_finds_nothing_of_another_instance(browser_page):
         text = browser_page.locator("body").inner_text()
         for secret in ("bravo-member@example.com", "BRAVO-SKU", "Bravo widget"):
             assert secret not in text, f"{url} shows {secret!r} of another instance"
+    browser_page.goto("/admin/accounts/profile/")
+    assert "alpha-member@example.com" in browser_page.locator("#result_list").inner_text()  # not an empty page
     browser_page.goto(f"/admin/orders/order/{bravo_order.pk}/change/")
     assert "bravo-member@example.com" not in browser_page.locator("body").inner_text()
     browser_page.goto(f"/admin/accounts/user/{stranger.user_id}/change/")
