@@ -17,7 +17,7 @@ from inventory.services import product_create
 from orders.services import order_place
 from payments.services import wallet_create
 from tests.factories import DEFAULT_PASSWORD, InstanceFactory, ProfileFactory, UserFactory
-from tests.support.browser import admin_login, module_browser, screenshot  # noqa: F401  (module_browser: a fixture)
+from tests.support.browser import admin_login, screenshot
 from tests.support.bus import drain_bus
 from tests.support.waiting import wait_until
 
