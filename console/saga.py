@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Max, Q
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -24,11 +25,15 @@ from orders.models import DeadLetter, Order
 COMPENSATING_EVENTS = frozenset({"event-order-canceled"})
 # Events that report a failed step and lead to a compensation.
 FAILURE_EVENTS = frozenset({"event-err-reserving-product"})
-# The order's events are looked for from a little before it was placed until this long after its last known
-# change (timeline entry or dead-letter record): a bounded range of the outbox's occurred_at index, never a scan
-# of the whole log.
+# The order's events are looked for from a little before it was placed until the longest a delivery reacting to
+# its last known change (timeline entry, dead-letter record) may take through every retry: a bounded range of the
+# outbox's occurred_at index, never a scan of the whole log (the outbox has no index on correlation_id; adding
+# one would cost every publish).
 WINDOW_BEFORE = timedelta(minutes=1)
-WINDOW_AFTER = timedelta(hours=6)
+
+
+def window_after() -> timedelta:
+    return timedelta(seconds=settings.EVENTS_MAX_ATTEMPTS * settings.EVENTS_RETRY_MAX_SECONDS + 300)
 
 LABEL_WIDTH = 270
 PLOT_WIDTH = 520
@@ -80,12 +85,12 @@ def order_saga_events(*, order: Order) -> list[TracedEvent]:
     """The bus events of ``order`` in time order with their deliveries: the events naming it
     (``payload.order_id``) and every event sharing their correlation id (the steps they caused)."""
     last_change = max(filter(None, [
-        order.created_at,
+        order.created_at, order.updated_at,
         order.timeline.aggregate(last=Max("created_at"))["last"],
         DeadLetter.objects.filter(order=order).aggregate(last=Max("created_at"))["last"],
     ]))
     window = OutboxEvent.objects.filter(occurred_at__gte=order.created_at - WINDOW_BEFORE,
-                                        occurred_at__lte=last_change + WINDOW_AFTER)
+                                        occurred_at__lte=last_change + window_after())
     naming = window.filter(payload__order_id=order.pk)
     if order.instance_id is not None:
         window = window.filter(Q(instance_id=order.instance_id) | Q(instance_id__isnull=True))

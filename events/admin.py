@@ -138,8 +138,8 @@ class DeliveryAdmin(ReadOnlyAdmin):
             result = services.events_replay_to_consumer(
                 event_ids=[event_id for c, event_id in pairs if c == consumer], consumer=consumer)
             created, sent = created + result.created, sent + result.sent
-        self.message_user(request, f"Replayed {len(pairs)} delivery(ies): {sent} sent (done ones stay done, dead "
-                          "ones need \"retry\").", messages.SUCCESS)
+        self.message_user(request, f"Replayed {len(pairs)} delivery(ies): {created} created, {sent} sent (done ones "
+                          "stay done, dead ones need \"retry\").", messages.SUCCESS)
 
     @admin.action(description="Re-deliver selected dead-lettered deliveries")
     def retry_dead(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
