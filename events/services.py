@@ -43,7 +43,8 @@ from events.models import Delivery, OutboxEvent, RejectedMessage
 __all__ = [
     "BATCH", "OPEN_STATUSES", "BackfillResult", "MalformedEvent", "ReplayResult", "RunResult", "SweepResult",
     "bus_sweep", "deliveries_backfill", "deliveries_in_broker", "deliveries_retry", "delivery_run", "event_from_row",
-    "event_publish", "events_purge", "events_replay", "message_reject", "parked_expire",
+    "event_publish", "events_purge", "events_replay", "events_replay_to_consumer",
+    "message_reject", "parked_expire",
 ]
 
 logger = logging.getLogger(__name__)
@@ -285,6 +286,16 @@ def events_replay(*, since: datetime, name: str | None = None, consumer: str | N
     events = OutboxEvent.objects.filter(occurred_at__gte=since)
     if name:
         events = events.filter(name=name)
+    return _replay(events, consumer)
+
+
+def events_replay_to_consumer(*, event_ids: list[Any], consumer: str | None = None) -> ReplayResult:
+    """``events_replay`` for the given events only (an operator's pick in the console): to ``consumer``, or to
+    every current subscriber of each event when None."""
+    return _replay(OutboxEvent.objects.filter(id__in=list(event_ids)), consumer)
+
+
+def _replay(events: Any, consumer: str | None) -> ReplayResult:
     total = created = sent = 0
     for row in events.order_by("occurred_at").only("id", "name").iterator(chunk_size=BATCH):
         total += 1

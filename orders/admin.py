@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 
 from orders.models import DeadLetter, Order, OrderEvent, OrderLine
 
@@ -39,6 +40,21 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):  # type: ignore[no-untyped-def]
+        """The order's page with its saga drawn beside the table (templates/admin/orders/order/change_form.html).
+        The order is looked up through ``get_object``, so whatever scopes this admin's queryset scopes it too."""
+        from console.saga import draw_saga, order_saga_events  # the console draws; orders only hands it the order
+
+        extra_context = dict(extra_context or {})
+        order = self.get_object(request, unquote(object_id))
+        if order is not None:
+            events = order_saga_events(order=order)
+            extra_context.update(saga_events=events, saga_timeline=draw_saga(events))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def has_change_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
+        return False  # read-only record: the page shows no Save button
 
 
 @admin.register(DeadLetter)

@@ -5,7 +5,7 @@ from django.test import Client
 
 from accounts.models import Instance, User
 from tests.factories import InstanceFactory, ProfileFactory, UserFactory
-from tests.support.browser import browser, browser_page  # noqa: F401  (fixtures for the browser tests)
+from tests.support.browser import browser, browser_page, module_browser  # noqa: F401  (browser test fixtures)
 
 
 def staff_client(user: User) -> Client:

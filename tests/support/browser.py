@@ -44,6 +44,18 @@ def browser() -> Iterator[Any]:
     Per test rather than per session: while Playwright runs, Django's async-safety check is off (below), and
     that should not leak into the tests that follow.
     """
+    yield from _chromium()
+
+
+@pytest.fixture(scope="module")
+def module_browser() -> Iterator[Any]:
+    """One headless chromium for every test of a module (a module of browser tests only: Django's async-safety
+    check stays off until the module ends). A module uses it by overriding ``browser``:
+    ``browser = pytest.fixture(lambda module_browser: module_browser)``; each test still gets its own context."""
+    yield from _chromium()
+
+
+def _chromium() -> Iterator[Any]:
     reason = browser_unavailable_reason()
     if reason is not None:
         pytest.skip(reason)
