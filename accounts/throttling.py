@@ -68,7 +68,10 @@ def _redis() -> redis.Redis:
     """A per-process client (recreated after fork); Django's cache API has no atomic check-and-count."""
     global _client, _client_pid
     if _client is None or _client_pid != os.getpid():
-        _client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+        # The counters live beside the cache (REDIS_CACHE_URL: keys with a TTL, never the broker's database), with
+        # the request path's short timeouts.
+        _client = redis.Redis.from_url(settings.REDIS_CACHE_URL, socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                                       socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT)
         _client_pid = os.getpid()
     return _client
 
