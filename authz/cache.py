@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 STALENESS_SECONDS = 0.9
 TICK_SECONDS = 0.02
+METRICS_EVERY_TICKS = 50  # about once a second
 POLL_SECONDS = 0.25
 _EMPTY_PAIRS: frozenset[tuple[str, str]] = frozenset()
 _monotonic = time.monotonic
@@ -65,6 +66,7 @@ class _Watcher:
         self.last_id: bytes | None = None
         self.applied = 0  # changes applied (for tests and diagnostics)
         self._stop = threading.Event()
+        self._flushed = (0, 0)  # cache loads and slow checks already handed to Prometheus
 
     @property
     def synced_at(self) -> float:
@@ -107,12 +109,32 @@ class _Watcher:
         self.synced_at = float("-inf")
 
     def _run_clock(self, stop: threading.Event) -> None:
+        ticks = 0
         while not stop.wait(TICK_SECONDS):
             try:
                 self._tick()
+                ticks += 1
+                if ticks % METRICS_EVERY_TICKS == 0:
+                    self.metrics_flush()
             except Exception:  # noqa: BLE001 - the clock must keep ticking
                 _ok[0] = False
         _ok[0] = False
+
+    def metrics_flush(self) -> None:
+        """Hand the caches' plain counters to Prometheus (``saaskit.metrics``) about once a second, off the check
+        path: counting into prometheus-client on every warm check would cost a noticeable share of it. Warm hits
+        are not counted for the same reason; misses (loads) and slow checks are."""
+        from saaskit import metrics
+
+        loads = sum(cache.loads for cache in list(self.caches))
+        slow = sum(cache.slow_checks for cache in list(self.caches))
+        if loads > self._flushed[0]:
+            metrics.AUTHZ_CACHE_MISSES.inc(loads - self._flushed[0])
+        if slow > self._flushed[1]:
+            metrics.AUTHZ_SLOW_CHECKS.inc(slow - self._flushed[1])
+        self._flushed = (loads, slow)
+        metrics.AUTHZ_STALENESS.set(max(0.0, _monotonic() - self._synced_at) if self._synced_at > float("-inf")
+                                    else 0.0)
 
     def _run(self, stop: threading.Event) -> None:
         while not stop.is_set():

@@ -90,6 +90,15 @@ class _Forward:
         yield from self.registry.collect()
 
 
+class _AppState:
+    """The gauges other apps register at scrape time (``saaskit.metrics.register_state_collector``)."""
+
+    def collect(self) -> Iterator[Any]:
+        from saaskit.metrics import collect_state
+
+        yield from collect_state()
+
+
 def exposition() -> bytes:
     """The text format: this process's counters (in multiprocess mode: every process's) and the gauges."""
     from prometheus_client import REGISTRY
@@ -100,4 +109,5 @@ def exposition() -> bytes:
     else:
         registry.register(_Forward(REGISTRY))
     registry.register(BusStateCollector())
+    registry.register(_AppState())
     return generate_latest(registry)

@@ -1,3 +1,4 @@
+import time
 import uuid
 from collections.abc import Callable
 
@@ -58,4 +59,23 @@ class RequestContextMiddleware:
         with bound_request_context(context):
             response = self.get_response(request)
         response["X-Request-ID"] = context.request_id
+        return response
+
+
+class RequestMetricsMiddleware:
+    """Observe each request's duration by route pattern (``/api/v1/orders/<int:order_id>``, never the raw path,
+    so the label set stays bounded), method and status class (``saaskit.metrics``)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from saaskit.metrics import http_request_observed
+
+        started = time.perf_counter()
+        response = self.get_response(request)
+        match = getattr(request, "resolver_match", None)
+        route = f"/{match.route}" if match is not None and match.route else "(unmatched)"
+        http_request_observed(route=route, method=request.method or "", status=response.status_code,
+                              seconds=time.perf_counter() - started)
         return response

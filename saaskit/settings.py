@@ -352,7 +352,7 @@ API_DOCS_ENABLED = env_bool("API_DOCS_ENABLED", not PRODUCTION)
 INSTALLED_APPS = [("console.apps.ConsoleAdminConfig" if app == "django.contrib.admin" else app)
                   for app in INSTALLED_APPS]
 INSTALLED_APPS += ["audit", "console"]
-MIDDLEWARE = ["saaskit.middleware.RequestContextMiddleware", *MIDDLEWARE]
+MIDDLEWARE = ["saaskit.middleware.RequestContextMiddleware", "saaskit.middleware.RequestMetricsMiddleware", *MIDDLEWARE]
 # --- end of console and audit log -------------------------------------------------------------------
 
 # --- Order saga (orders, inventory, payments) -------------------------------------------------------- saga owner

@@ -31,6 +31,7 @@ from accounts.keys import ALGORITHM, KEY_RING
 from accounts.models import Instance, Profile, RefreshToken, User
 from authz.context import ActingContext
 from authz.roles import ANONYMOUS, LATTICE, RoleSwitchDenied, switch_to
+from saaskit import metrics
 from saaskit.errors import ApplicationError, ForbiddenError
 
 
@@ -267,6 +268,7 @@ def _rotate(*, refresh: str, user_id: int | None, issue: Callable[[RefreshToken,
             RefreshToken.objects.filter(family=stored.family, revoked_at__isnull=True).update(
                 revoked_at=now, revoked_reason="reuse_detected")
     if reused:
+        metrics.TOKEN_REUSES.inc()
         raise InvalidToken("This refresh token was already used; its whole family is revoked.",
                            code=error_codes.TOKEN_REUSED)
     raise InvalidToken()
@@ -333,8 +335,10 @@ def token_refresh(*, refresh: str) -> TokenPair:
         acting = _current_role(user=user, instance=instance, role=stored.role)
         if acting is None:  # the user lost the profile (or was deactivated): not a reuse
             raise InvalidToken()
-        return token_pair_issue(user=user, instance=instance, role=acting[0], profile_role=acting[1],
+        pair = token_pair_issue(user=user, instance=instance, role=acting[0], profile_role=acting[1],
                                 family=stored.family, parent=stored)
+        metrics.TOKEN_REFRESHES.inc()
+        return pair
 
     return _rotate(refresh=refresh, user_id=None, issue=issue)
 

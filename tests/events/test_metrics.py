@@ -94,7 +94,7 @@ def test_every_metric_the_alert_rules_name_exists(test_consumers):
     rules = [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
     named = {m for rule in rules for m in re.findall(r"\b(saaskit_[a-z0-9_]+)", rule["expr"])}
 
-    assert len(rules) == 6
+    assert len(rules) == 10
     assert named and named <= series, sorted(named - series)
 
 
