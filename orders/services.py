@@ -136,12 +136,17 @@ def _cancel(*, instance: Instance | int, order_id: int, from_statuses: list[str]
         status=OrderStatus.CANCELED, reason=reason[:64], canceled_at=now, updated_at=now)
     if not changed:
         return False
-    order = Order.objects.select_related("instance").get(pk=order_id)
-    OrderEvent.objects.create(order=order, kind=OrderEventKind.CANCELED,
-                              detail={"reason": order.reason, **(detail or {})}, causation_id=causation_id or "")
-    order_canceled.send(sender=Order, instance=order.instance, causation_id=causation_id,
-                        payload={"order_id": order.pk, "reason": order.reason})
+    reason = reason[:64]
+    OrderEvent.objects.create(order_id=order_id, kind=OrderEventKind.CANCELED,
+                              detail={"reason": reason, **(detail or {})}, causation_id=causation_id or "")
+    order_canceled.send(sender=Order, instance=_with_slug(instance), causation_id=causation_id,
+                        payload={"order_id": order_id, "reason": reason})
     return True
+
+
+def _with_slug(instance: Instance | int) -> Instance:
+    """The Instance itself (what the event envelope names: id and slug); loaded only when given its id."""
+    return instance if isinstance(instance, Instance) else Instance.objects.get(pk=instance)
 
 
 @transaction.atomic
@@ -155,7 +160,10 @@ def order_cancel(*, order: Order, reason: str = CancelReason.CUSTOMER) -> Order:
     return order
 
 
-@transaction.atomic
+# Consumer-path services below run inside the bus's delivery transaction, which rolls back as a whole on any
+# exception: a savepoint of their own (two round trips) would protect nothing, so ``savepoint=False``. Called
+# outside a transaction they still open one.
+@transaction.atomic(savepoint=False)
 def order_cancel_pending(*, instance: Instance | int, order_id: int, reason: str,
                          causation_id: str | None = None, cause: str = "") -> bool:
     """The saga gave up on a pending order (payment failed, stock not reservable). No-op otherwise.
@@ -166,7 +174,7 @@ def order_cancel_pending(*, instance: Instance | int, order_id: int, reason: str
                    causation_id=causation_id, detail={"cause": cause[:64]} if cause else None)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_approve(*, instance: Instance | int, order_id: int, causation_id: str | None = None,
                   charged: str | None = None) -> bool:
     """Payment succeeded: a pending order becomes approved and event-order-approved is sent. No-op otherwise
@@ -178,11 +186,10 @@ def order_approve(*, instance: Instance | int, order_id: int, causation_id: str 
     if not Order.objects.for_instance(instance).filter(pk=order_id, status=OrderStatus.PENDING).update(
             status=OrderStatus.APPROVED, approved_at=now, updated_at=now):
         return False
-    order = Order.objects.select_related("instance").get(pk=order_id)
-    OrderEvent.objects.create(order=order, kind=OrderEventKind.APPROVED, causation_id=causation_id or "",
+    OrderEvent.objects.create(order_id=order_id, kind=OrderEventKind.APPROVED, causation_id=causation_id or "",
                               detail={"charged": charged} if charged is not None else {})
-    order_approved.send(sender=Order, instance=order.instance, causation_id=causation_id,
-                        payload={"order_id": order.pk})
+    order_approved.send(sender=Order, instance=_with_slug(instance), causation_id=causation_id,
+                        payload={"order_id": order_id})
     return True
 
 
