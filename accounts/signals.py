@@ -6,3 +6,5 @@ from django.dispatch import Signal
 account_created = Signal()  # payload: {user_id, email}
 account_deleted = Signal()  # payload: {user_id}
 account_authenticated = Signal()  # payload: {user_id, instance, role}
+# payload: {kind, detail, user_id} (event-suspicious-activity), sent once per instance the account belongs to
+suspicious_activity = Signal()

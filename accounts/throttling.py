@@ -125,3 +125,21 @@ def register_attempt_take(*, email: str, address: str) -> Attempt:
     """Before a registration looks at the email: every attempt counts, successful or not."""
     return attempt_take((("register_account", normalize_email(email)), ("register_address", address)),
                         message="Too many registration attempts; try again later.")
+
+
+# Counts one event in a window opened by the first one (INCR, and EXPIRE when it opened it). Returns the count.
+_COUNT = """
+local used = redis.call('INCR', KEYS[1])
+if used == 1 then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+end
+return used
+"""
+
+
+def failures_count(*, scope: str, who: str, window_seconds: int) -> int:
+    """Count one failure of ``who`` in a window of ``window_seconds`` opened by its first failure; returns how
+    many the window holds now (1 for the first). Separate from the throttle's counters: those give back."""
+    prefix = settings.CACHES["default"].get("KEY_PREFIX") or "saaskit"
+    key = f"{prefix}:failures:{scope}:{hashlib.sha256(who.encode()).hexdigest()[:32]}"
+    return int(_redis().eval(_COUNT, 1, key, max(1, int(window_seconds))))

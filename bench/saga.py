@@ -7,8 +7,8 @@ with two worker processes (``--pool solo``, every saga queue each) and prints:
   time from the first placement to the last order reaching a terminal status;
 - p50 / p99 time from placement to terminal status at offered loads of 25, 50 and 100 orders/s (open loop: order
   i is placed at ``start + i / rate`` whatever happened before; BENCH_SAGA_SECONDS (8) seconds of load each);
-- a raw Celery chain of as many no-op hops as an order has deliveries (5: reserve, authz policy, charge, apply
-  payment, commit stock), sent on the same broker to the same two workers in the same run, and the ratio.
+- a raw Celery chain of as many no-op hops as an approved order has deliveries (4: reserve, charge, apply payment,
+  commit stock), sent on the same broker to the same two workers in the same run, and the ratio.
 
 Orders are placed in this process through ``orders.services.order_place`` (what ``POST /api/v1/orders/`` calls),
 each in its own transaction, not over HTTP: the web request's own cost (about 15 ms of CPU per POST under
@@ -42,7 +42,7 @@ PEAK = int(os.environ.get("BENCH_SAGA_PEAK", "600"))
 SECONDS = float(os.environ.get("BENCH_SAGA_SECONDS", "8"))
 RATES = [int(r) for r in os.environ.get("BENCH_SAGA_RATES", "25,50,100").split(",")]
 SENDERS = int(os.environ.get("BENCH_SENDERS", "4"))
-HOPS = 5
+HOPS = 4
 CUSTOMERS = 200
 
 

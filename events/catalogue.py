@@ -178,6 +178,7 @@ CATALOGUE: tuple[EventSpec, ...] = (
                          "user_id": _NULLABLE_ID}),
         producer="any",
         signals=("*.signals.suspicious_activity",),
+        consumers=("payments.record_alert",),
     ),
 )
 

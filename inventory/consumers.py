@@ -34,10 +34,10 @@ def commit_for_order(event: Any) -> None:
     if instance is None:
         return
     order_id = payload_int(event, "order_id")
-    if reservation_for_order(instance=instance, order_id=order_id) is None:
-        # Approval overtook order-created: commit once the reservation exists.
+    if not reservation_commit_for_order(instance=instance, order_id=order_id) and reservation_for_order(
+            instance=instance, order_id=order_id) is None:
+        # Approval overtook order-created: commit once the reservation exists (the commit changed nothing).
         raise NotReady(f"no reservation for order {order_id} yet")
-    reservation_commit_for_order(instance=instance, order_id=order_id)
 
 
 @consumer("event-order-canceled", name="inventory.release_for_order")

@@ -132,7 +132,10 @@ def _locked_products(instance: Instance, product_ids: list[int]) -> dict[int, Pr
     return {p.pk: p for p in locked}
 
 
-@transaction.atomic
+# Consumer-path services below run inside the bus's delivery transaction, which rolls back as a whole on any
+# exception: a savepoint of their own (two round trips) would protect nothing, so ``savepoint=False``. Called
+# outside a transaction they still open one.
+@transaction.atomic(savepoint=False)
 def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer_id: int, lines: Any,
                                   currency: str, causation_id: str | None = None) -> Reservation:
     """Hold stock for every line of the order, or for none of them.
@@ -203,15 +206,19 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
 
 
 def _move_stock(instance: Instance, lines: list[dict[str, Any]], *, on_hand_sign: int, reserved_sign: int) -> None:
-    products = _locked_products(instance, [int(line["product_id"]) for line in lines])
-    quantities = {int(line["product_id"]): int(line["quantity"]) for line in lines}
-    for pk in sorted(products):
+    """Move the lines' units. Each UPDATE locks its row, and they go in pk order (the order ``_locked_products``
+    locks in), so concurrent movements never deadlock; a product no longer there is skipped."""
+    quantities: dict[int, int] = {}
+    for line in lines:
+        quantities[int(line["product_id"])] = quantities.get(int(line["product_id"]), 0) + int(line["quantity"])
+    for pk in sorted(quantities):
         qty = quantities[pk]
-        Product.objects.filter(pk=pk).update(stock_on_hand=F("stock_on_hand") + on_hand_sign * qty,
-                                             stock_reserved=F("stock_reserved") + reserved_sign * qty)
+        Product.objects.for_instance(instance).filter(pk=pk).update(
+            stock_on_hand=F("stock_on_hand") + on_hand_sign * qty,
+            stock_reserved=F("stock_reserved") + reserved_sign * qty)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def reservation_commit_for_order(*, instance: Instance, order_id: int) -> bool:
     """Order approved: the reserved units leave the shelf. Returns whether anything changed (only from reserved)."""
     if not Reservation.objects.for_instance(instance).filter(

@@ -14,11 +14,11 @@ from orders.selectors import order_exists
 from orders.services import order_approve, order_cancel_pending
 
 
-def _existing_order_id(event: Any, instance: Any) -> int:
-    order_id = payload_int(event, "order_id")
+def _require_order(instance: Any, order_id: int) -> None:
+    """After a transition that changed nothing: an order that does not exist yet is NotReady (checked only then,
+    so the common case costs no extra query)."""
     if not order_exists(instance=instance, order_id=order_id):
         raise NotReady(f"order {order_id} does not exist yet")
-    return order_id
 
 
 @consumer("event-payment", name="orders.apply_payment")
@@ -26,17 +26,19 @@ def apply_payment(event: Any) -> None:
     instance = event_instance(event)
     if instance is None:
         return
-    order_id = _existing_order_id(event, instance)
+    order_id = payload_int(event, "order_id")
     status = event.payload.get("status")
     if status == "succeeded":
         amount = event.payload.get("amount")
-        order_approve(instance=instance, order_id=order_id, causation_id=str(event.id),
-                      charged=amount if isinstance(amount, str) else None)
+        changed = order_approve(instance=instance, order_id=order_id, causation_id=str(event.id),
+                                charged=amount if isinstance(amount, str) else None)
     elif status == "failed":
-        order_cancel_pending(instance=instance, order_id=order_id, reason=CancelReason.PAYMENT_FAILED,
-                             cause=str(event.payload.get("reason") or ""), causation_id=str(event.id))
+        changed = order_cancel_pending(instance=instance, order_id=order_id, reason=CancelReason.PAYMENT_FAILED,
+                                       cause=str(event.payload.get("reason") or ""), causation_id=str(event.id))
     else:
         raise ValueError(f"event-payment {event.id}: unknown status {status!r}")
+    if not changed:
+        _require_order(instance, order_id)
 
 
 @consumer("event-err-reserving-product", name="orders.cancel_unreservable")
@@ -44,6 +46,7 @@ def cancel_unreservable(event: Any) -> None:
     instance = event_instance(event)
     if instance is None:
         return
-    order_id = _existing_order_id(event, instance)
-    order_cancel_pending(instance=instance, order_id=order_id, reason=CancelReason.RESERVATION_FAILED,
-                         cause=str(event.payload.get("reason") or ""), causation_id=str(event.id))
+    order_id = payload_int(event, "order_id")
+    if not order_cancel_pending(instance=instance, order_id=order_id, reason=CancelReason.RESERVATION_FAILED,
+                                cause=str(event.payload.get("reason") or ""), causation_id=str(event.id)):
+        _require_order(instance, order_id)

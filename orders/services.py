@@ -29,14 +29,7 @@ from inventory.services import price_quote_record
 from orders.choices import CancelReason, DeadLetterAction, OrderEventKind, OrderStatus
 from orders.error_codes import OrdersErrorCode
 from orders.models import DeadLetter, Order, OrderEvent, OrderLine
-from orders.signals import (
-    order_approved,
-    order_canceled,
-    order_created,
-    policy_remove_requested,
-    policy_upsert_requested,
-    suspicious_activity,
-)
+from orders.signals import order_approved, order_canceled, order_created, suspicious_activity
 from saaskit.errors import ApplicationError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -71,14 +64,15 @@ def _normalize_lines(lines: Any) -> dict[int, int]:
     return merged
 
 
-def policies_for(order: Order) -> list[str]:
-    return [f"{order.customer_id}:get:orders:{order.pk}", f"{order.customer_id}:cancel:orders:{order.pk}"]
-
-
 @transaction.atomic
 def order_place(*, instance: Instance, customer: User, lines: Any, currency: str) -> Order:
-    """Write the order, its lines and its first timeline entry, and publish event-order-created plus the
-    customer's get/cancel policies, all in one transaction. Stock is checked later, by inventory."""
+    """Write the order, its lines and its first timeline entry, and publish event-order-created, all in one
+    transaction. Stock is checked later, by inventory.
+
+    No ACL policy is granted to the customer: the customer reaches their own orders by ownership
+    (``selectors.access_order_by_id``), and a transition is allowed by the order's status, so per-order
+    get/cancel policies would cost every order a delivery (authz) and every cancellation another one for
+    nothing. Policies stay for delegated access (a clerk granted ``orders:get``)."""
     if not isinstance(currency, str) or not CURRENCY_RE.match(currency):
         raise ApplicationError("Currency must be a 3-letter ISO code.", code=OrdersErrorCode.INVALID_CURRENCY,
                                fields={"currency": ["Must be a 3-letter upper-case ISO code."]})
@@ -109,8 +103,6 @@ def order_place(*, instance: Instance, customer: User, lines: Any, currency: str
         "order_id": order.pk, "customer_id": customer.pk, "currency": currency,
         "lines": [{"product_id": pid, "quantity": qty} for pid, qty in sorted(quantities.items())],
     })
-    policy_upsert_requested.send(sender=Order, instance=instance, causation_id=None,
-                                 payload={"policies": policies_for(order)})
     _check_total_against_median(order)
     return order
 
@@ -144,15 +136,17 @@ def _cancel(*, instance: Instance | int, order_id: int, from_statuses: list[str]
         status=OrderStatus.CANCELED, reason=reason[:64], canceled_at=now, updated_at=now)
     if not changed:
         return False
-    order = Order.objects.select_related("instance").get(pk=order_id)
-    OrderEvent.objects.create(order=order, kind=OrderEventKind.CANCELED,
-                              detail={"reason": order.reason, **(detail or {})}, causation_id=causation_id or "")
-    order_canceled.send(sender=Order, instance=order.instance, causation_id=causation_id,
-                        payload={"order_id": order.pk, "reason": order.reason})
-    if order.customer_id is not None:  # the customer keeps reading the order but can no longer cancel it
-        policy_remove_requested.send(sender=Order, instance=order.instance, causation_id=causation_id,
-                                     payload={"policies": [f"{order.customer_id}:cancel:orders:{order.pk}"]})
+    reason = reason[:64]
+    OrderEvent.objects.create(order_id=order_id, kind=OrderEventKind.CANCELED,
+                              detail={"reason": reason, **(detail or {})}, causation_id=causation_id or "")
+    order_canceled.send(sender=Order, instance=_with_slug(instance), causation_id=causation_id,
+                        payload={"order_id": order_id, "reason": reason})
     return True
+
+
+def _with_slug(instance: Instance | int) -> Instance:
+    """The Instance itself (what the event envelope names: id and slug); loaded only when given its id."""
+    return instance if isinstance(instance, Instance) else Instance.objects.get(pk=instance)
 
 
 @transaction.atomic
@@ -166,7 +160,10 @@ def order_cancel(*, order: Order, reason: str = CancelReason.CUSTOMER) -> Order:
     return order
 
 
-@transaction.atomic
+# Consumer-path services below run inside the bus's delivery transaction, which rolls back as a whole on any
+# exception: a savepoint of their own (two round trips) would protect nothing, so ``savepoint=False``. Called
+# outside a transaction they still open one.
+@transaction.atomic(savepoint=False)
 def order_cancel_pending(*, instance: Instance | int, order_id: int, reason: str,
                          causation_id: str | None = None, cause: str = "") -> bool:
     """The saga gave up on a pending order (payment failed, stock not reservable). No-op otherwise.
@@ -177,7 +174,7 @@ def order_cancel_pending(*, instance: Instance | int, order_id: int, reason: str
                    causation_id=causation_id, detail={"cause": cause[:64]} if cause else None)
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def order_approve(*, instance: Instance | int, order_id: int, causation_id: str | None = None,
                   charged: str | None = None) -> bool:
     """Payment succeeded: a pending order becomes approved and event-order-approved is sent. No-op otherwise
@@ -189,11 +186,10 @@ def order_approve(*, instance: Instance | int, order_id: int, causation_id: str 
     if not Order.objects.for_instance(instance).filter(pk=order_id, status=OrderStatus.PENDING).update(
             status=OrderStatus.APPROVED, approved_at=now, updated_at=now):
         return False
-    order = Order.objects.select_related("instance").get(pk=order_id)
-    OrderEvent.objects.create(order=order, kind=OrderEventKind.APPROVED, causation_id=causation_id or "",
+    OrderEvent.objects.create(order_id=order_id, kind=OrderEventKind.APPROVED, causation_id=causation_id or "",
                               detail={"charged": charged} if charged is not None else {})
-    order_approved.send(sender=Order, instance=order.instance, causation_id=causation_id,
-                        payload={"order_id": order.pk})
+    order_approved.send(sender=Order, instance=_with_slug(instance), causation_id=causation_id,
+                        payload={"order_id": order_id})
     return True
 
 

@@ -2,8 +2,9 @@
 
 ``order_created``: ``{order_id, customer_id, lines: [{product_id, quantity}], currency}``
 ``order_canceled``: ``{order_id, reason}``; ``order_approved``: ``{order_id}``
-``policy_upsert_requested``: ``{policies: ["sub:action:orders:id", ...]}`` (event-upsert-policy)
-``policy_remove_requested``: ``{policies: [...]}`` (event-remove-policy): a canceled order cannot be canceled again
+``policy_upsert_requested`` / ``policy_remove_requested``: ``{policies: ["sub:action:orders:id", ...]}``
+(event-upsert-policy / event-remove-policy), for grants on orders; the saga sends none (customers reach their own
+orders by ownership)
 ``suspicious_activity``: ``{kind, detail, user_id}`` (event-suspicious-activity): an order far above the customer's
 median total
 """

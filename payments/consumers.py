@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from events.catalogue import BY_NAME
 from events.consumers import consumer, event_instance, payload_int
 from payments.services import alert_record, payment_charge_for_order, payment_refund_for_order
 
@@ -28,6 +27,7 @@ def refund_for_order(event: Any) -> None:
     payment_refund_for_order(instance=instance, order_id=payload_int(event, "order_id"))
 
 
+@consumer("event-suspicious-activity", name="payments.record_alert")
 def record_alert(event: Any) -> None:
     instance = event_instance(event)  # an instance-less report has nobody to alert: skipped (logged)
     if instance is None:
@@ -37,11 +37,3 @@ def record_alert(event: Any) -> None:
     alert_record(instance=instance, event_id=event.id, kind=str(payload.get("kind") or "unknown"),
                  detail=str(payload.get("detail") or ""),
                  user_id=user_id if isinstance(user_id, int) and not isinstance(user_id, bool) else None)
-
-
-# Registered only once the bus's catalogue declares it: tests/events uses event-suspicious-activity as its test
-# vehicle and expects to be its only consumer, so the events owner switches this on together with those tests
-# (add "payments.record_alert" to the event's ``consumers`` in events/catalogue.py).
-RECORD_ALERT = "payments.record_alert"
-if RECORD_ALERT in BY_NAME["event-suspicious-activity"].consumers:
-    consumer("event-suspicious-activity", name=RECORD_ALERT)(record_alert)

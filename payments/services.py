@@ -163,7 +163,10 @@ def _insufficient_funds_streak(*, instance: Instance, customer_id: int, limit: i
     return streak
 
 
-@transaction.atomic
+# Consumer-path services below run inside the bus's delivery transaction, which rolls back as a whole on any
+# exception: a savepoint of their own (two round trips) would protect nothing, so ``savepoint=False``. Called
+# outside a transaction they still open one.
+@transaction.atomic(savepoint=False)
 def payment_charge_for_order(*, instance: Instance, order_id: int, customer_id: int, amount: Any, currency: str,
                              causation_id: str | None = None) -> Payment:
     """Charge the customer's wallet in ``currency`` for the order, once.
@@ -171,7 +174,11 @@ def payment_charge_for_order(*, instance: Instance, order_id: int, customer_id: 
     Records the outcome and sends ``payment_processed`` (succeeded, or failed with a reason). If the order
     already has a payment row (redelivery, or a cancellation came first) it is returned and nothing is sent.
     """
-    customer_exists = isinstance(customer_id, int) and User.objects.filter(pk=customer_id).exists()
+    # The wallet first: a customer with a wallet exists, so only a customer without one costs another query.
+    wallet = (Wallet.objects.for_instance(instance).filter(user_id=customer_id, currency=currency).first()
+              if isinstance(customer_id, int) and not isinstance(customer_id, bool) else None)
+    customer_exists = wallet is not None or (isinstance(customer_id, int) and not isinstance(customer_id, bool)
+                                             and User.objects.filter(pk=customer_id).exists())
     try:
         with transaction.atomic():
             # Claim the order: a concurrent charge for it waits on the unique index and then backs off.
@@ -182,8 +189,6 @@ def payment_charge_for_order(*, instance: Instance, order_id: int, customer_id: 
         return Payment.objects.for_instance(instance).get(order_id=order_id)
 
     value = _parse_amount(amount)
-    wallet = (Wallet.objects.for_instance(instance).filter(user_id=customer_id, currency=currency).first()
-              if customer_exists else None)
     if value is None:
         payment.reason = PaymentFailure.INVALID_AMOUNT
     elif wallet is None:

@@ -372,4 +372,9 @@ PAYMENTS_SUSPICIOUS_FAILURES_IN_A_ROW = int(os.environ.get("PAYMENTS_SUSPICIOUS_
 # ... and an order above FACTOR x the median of the customer's last orders (once they have MIN_HISTORY of them).
 ORDERS_SUSPICIOUS_TOTAL_FACTOR = float(os.environ.get("ORDERS_SUSPICIOUS_TOTAL_FACTOR", "5"))
 ORDERS_SUSPICIOUS_MIN_HISTORY = int(os.environ.get("ORDERS_SUSPICIOUS_MIN_HISTORY", "3"))
+# ... and M failed logins of one account (wrong password) within a window (the login throttle, 5/min per account,
+# still applies: M failures take at least M/5 minutes).
+ACCOUNTS_SUSPICIOUS_FAILED_LOGINS = int(os.environ.get("ACCOUNTS_SUSPICIOUS_FAILED_LOGINS", "10"))
+ACCOUNTS_SUSPICIOUS_FAILED_LOGINS_WINDOW_SECONDS = int(
+    os.environ.get("ACCOUNTS_SUSPICIOUS_FAILED_LOGINS_WINDOW_SECONDS", "3600"))
 # --- end of the order saga block -----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
@@ -8,8 +9,8 @@ from accounts import error_codes
 from accounts.emails import normalize_email
 from accounts.models import Instance, Profile, User
 from accounts.services.tokens import TokenPair, token_pair_issue
-from accounts.signals import account_authenticated, account_created, account_deleted
-from accounts.throttling import attempt_give_back, login_attempt_take, register_attempt_take
+from accounts.signals import account_authenticated, account_created, account_deleted, suspicious_activity
+from accounts.throttling import attempt_give_back, failures_count, login_attempt_take, register_attempt_take
 from authz.roles import ANONYMOUS
 from saaskit.errors import ApplicationError
 
@@ -95,12 +96,37 @@ def user_login(*, email: str, password: str, instance_slug: str | None, client_a
     try:
         pair = _user_login_checked(email=email, password=password, instance_slug=instance_slug)
     except InvalidCredentials:
+        _failed_login_count(email=email)
         raise
     except BaseException:
         attempt_give_back(attempt)
         raise
     attempt_give_back(attempt)
     return pair
+
+
+def _failed_login_count(*, email: str) -> None:
+    """Rule: the ``ACCOUNTS_SUSPICIOUS_FAILED_LOGINS``-th failed login of one account within
+    ``ACCOUNTS_SUSPICIOUS_FAILED_LOGINS_WINDOW_SECONDS`` (a window opened by its first failure) sends
+    ``suspicious_activity`` once for each instance the account belongs to (an alert belongs to an instance; an
+    account in none, or an unknown email, alerts nobody). Every failure is counted, known email or not, so the
+    count does not tell whether an account exists."""
+    threshold = int(settings.ACCOUNTS_SUSPICIOUS_FAILED_LOGINS)
+    window = int(settings.ACCOUNTS_SUSPICIOUS_FAILED_LOGINS_WINDOW_SECONDS)
+    email = normalize_email(email)
+    if failures_count(scope="login", who=email, window_seconds=window) != threshold:
+        return
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        return
+    instances = list(Instance.objects.filter(profiles__user=user).distinct().order_by("pk"))
+    with transaction.atomic():
+        for instance in instances:
+            suspicious_activity.send(sender=User, instance=instance, payload={
+                "kind": "failed_logins",
+                "detail": f"account {user.pk}: {threshold} failed logins within {window}s",
+                "user_id": user.pk,
+            })
 
 
 def _user_login_checked(*, email: str, password: str, instance_slug: str | None) -> TokenPair:

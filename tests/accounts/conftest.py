@@ -23,8 +23,9 @@ def _delete_throttle_counters() -> None:
     from django.conf import settings
 
     client = redis.Redis.from_url(settings.REDIS_CACHE_URL)  # the cache's own database (issue 13, case 6)
-    for key in client.scan_iter(match="*throttle:*", count=1000):
-        client.delete(key)
+    for pattern in ("*throttle:*", "*:failures:*"):  # the throttle's and the failed-logins rule's counters
+        for key in client.scan_iter(match=pattern, count=1000):
+            client.delete(key)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ import redis
 from django.conf import settings
 
 from accounts.models import Instance
+from events.consumers import consumer, subscriptions_for, unregister
 from tests.events import consumers_for_tests
 from tests.factories import InstanceFactory
 from tests.support import Worker, start_worker
@@ -31,11 +32,22 @@ def instance(db) -> Instance:
 
 @pytest.fixture
 def test_consumers(db) -> Iterator[Any]:
-    """Register the test consumers in this process (the relay creates their deliveries) and empty their table."""
+    """Register the test consumers in this process (the relay creates their deliveries) and empty their table.
+
+    ``tests.activity`` is the only consumer of event-suspicious-activity meanwhile: payments.record_alert (its
+    real consumer) is off the registry of this process, which is where publishing creates deliveries, so no
+    worker gets a delivery for it. tests/payments tests that consumer through the bus."""
     consumers_for_tests.reset_effects()
+    real = [sub for sub in subscriptions_for("event-suspicious-activity") if sub.name != consumers_for_tests.ACTIVITY]
+    for sub in real:
+        unregister(sub.name)
     consumers_for_tests.register()
-    yield consumers_for_tests
-    consumers_for_tests.unregister_all()
+    try:
+        yield consumers_for_tests
+    finally:
+        consumers_for_tests.unregister_all()
+        for sub in real:
+            consumer(sub.event_name, name=sub.name, queue=sub.queue)(sub.handler)
 
 
 @pytest.fixture

@@ -56,7 +56,19 @@ def test_place_order(client, profile, apple, sent):
         "lines": [{"product_id": apple.pk, "quantity": 3, "unit_price": "1.50"}]}
     assert [(t["kind"], t["detail"]) for t in body["timeline"]] == [("placed", {"total": "4.50"})]
     assert order.customer_id == profile.user_id
-    assert sent.names() == ["order_created", "policy_upsert_requested"]
+    assert sent.names() == ["order_created"]
+
+
+def test_the_customer_reaches_their_order_by_ownership_with_no_policy_written(client, profile, apple):
+    from authz.models import Policy
+
+    response = client.post("/api/v1/orders/", {"currency": "USD", "lines": [{"product_id": apple.pk, "quantity": 1}]},
+                           format="json")
+    order_id = response.json()["id"]
+    assert Policy.objects.filter(resource_type="orders").count() == 0
+    assert client.get(f"/api/v1/orders/{order_id}/").status_code == 200
+    assert client.post(f"/api/v1/orders/{order_id}/cancel").json()["status"] == "canceled"
+    assert Policy.objects.filter(resource_type="orders").count() == 0
 
 
 @pytest.mark.parametrize("body", [
@@ -119,7 +131,7 @@ def test_cancel_my_order_then_again_is_409(client, instance, order, sent):
         200, "canceled", "customer_request")
     response = client.post(f"/api/v1/orders/{order.pk}/cancel")
     assert (response.status_code, response.json()["error"]["code"]) == (409, "invalid_transition")
-    assert sent.names() == ["order_canceled", "policy_remove_requested"]
+    assert sent.names() == ["order_canceled"]
 
 
 def test_anonymous_is_refused(order):

@@ -47,8 +47,6 @@ def test_payment_failed_cancels_once_with_reason_and_cause(instance, order, sent
         ({"reason": "payment_failed", "cause": "insufficient_funds"}, str(event.id))]
     assert sent.sent == [
         Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "payment_failed"}, str(event.id)),
-        Sent("policy_remove_requested", instance.pk, {"policies": [f"{order.customer_id}:cancel:orders:{order.pk}"]},
-             str(event.id)),
     ]
 
 
@@ -60,7 +58,7 @@ def test_err_reserving_cancels_pending_order(instance, order, sent):
     call_consumer(cancel_unreservable, event)
     order.refresh_from_db()
     assert (order.status, order.reason) == (OrderStatus.CANCELED, "reservation_failed")
-    assert sent.names() == ["order_canceled", "policy_remove_requested"]
+    assert sent.names() == ["order_canceled"]
 
 
 def test_payment_for_unknown_order_is_not_ready(instance, order, sent):
@@ -115,4 +113,5 @@ def test_saga_consumers_are_registered_on_their_queues():
         ("event-order-created", "inventory.reserve_for_order", "inventory"),
         ("event-payment", "orders.apply_payment", "orders"),
         ("event-product-reserved", "payments.charge_for_order", "payments"),
+        ("event-suspicious-activity", "payments.record_alert", "payments"),
     ]

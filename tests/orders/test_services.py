@@ -51,9 +51,7 @@ def test_order_place_writes_order_lines_timeline_and_publishes(instance, custome
         Sent("order_created", instance.pk, {
             "order_id": order.pk, "customer_id": customer.pk, "currency": "USD",
             "lines": [{"product_id": apple.pk, "quantity": 2}, {"product_id": pear.pk, "quantity": 2}]}, None),
-        Sent("policy_upsert_requested", instance.pk, {"policies": [
-            f"{customer.pk}:get:orders:{order.pk}", f"{customer.pk}:cancel:orders:{order.pk}"]}, None),
-    ]
+    ]  # no policy for the customer: ownership is the check
 
 
 @pytest.mark.parametrize("lines", [
@@ -125,8 +123,6 @@ def test_cancel_pending_for_failure_once(instance, order, sent):
     assert timeline(order)[1:] == [(OrderEventKind.CANCELED, {"reason": "payment_failed"}, "evt-f")]
     assert sent.sent == [
         Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "payment_failed"}, "evt-f"),
-        Sent("policy_remove_requested", instance.pk, {"policies": [f"{order.customer_id}:cancel:orders:{order.pk}"]},
-             "evt-f"),
     ]
 
 
@@ -154,8 +150,6 @@ def test_customer_cancels_pending_order(instance, order, sent):
     assert (result.status, result.reason) == (OrderStatus.CANCELED, "customer_request")
     assert sent.sent == [
         Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "customer_request"}, None),
-        Sent("policy_remove_requested", instance.pk, {"policies": [f"{order.customer_id}:cancel:orders:{order.pk}"]},
-             None),
     ]
 
 
@@ -163,7 +157,7 @@ def test_customer_cancels_approved_order(instance, order, sent):
     order_approve(instance=instance, order_id=order.pk)
     sent.clear()
     assert order_cancel(order=order).status == OrderStatus.CANCELED
-    assert sent.names() == ["order_canceled", "policy_remove_requested"]
+    assert sent.names() == ["order_canceled"]
 
 
 def test_cancel_of_canceled_order_is_409_and_changes_nothing(instance, order, sent):
