@@ -63,7 +63,7 @@ GRANTS = 25  # per user: 5,000 policies
 SAMPLE = 200  # questions, half granted
 CERBOS_BIN = BASE_DIR / ".saaskit/npm/node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64"
 CONNECTIONS = results.pick([1, 16], [1, 4, 16, 64])
-DURATION = results.pick(2, 5)
+DURATION = results.pick(2, 4)
 ROUNDS = results.pick(2, 3)
 OPEN_LOOP_SECONDS = results.pick(3, 10)
 OPEN_LOOP_CONNECTIONS = 8
@@ -259,18 +259,39 @@ def write_request_file(path: Path, endpoint: str, sample: list, token: str) -> N
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_TICK = os.sysconf("SC_CLK_TCK")
 
 
-def wrk(port: int, script: Path, requests_file: Path, connections: int, seconds: float) -> dict[str, float]:
+def cpu_seconds(root: int) -> float:
+    """User + system CPU time of a process and its children (gunicorn's workers), from /proc."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == root or int(fields[1]) == root:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return total
+
+
+def wrk(port: int, script: Path, requests_file: Path, connections: int, seconds: float,
+        server_pid: int) -> dict[str, float]:
+    """One wrk run; also the server's CPU time per answered request (independent of the machine's load)."""
+    cpu_before = cpu_seconds(server_pid)
     out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
                           f"http://127.0.0.1:{port}", "--", str(requests_file)],
                          capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(server_pid) - cpu_before
+    answered = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     percentiles = {p: float(v) * _UNITS[u] for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$",
                                                                       out, re.M)}
     errors = re.search(r"Socket errors: (.*)", out)
     return {"rps": rps, "p50_ms": percentiles["50"], "p99_ms": percentiles["99"],
-            "socket_errors": errors.group(1) if errors else ""}
+            "cpu_ms_per_request": cpu / max(1, answered) * 1e3, "socket_errors": errors.group(1) if errors else ""}
 
 
 def open_loop(port: int, endpoint: str, sample: list, token: str, rate: float, seconds: float) -> dict[str, float]:
@@ -331,6 +352,7 @@ def main() -> None:
         procs.append(start_ours(ours_port, tmp / "gunicorn.log"))
         procs.append(start_cerbos(cerbos_port, tmp / "policies", tmp / "cerbos.log"))
         port_of = {e: ours_port if e.startswith("ours") else cerbos_port for e in ENDPOINTS}
+        pid_of = {e: procs[0].pid if e.startswith("ours") else procs[1].pid for e in ENDPOINTS}
 
         disagreements = [(e, q) for q in sample for e in ENDPOINTS if ask(port_of[e], e, q, token) != q[3]]
         if disagreements:
@@ -345,12 +367,12 @@ def main() -> None:
         for e in ENDPOINTS:
             files[e] = tmp / f"{re.sub(r'[^a-z]+', '-', e.lower())}.txt"
             write_request_file(files[e], e, sample, token)
-            wrk(port_of[e], script, files[e], 8, DURATION)  # warm up: both workers' caches see every question
+            wrk(port_of[e], script, files[e], 8, DURATION, pid_of[e])  # warm-up: both workers see every question
         runs: dict[str, dict[int, list[dict]]] = {e: {c: [] for c in CONNECTIONS} for e in ENDPOINTS}
         for _ in range(ROUNDS):
             for c in CONNECTIONS:
                 for e in ENDPOINTS:
-                    runs[e][c].append(wrk(port_of[e], script, files[e], c, DURATION))
+                    runs[e][c].append(wrk(port_of[e], script, files[e], c, DURATION, pid_of[e]))
         curves: dict[str, list[dict]] = {}
         for e in ENDPOINTS:
             curves[e] = []
@@ -359,8 +381,13 @@ def main() -> None:
                 curves[e].append({"connections": c, "rps": results.spread([r["rps"] for r in rs]),
                                   "p50_ms": statistics.median(r["p50_ms"] for r in rs),
                                   "p99_ms": statistics.median(r["p99_ms"] for r in rs),
+                                  "cpu_ms_per_request": statistics.median(r["cpu_ms_per_request"]
+                                                                          for r in rs),
                                   "socket_errors": [r["socket_errors"] for r in rs if r["socket_errors"]]})
         peak = {e: max(p["rps"]["median"] for p in curves[e]) for e in ENDPOINTS}
+        # The server's CPU per request at its peak point: what bounds its throughput on an idle machine
+        # (cores / CPU per request), whatever else the machine was running during the bench.
+        cpu_ms = {e: max(curves[e], key=lambda p: p["rps"]["median"])["cpu_ms_per_request"] for e in ENDPOINTS}
         half = peak["ours AuthZEN"] / 2
         at_half = {e: open_loop(port_of[e], e, sample, token, half, OPEN_LOOP_SECONDS)
                    for e in ("ours AuthZEN", "Cerbos AuthZEN", "ours /authorized", "Cerbos /api/check/resources")}
@@ -384,8 +411,12 @@ def main() -> None:
         print(f"  {e}")
         for p in curves[e]:
             print(f"    {p['connections']:>3} connections {p['rps']['median']:>9,.0f} req/s "
-                  f"(±{p['rps']['spread_pct']:.0f}%)  p50 {p['p50_ms']:.2f} ms  p99 {p['p99_ms']:.2f} ms")
+                  f"(±{p['rps']['spread_pct']:.0f}%)  p50 {p['p50_ms']:.2f} ms  p99 {p['p99_ms']:.2f} ms  "
+                  f"server CPU {p['cpu_ms_per_request']:.3f} ms/request")
     print(f"  peak ratio ours AuthZEN / Cerbos AuthZEN   {ratio_authzen:.2f}x  (goal >= 2x)")
+    for e in ENDPOINTS:
+        print(f"  server CPU per request, {e:<28} {cpu_ms[e]:.3f} ms  (bound on an idle {os.cpu_count()}-core "
+              f"machine: {os.cpu_count() / cpu_ms[e] * 1e3:,.0f} req/s)")
     print(f"  peak ratio ours /authorized / Cerbos check {ratio_check:.2f}x")
     for e, r in at_half.items():
         print(f"  open loop at {half:,.0f} req/s (half our AuthZEN peak), {e}: p50 {r['p50_ms']:.2f} ms, "
@@ -396,7 +427,8 @@ def main() -> None:
         "users": USERS, "resources": RESOURCES, "policies": rules, "sample": len(sample), "agreed": True,
         "connections": CONNECTIONS, "duration_seconds": DURATION, "rounds": ROUNDS, "cerbos_version": cerbos_version(),
         "load_generator": "wrk -t1 (keep-alive)", "curves": curves, "peak": peak, "half_rate": half,
-        "at_half": at_half, "ratio_authzen": ratio_authzen, "ratio_check": ratio_check, "goal_met": goal_met,
+        "at_half": at_half, "cpu_ms_per_request": cpu_ms, "ratio_authzen": ratio_authzen,
+        "ratio_check": ratio_check, "goal_met": goal_met,
         "open_loop_connections": OPEN_LOOP_CONNECTIONS, "open_loop_seconds": OPEN_LOOP_SECONDS,
     })
 

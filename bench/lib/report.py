@@ -199,6 +199,10 @@ def main() -> None:
                    f"{cd['ratio_authzen']:.2f}x | >= 2x: {met(cd['ratio_authzen'] >= 2)} |")
         out.append(f"| ours `GET /authorized` / Cerbos `/api/check/resources`, peak req/s | "
                    f"{cd['ratio_check']:.2f}x | |")
+        if "cpu_ms_per_request" in cd:
+            cpu = cd["cpu_ms_per_request"]
+            out.append(f"| Cerbos AuthZEN / ours AuthZEN, server CPU time per request (independent of the machine's "
+                       f"load; > 1 means ours is cheaper) | {cpu['Cerbos AuthZEN'] / cpu['ours AuthZEN']:.2f}x | |")
     if a:
         for size in a["data"]["by_size"]:
             r = {k: v["median"] for k, v in size["rates"].items()}
@@ -245,6 +249,16 @@ def main() -> None:
             out.append(f"| {name} | " + " | ".join(
                 f"{p['rps']['median']:,.0f}/s ±{p['rps']['spread_pct']:.0f}%, p50 {p['p50_ms']:.1f} / p99 "
                 f"{p['p99_ms']:.1f} ms" for p in curve) + " |")
+        if "cpu_ms_per_request" in cd:
+            cores = os.cpu_count() or 1
+            out += ["", "Server CPU time per answered request at each endpoint's peak point (user + system time of "
+                    "the server's processes over the run, from /proc, divided by the requests wrk counted). This "
+                    "does not depend on what else the machine runs, unlike the rates above; cores / CPU per "
+                    "request bounds the throughput on an idle machine (the load generator's own CPU not "
+                    "counted).", "", "| Endpoint | server CPU per request | bound on an idle "
+                    f"{cores}-core machine |", "|---|---|---|"]
+            for name, value in cd["cpu_ms_per_request"].items():
+                out.append(f"| {name} | {value:.3f} ms | {cores / value * 1e3:,.0f} req/s |")
         out += ["", f"Open loop at {cd['half_rate']:,.0f} req/s (half our AuthZEN peak; {cd['open_loop_connections']} "
                 f"keep-alive connections, {cd['open_loop_seconds']} s; latency from the scheduled send time):", "",
                 "| Endpoint | p50 | p99 |", "|---|---|---|"]
