@@ -5,9 +5,9 @@ One ACL, two policy decision points on the same machine:
 
 - ours: a dedicated instance ``bench-pdp`` with ``USERS`` customers, ``RESOURCES`` named resources and
   ``GRANTS`` random direct ``get`` policies each, served by gunicorn (2 gthread workers of 4 threads,
-  keep-alive; as many workers as cores);
-  asked through ``GET /api/v1/authz/authorized`` and the AuthZEN ``POST /authzen/bench-pdp/access/v1/
-  evaluation``, both with an instance admin's access token (the real authentication, no shortcut);
+  keep-alive; as many workers as cores); asked through ``GET /api/v1/authz/authorized`` with an instance
+  admin's access token and the AuthZEN ``POST /authzen/bench-pdp/access/v1/evaluation`` with a service
+  client's key, as a PEP would call it (the real authentication, no shortcut);
 - Cerbos (its Linux binary from npm, ``@cerbos/cerbos-linux-x64``): one principal policy per subject,
   generated from the very rows of our policy table (``request.resource.id in [...]`` for ``get`` on
   ``resources``); asked through ``POST /api/check/resources`` and its AuthZEN ``POST /access/v1/
@@ -140,7 +140,10 @@ def cerbos_policies(instance_id: int, directory: Path) -> int:
 
 # --- the four requests -----------------------------------------------------------------------------
 def requests_for(endpoint: str, user: int, resource: int, name: str, token: str) -> tuple[str, str, dict, str]:
-    """(method, path, headers, body) of one question on one endpoint."""
+    """(method, path, headers, body) of one question on one endpoint; ``token`` is "<access token> <service
+    key>": ``/authorized`` takes the admin's access token, our AuthZEN endpoint the service key (a PEP
+    authenticates as a service)."""
+    token, key = token.split(" ")
     authzen = json.dumps({"subject": {"type": "user", "id": str(user)}, "action": {"name": "get"},
                           "resource": {"type": "resources", "id": str(resource)}})
     json_headers = {"Content-Type": "application/json"}
@@ -149,7 +152,7 @@ def requests_for(endpoint: str, user: int, resource: int, name: str, token: str)
                 {"Authorization": f"Bearer {token}"}, "")
     if endpoint == "ours AuthZEN":
         return ("POST", f"/authzen/{SLUG}/access/v1/evaluation",
-                {**json_headers, "Authorization": f"Bearer {token}"}, authzen)
+                {**json_headers, "Authorization": f"Bearer {key}"}, authzen)
     if endpoint == "Cerbos AuthZEN":
         return "POST", "/access/v1/evaluation", json_headers, authzen
     body = json.dumps({"requestId": "bench", "principal": {"id": str(user), "roles": ["user"]},
@@ -333,6 +336,7 @@ def open_loop(port: int, endpoint: str, sample: list, token: str, rate: float, s
 def main() -> None:
     from accounts.models import Instance
     from accounts.services.tokens import access_token_issue
+    from authzen.services import service_client_create
 
     if shutil.which("wrk") is None or not CERBOS_BIN.exists():
         raise SystemExit("bench/cerbos.py needs wrk and the Cerbos binary: run `make bench-tools` (make bench does)")
@@ -344,8 +348,10 @@ def main() -> None:
     try:
         instance, admin_id, sample = setup()
         assert isinstance(instance, Instance)
-        token = access_token_issue(user_id=admin_id, instance=instance, role="instance_admin",
-                                   profile_role="instance_admin")
+        access = access_token_issue(user_id=admin_id, instance=instance, role="instance_admin",
+                                    profile_role="instance_admin")
+        _, _, key = service_client_create(instance=instance, name="bench-pep", role="customer")
+        token = f"{access} {key}"
         (tmp / "policies").mkdir()
         rules = cerbos_policies(instance.pk, tmp / "policies")
         ours_port, cerbos_port = _free_port(), _free_port()

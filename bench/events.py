@@ -51,7 +51,7 @@ from events.choices import DeliveryStatus
 from events.models import Delivery, OutboxEvent
 from events.tasks import noop
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else results.pick(300, 2000)
+N = int(sys.argv[1]) if len(sys.argv) > 1 else results.pick(300, 1000)
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", results.pick("2", "3")))
 WORKERS = results.pick([1, 2], [1, 2, 4])
 SENDERS = int(os.environ.get("BENCH_SENDERS", "4"))

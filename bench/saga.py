@@ -40,9 +40,9 @@ os.environ.setdefault("ORDER_DEADLINE_SECONDS", "600")  # a saturated run must n
 from bench.lib import results as bench_results  # noqa: E402  (no Django in it)
 
 BENCH_DB = "saaskit_bench_saga"
-PEAK = int(os.environ.get("BENCH_SAGA_PEAK", bench_results.pick("200", "600")))
-SECONDS = float(os.environ.get("BENCH_SAGA_SECONDS", bench_results.pick("3", "8")))
-RATES = [int(r) for r in os.environ.get("BENCH_SAGA_RATES", bench_results.pick("25,50", "25,50,100")).split(",")]
+PEAK = int(os.environ.get("BENCH_SAGA_PEAK", bench_results.pick("100", "600")))
+SECONDS = float(os.environ.get("BENCH_SAGA_SECONDS", bench_results.pick("2", "8")))
+RATES = [int(r) for r in os.environ.get("BENCH_SAGA_RATES", bench_results.pick("20,40", "25,50,100")).split(",")]
 SENDERS = int(os.environ.get("BENCH_SENDERS", "4"))
 HOPS = 5
 CUSTOMERS = 200

@@ -236,8 +236,9 @@ def main() -> None:
                 f"policies. All four endpoints gave the ACL's answer to the same {cd['sample']} questions (half "
                 "granted) before any timing. Load: "
                 f"{cd['load_generator']}, rotating through those questions, {cd['duration_seconds']} s per point, "
-                f"median of {cd['rounds']} interleaved rounds. Ours: gunicorn, 2 gthread workers (keep-alive), "
-                "an instance admin's access token; Cerbos: its HTTP port, audit log off.", "",
+                f"median of {cd['rounds']} interleaved rounds. Ours: gunicorn, 2 gthread workers of 4 threads "
+                "(keep-alive), `/authorized` with an instance admin's access token, AuthZEN with a service client's "
+                "key; Cerbos: its HTTP port, audit log off, no authentication.", "",
                 f"**Goal: ours >= 2x Cerbos's throughput, p99 <= 5 ms at half our peak: {met(cd['goal_met'])}.** "
                 f"Peak AuthZEN evaluation: ours {cd['peak']['ours AuthZEN']:,.0f} req/s, Cerbos "
                 f"{cd['peak']['Cerbos AuthZEN']:,.0f} req/s ({cd['ratio_authzen']:.2f}x); at half our peak "
