@@ -30,6 +30,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 from bench.lib.results import BASE_DIR, OUT_DIR  # noqa: E402
 
 REPORT = BASE_DIR / "bench" / "REPORT.md"
+METHODS = ("ours warm", "ours cold", "guardian prefetched", "guardian cold", "casbin FastEnforcer", "casbin Enforcer")
+ENDPOINTS = ("ours AuthZEN", "Cerbos AuthZEN", "ours /authorized", "Cerbos /api/check/resources")
+
+
+def ordered(mapping: dict[str, Any], order: tuple[str, ...]) -> dict[str, Any]:
+    """``mapping`` with the keys of ``order`` first, in that order."""
+    return {**{k: mapping[k] for k in order if k in mapping}, **mapping}
 PLOTS = BASE_DIR / "bench"
 PACKAGES = ("Django", "djangorestframework", "celery", "redis", "psycopg", "PyJWT", "django-guardian", "casbin",
             "common-expression-language", "gunicorn", "matplotlib")
@@ -88,7 +95,7 @@ def machine() -> list[str]:
 def plot_authz(doc: dict[str, Any]) -> str:
     sizes = [s["policies"] for s in doc["by_size"]]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name in doc["by_size"][0]["rates"]:
+    for name in ordered(doc["by_size"][0]["rates"], METHODS):
         med = [s["rates"][name]["median"] for s in doc["by_size"]]
         lo = [s["rates"][name]["median"] - s["rates"][name]["min"] for s in doc["by_size"]]
         hi = [s["rates"][name]["max"] - s["rates"][name]["median"] for s in doc["by_size"]]
@@ -105,7 +112,7 @@ def plot_authz(doc: dict[str, Any]) -> str:
 
 def plot_cerbos(doc: dict[str, Any]) -> tuple[str, str]:
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for name, curve in doc["curves"].items():
+    for name, curve in ordered(doc["curves"], ENDPOINTS).items():
         ax.plot([p["connections"] for p in curve], [p["rps"]["median"] for p in curve], marker="o", label=name)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("concurrent keep-alive connections (wrk)")
@@ -115,7 +122,7 @@ def plot_cerbos(doc: dict[str, Any]) -> tuple[str, str]:
     ax.legend(fontsize=8)
     first = save(fig, "pdp_throughput.png")
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for i, (name, curve) in enumerate(doc["curves"].items()):
+    for i, (name, curve) in enumerate(ordered(doc["curves"], ENDPOINTS).items()):
         xs = [p["connections"] for p in curve]
         color = f"C{i}"
         ax.plot(xs, [p["p50_ms"] for p in curve], marker="o", color=color, label=f"{name} p50")
@@ -246,7 +253,7 @@ def main() -> None:
                 f"![throughput]({tp})", f"![latency]({lat})", "",
                 "| Endpoint | " + " | ".join(f"{n} conn." for n in cd["connections"]) + " |",
                 "|---|" + "---|" * len(cd["connections"])]
-        for name, curve in cd["curves"].items():
+        for name, curve in ordered(cd["curves"], ENDPOINTS).items():
             out.append(f"| {name} | " + " | ".join(
                 f"{p['rps']['median']:,.0f}/s ±{p['rps']['spread_pct']:.0f}%, p50 {p['p50_ms']:.1f} / p99 "
                 f"{p['p99_ms']:.1f} ms" for p in curve) + " |")
@@ -258,12 +265,12 @@ def main() -> None:
                     "request bounds the throughput on an idle machine (the load generator's own CPU not "
                     "counted).", "", "| Endpoint | server CPU per request | bound on an idle "
                     f"{cores}-core machine |", "|---|---|---|"]
-            for name, value in cd["cpu_ms_per_request"].items():
+            for name, value in ordered(cd["cpu_ms_per_request"], ENDPOINTS).items():
                 out.append(f"| {name} | {value:.3f} ms | {cores / value * 1e3:,.0f} req/s |")
         out += ["", f"Open loop at {cd['half_rate']:,.0f} req/s (half our AuthZEN peak; {cd['open_loop_connections']} "
                 f"keep-alive connections, {cd['open_loop_seconds']} s; latency from the scheduled send time):", "",
                 "| Endpoint | p50 | p99 |", "|---|---|---|"]
-        for name, r in cd["at_half"].items():
+        for name, r in ordered(cd["at_half"], ENDPOINTS).items():
             out.append(f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms |")
         out.append("")
     else:
@@ -279,7 +286,7 @@ def main() -> None:
                 f"![authz checks]({plot_authz(ad)})", "",
                 "| Method | " + " | ".join(f"{s['policies']:,} policies" for s in ad["by_size"]) + " |",
                 "|---|" + "---|" * len(ad["by_size"])]
-        for name in ad["by_size"][0]["rates"]:
+        for name in ordered(ad["by_size"][0]["rates"], METHODS):
             out.append(f"| {name} | " + " | ".join(spread(s["rates"][name]) for s in ad["by_size"]) + " |")
         if "http" in ad:
             h = ad["http"]

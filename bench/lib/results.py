@@ -38,6 +38,6 @@ def save(name: str, data: dict[str, Any]) -> Path:
     doc = {"name": name, "quick": QUICK, "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
            "load_average": os.getloadavg(), "python": platform.python_version(), "data": data}
     path = OUT_DIR / f"{name}.json"
-    path.write_text(json.dumps(doc, indent=1, sort_keys=True, default=str))
+    path.write_text(json.dumps(doc, indent=1, default=str))
     print(f"  (results saved to {path.relative_to(BASE_DIR)})")
     return path
