@@ -36,6 +36,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saaskit.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("DEBUG", "0")  # production-like: no per-query debug cursor in the timed cold paths
 
 import django
 
@@ -184,6 +185,7 @@ def cold_check_statements(instance_id: int, check: tuple[int, str, str]) -> tupl
     from authz import selectors
 
     u, a, rid = check
+    connection.queries_log.clear()  # a full log (DEBUG runs) would leave the capture empty
     with CaptureQueriesContext(connection) as ctx:
         selectors.check(instance_id=instance_id, user_id=u, action=a, resource_type="orders", resource_id=rid,
                         use_profile_role=False)
