@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench chaos stop services lint asyncapi-specs chromium
+.PHONY: install run test bench bench-tools bench-report chaos stop services lint asyncapi-specs chromium
 
 install: $(STAMP)
 
@@ -34,9 +34,31 @@ chromium:
 test: install asyncapi-specs chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: install
+# `make bench` runs every bench/*.py (each saves JSON into .saaskit/bench/), then writes bench/REPORT.md and its
+# plots. `make bench QUICK=1` is the short run (under 3 minutes on 2 cores; the full one under 15).
+CERBOS_BIN := .saaskit/npm/node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64
+CERBOS_VERSION := 0.55.0
+export QUICK
+
+bench: install bench-tools
 	$(PY) manage.py migrate --verbosity 0
+	rm -rf .saaskit/bench
 	@for script in bench/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	$(PY) bench/lib/report.py
+
+# Re-writes bench/REPORT.md from the results already in .saaskit/bench/ (no measuring).
+bench-report: install
+	$(PY) bench/lib/report.py
+
+# What bench/cerbos.py needs: the Cerbos PDP's Linux binary from npm and Debian's wrk (the load generator).
+bench-tools: $(CERBOS_BIN)
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }; } \
+		|| { echo "wrk is missing: install it (Debian: apt-get install wrk)"; exit 1; }
+$(CERBOS_BIN):
+	mkdir -p .saaskit/npm
+	npm install --prefix .saaskit/npm --no-audit --no-fund --silent @cerbos/cerbos-linux-x64@$(CERBOS_VERSION)
+	chmod +x $(CERBOS_BIN)
 
 # The product under faults (bench/chaos/chaos.py): workers, Redis, PostgreSQL and a web worker are hurt while 1,000
 # orders go through; then the invariants are checked (exit 1 on any violation). SEED=n reproduces a run's plan.

@@ -6,8 +6,8 @@ a conditional one (alice writes record-1: a CEL condition over stored properties
 same server and load generator, the PDP metadata ``GET`` (a DRF view doing no authorization work). Prints
 the peak throughput of each (best of three interleaved rounds), then the p50/p99 latency of the conditional
 decision at half its peak rate (open-loop: requests are sent on a schedule, so a slow answer cannot hide
-the queue behind it). Cerbos is not part of this run: its server is a prebuilt binary that this machine
-cannot fetch (see the README). Goals are printed beside the figures, not asserted.
+the queue behind it). The comparison with Cerbos's AuthZEN endpoint is ``bench/cerbos.py``. Goals are
+printed beside the figures, not asserted; results go to ``.saaskit/bench/authzen.json`` (QUICK=1: shorter).
 """
 
 from __future__ import annotations
@@ -33,8 +33,11 @@ import django
 
 django.setup()
 
+from bench.lib import results
+
 CLIENTS = 8
-REQUESTS = 2_400
+REQUESTS = results.pick(800, 2_400)
+ROUNDS = results.pick(2, 3)
 SLUG = "authzen-cert"
 READ = {"subject": {"type": "user", "id": "alice"}, "action": {"name": "read"},
         "resource": {"type": "record", "id": "record-1"}}
@@ -109,14 +112,16 @@ def main() -> None:
         assert json.loads(_send(port, token, WRITE)) == {"decision": True}
         per = REQUESTS // CLIENTS
         rates: dict[str, float] = {}
+        rounds: dict[str, list[float]] = {}
         with ProcessPoolExecutor(CLIENTS) as pool:
-            for _ in range(3):
+            for _ in range(ROUNDS):
                 for label, body in (("metadata GET (peer)", None), ("evaluation, unconditional", READ),
                                     ("evaluation, CEL condition", WRITE)):
                     list(pool.map(_closed_loop, [(port, token, body, 10)] * CLIENTS))
                     start = time.perf_counter()
                     list(pool.map(_closed_loop, [(port, token, body, per)] * CLIENTS))
-                    rates[label] = max(rates.get(label, 0.0), per * CLIENTS / (time.perf_counter() - start))
+                    rounds.setdefault(label, []).append(per * CLIENTS / (time.perf_counter() - start))
+                    rates[label] = max(rounds[label])
             half = rates["evaluation, CEL condition"] / 2
             latencies = sorted(x for part in pool.map(_open_loop, [(port, token, WRITE, per, half / CLIENTS)]
                                                       * CLIENTS) for x in part)
@@ -129,6 +134,9 @@ def main() -> None:
     p50 = statistics.median(latencies) * 1000
     p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
     print(f"  {'CEL evaluation at half its peak':<40} p50 {p50:.2f} ms, p99 {p99:.2f} ms   (goal: p99 <= 5 ms)")
+    results.save("authzen", {"clients": CLIENTS, "requests_per_round": REQUESTS, "best": rates,
+                             "rounds": {label: results.spread(values) for label, values in rounds.items()},
+                             "half_rate": half, "p50_ms": p50, "p99_ms": p99})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """events benchmark: ``.venv/bin/python bench/events.py [N]`` (dev database, its own Redis DB, its own worker).
 
-Starts one ``celery -A saaskit worker -Q bench --pool solo`` and measures, on the same broker in the same run,
+For 1, 2 and 4 worker processes (QUICK: 1 and 2) starts that many ``celery -A saaskit worker -Q bench --pool
+solo`` and measures, on the same broker in the same run,
 BENCH_ROUNDS (3) rounds of the two rates back to back, reporting the medians and the median of the rounds' ratios:
 
 - raw Celery: no-op tasks/s, sent by SENDERS threads of this process while the worker drains them;
@@ -44,13 +45,15 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from bench.eventsbench.consumer import NAME, QUEUE
+from bench.lib import results
 from events import publish
 from events.choices import DeliveryStatus
 from events.models import Delivery, OutboxEvent
 from events.tasks import noop
 
-N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+N = int(sys.argv[1]) if len(sys.argv) > 1 else results.pick(300, 1000)
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", results.pick("2", "3")))
+WORKERS = results.pick([1, 2], [1, 2, 4])
 SENDERS = int(os.environ.get("BENCH_SENDERS", "4"))
 
 
@@ -71,22 +74,25 @@ def in_threads(work, n: int) -> None:
 PAYLOAD_KIND = "bench"
 
 
-def start_worker() -> tuple[subprocess.Popen[bytes], Path]:
-    log = BASE_DIR / ".saaskit" / "bench-events-worker.log"
+def start_worker(index: int = 0) -> tuple[subprocess.Popen[bytes], Path]:
+    """One worker process (solo pool) on the bench queue and a queue of its own, for its readiness marker."""
+    own_queue = f"{QUEUE}-w{index}"
+    log = BASE_DIR / ".saaskit" / f"bench-events-worker-{index}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(BASE_DIR)}
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "saaskit", "worker", "-Q", QUEUE, "--pool", "solo",
-             "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"), "-n", f"bench-events-{os.getpid()}@%h",
-             "--without-gossip", "--without-mingle",
+            [sys.executable, "-m", "celery", "-A", "saaskit", "worker", "-Q", f"{QUEUE},{own_queue}", "--pool", "solo",
+             "--loglevel", os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
+             "-n", f"bench-events-{os.getpid()}-{index}@%h", "--without-gossip", "--without-mingle",
              "--without-heartbeat"],
             cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
     # Ready when it has consumed a marker task.
     r = redis.Redis.from_url(settings.REDIS_URL)
-    noop.apply_async(kwargs={"mark": "bench:ready"}, queue=QUEUE)
+    r.delete(f"bench:ready:{index}")
+    noop.apply_async(kwargs={"mark": f"bench:ready:{index}"}, queue=own_queue)
     deadline = time.monotonic() + 60
-    while not r.get("bench:ready"):
+    while not r.get(f"bench:ready:{index}"):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"bench worker did not start:\n{log.read_text()[-3000:]}")
         time.sleep(0.05)
@@ -160,13 +166,22 @@ def wait_for_autovacuum(limit_seconds: float = 120) -> float:
     return time.monotonic() - started
 
 
-def main() -> None:
-    cleanup()
-    vacuum_events_tables()
-    waited = wait_for_autovacuum()
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    proc, _log = start_worker()
+def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def measure(workers: int) -> list[tuple[float, float]]:
+    """ROUNDS rounds of (raw Celery tasks/s, bus events/s) with ``workers`` worker processes."""
+    procs: list[subprocess.Popen[bytes]] = []
     try:
+        for index in range(workers):
+            procs.append(start_worker(index)[0])
         bus(50)  # warm both paths
         raw_celery(200)
         rounds = []  # (raw, bus) measured back to back: the machine's drift hits both alike
@@ -175,21 +190,35 @@ def main() -> None:
             rounds.append((raw_rate, bus(N)))
             cleanup()  # every round starts from the same tables
             vacuum_events_tables()
-        statements, median_ms, p95_ms = publish_cost(N)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_workers(procs)
         cleanup()
         redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    return rounds
+
+
+def main() -> None:
+    cleanup()
+    vacuum_events_tables()
+    waited = wait_for_autovacuum()
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    by_workers = {}
+    for workers in WORKERS:
+        by_workers[workers] = measure(workers)
+        raw = statistics.median(r for r, _ in by_workers[workers])
+        events = statistics.median(b for _, b in by_workers[workers])
+        print(f"  {workers} worker process(es): raw Celery {raw:,.0f} tasks/s, bus {events:,.0f} events/s "
+              f"({events / raw:.0%})")
+    rounds = by_workers[1]
+    statements, median_ms, p95_ms = publish_cost(N)
+    cleanup()
     ratios = [bus_rate / raw_rate * 100 for raw_rate, bus_rate in rounds]
     ratio = statistics.median(ratios)
     raw = statistics.median(r for r, _ in rounds)
     events = statistics.median(b for _, b in rounds)
     one_insert = len(statements) == 1 and statements[0].startswith("WITH e AS (INSERT INTO events_outboxevent")
-    print(f"events bench, N={N}, one worker (solo pool), {SENDERS} sending threads, Redis DB {settings.REDIS_DB}, "
+    print(f"events bench, N={N}, figures below for one worker (solo pool), {SENDERS} sending threads, "
+          f"Redis DB {settings.REDIS_DB}, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
           + (f", waited {waited:.0f}s for autovacuum" if waited >= 1 else ""))
     print(f"  {'raw Celery no-op tasks/s (median)':<44}{raw:>10.0f}   rounds: "
@@ -202,6 +231,15 @@ def main() -> None:
           f"{'ok (INSERT event + its deliveries, one statement)' if one_insert else 'BELOW GOAL'}")
     print(f"  {'publish() ms median / p95 (goal < 1 ms)':<44}{median_ms:>10.3f} / {p95_ms:.3f}  "
           f"{'ok' if p95_ms < 1 else 'BELOW GOAL'}")
+    results.save("events", {
+        "n": N, "senders": SENDERS, "rounds": ROUNDS, "workers": WORKERS,
+        "by_workers": [{"workers": w, "raw": results.spread([r for r, _ in rs]),
+                        "bus": results.spread([b for _, b in rs]),
+                        "ratio_pct": results.spread([b / r * 100 for r, b in rs])}
+                       for w, rs in by_workers.items()],
+        "publish_statements": len(statements), "publish_one_insert": one_insert,
+        "publish_ms_median": median_ms, "publish_ms_p95": p95_ms,
+    })
 
 
 if __name__ == "__main__":

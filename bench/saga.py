@@ -37,10 +37,12 @@ os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("SAASKIT_REDIS_DB", "13")  # not the dev worker's, not bench/events.py's
 os.environ.setdefault("ORDER_DEADLINE_SECONDS", "600")  # a saturated run must not be cut short by the deadline
 
+from bench.lib import results as bench_results  # noqa: E402  (no Django in it)
+
 BENCH_DB = "saaskit_bench_saga"
-PEAK = int(os.environ.get("BENCH_SAGA_PEAK", "600"))
-SECONDS = float(os.environ.get("BENCH_SAGA_SECONDS", "8"))
-RATES = [int(r) for r in os.environ.get("BENCH_SAGA_RATES", "25,50,100").split(",")]
+PEAK = int(os.environ.get("BENCH_SAGA_PEAK", bench_results.pick("100", "600")))
+SECONDS = float(os.environ.get("BENCH_SAGA_SECONDS", bench_results.pick("2", "8")))
+RATES = [int(r) for r in os.environ.get("BENCH_SAGA_RATES", bench_results.pick("20,40", "25,50,100")).split(",")]
 SENDERS = int(os.environ.get("BENCH_SENDERS", "4"))
 HOPS = 4
 CUSTOMERS = 200
@@ -263,6 +265,12 @@ def main() -> None:
         goal = "   (goal p99 <= 250 ms: " + ("ok)" if p99 <= 250 else "BELOW GOAL)") if rate == 50 else ""
         print(f"  {f'offered {rate}/s: p50 / p99 ms placement -> terminal':<46}{p50:>9.0f} / {p99:.0f}"
               f"   ({ended} of {n} ended){goal}")
+    bench_results.save("saga", {
+        "peak_orders_per_s": peak_rate, "peak_orders": PEAK, "peak_ended": peak_done, "raw_chains_per_s": raw_rate,
+        "hops": HOPS, "ratio_pct": ratio, "seconds_per_load": SECONDS, "workers": 2,
+        "loads": [{"offered": rate, "p50_ms": p50, "p99_ms": p99, "orders": n, "ended": ended}
+                  for rate, p50, p99, n, ended in loads],
+    })
 
 
 if __name__ == "__main__":

@@ -6,12 +6,16 @@ raw PyJWT verifying the very same tokens (same key, same algorithm, same audienc
 per second through ``POST auth/token`` (argon2 included). Goals: first sight >= 90% of raw PyJWT, a token
 seen before >= 10x raw PyJWT. Uses the development database (embedded unless DATABASE_URL is set).
 
-    .venv/bin/python bench/tokens.py
+    .venv/bin/python bench/tokens.py     (QUICK=1: fewer pairs, shorter rounds)
+
+Also refreshes per second through ``POST auth/token/refresh`` (rotation). Results go to
+``.saaskit/bench/tokens.json``; the spreads there are the interquartile ranges of the paired ratios.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,6 +35,9 @@ from rest_framework.test import APIClient  # noqa: E402
 from accounts.keys import ALGORITHM, KEY_RING  # noqa: E402
 from accounts.models import Instance, Profile, User  # noqa: E402
 from accounts.services.tokens import access_token_issue, access_token_verify  # noqa: E402
+from bench.lib import results  # noqa: E402
+
+ROUNDS = results.pick(2, 3)
 
 
 def main() -> None:
@@ -73,7 +80,7 @@ def main() -> None:
     for fn in (ours, pyjwt, ours_first_sight, pyjwt_first_sight):
         cpu_seconds(fn, 20)  # warm-up
     first_pairs, repeat_pairs = [], []
-    for _ in range(40):
+    for _ in range(results.pick(20, 40)):
         first_pairs.append((cpu_seconds(ours_first_sight, 2), cpu_seconds(pyjwt_first_sight, 2)))
         repeat_pairs.append((cpu_seconds(ours, 2000), cpu_seconds(pyjwt, 100)))
     first_pairs.sort(key=lambda pair: pair[1] / pair[0])
@@ -88,12 +95,33 @@ def main() -> None:
     Profile.objects.get_or_create(user=user, instance=instance, defaults={"role": "clerk"})
     client = APIClient()
     body = {"email": email, "password": "bench-login-password", "instance": "bench-tokens"}
-    assert client.post("/api/v1/auth/token", body, format="json").status_code == 200
-    logins, start = 0, time.perf_counter()
-    while time.perf_counter() - start < 3.0:
+    response = client.post("/api/v1/auth/token", body, format="json")
+    assert response.status_code == 200, response.content
+    refresh = response.json()["refresh"]
+
+    def timed_rounds(step, seconds: float) -> list[float]:  # type: ignore[no-untyped-def]
+        rates = []
+        for _ in range(ROUNDS):
+            n, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                step()
+                n += 1
+            rates.append(n / (time.perf_counter() - start))
+        return rates
+
+    def login() -> None:
         assert client.post("/api/v1/auth/token", body, format="json").status_code == 200
-        logins += 1
-    login_rate = logins / (time.perf_counter() - start)
+
+    def refresh_step() -> None:  # rotation: each answer carries the refresh token for the next call
+        nonlocal refresh
+        answer = client.post("/api/v1/auth/token/refresh", {"refresh": refresh}, format="json")
+        assert answer.status_code == 200, answer.content
+        refresh = answer.json()["refresh"]
+
+    login_rounds = timed_rounds(login, results.pick(0.75, 1.5))
+    refresh_rounds = timed_rounds(refresh_step, results.pick(0.75, 1.5))
+    login_rate = statistics.median(login_rounds)
+    refresh_rate = statistics.median(refresh_rounds)
 
     first_ratio, repeat_ratio = first_sight_rate / pyjwt_first_rate, ours_rate / pyjwt_rate
     print("access-token verification (Ed25519, the same tokens on both sides)")
@@ -107,6 +135,18 @@ def main() -> None:
           f"{'met' if repeat_ratio >= 10 else 'NOT met'}")
     print("login (POST /api/v1/auth/token, argon2 + refresh row + outbox event)")
     print(f"  {'saaskit login':<28}{login_rate:>12,.1f} /s  {1e3 / login_rate:8.1f} ms")
+    print("refresh (POST /api/v1/auth/token/refresh, rotation: the old token revoked, a new one stored)")
+    print(f"  {'saaskit refresh':<28}{refresh_rate:>12,.1f} /s  {1e3 / refresh_rate:8.1f} ms")
+    ratios_first = sorted((p[1] / 100) / (p[0] / 100) for p in first_pairs)
+    ratios_repeat = sorted((p[1] / 100) / (p[0] / 2000) for p in repeat_pairs)
+    results.save("tokens", {
+        "verify_cached": ours_rate, "verify_first_sight": first_sight_rate, "pyjwt": pyjwt_rate,
+        "pyjwt_first_sight": pyjwt_first_rate, "ratio_first_sight": first_ratio, "ratio_cached": repeat_ratio,
+        "ratio_first_sight_spread": results.spread(ratios_first[len(ratios_first) // 4:3 * len(ratios_first) // 4]),
+        "ratio_cached_spread": results.spread(ratios_repeat[len(ratios_repeat) // 4:3 * len(ratios_repeat) // 4]),
+        "pairs": len(first_pairs), "logins": results.spread(login_rounds),
+        "refreshes": results.spread(refresh_rounds),
+    })
 
 
 if __name__ == "__main__":

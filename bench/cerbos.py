@@ -1,0 +1,443 @@
+"""Our decision endpoints against the Cerbos PDP over HTTP: ``.venv/bin/python bench/cerbos.py``
+(``QUICK=1`` for a short run; ``make bench`` installs what it needs).
+
+One ACL, two policy decision points on the same machine:
+
+- ours: a dedicated instance ``bench-pdp`` with ``USERS`` customers, ``RESOURCES`` named resources and
+  ``GRANTS`` random direct ``get`` policies each, served by gunicorn (2 gthread workers of 4 threads,
+  keep-alive; as many workers as cores); asked through ``GET /api/v1/authz/authorized`` with an instance
+  admin's access token and the AuthZEN ``POST /authzen/bench-pdp/access/v1/evaluation`` with a service
+  client's key, as a PEP would call it (the real authentication, no shortcut);
+- Cerbos (its Linux binary from npm, ``@cerbos/cerbos-linux-x64``): one principal policy per subject,
+  generated from the very rows of our policy table (``request.resource.id in [...]`` for ``get`` on
+  ``resources``); asked through ``POST /api/check/resources`` and its AuthZEN ``POST /access/v1/
+  evaluation`` (both on its HTTP port; audit log and payload logging off).
+
+Before any timing the bench asks all four endpoints the same sample of questions (half granted) and stops
+unless every answer agrees with the ACL. The load generator is ``wrk`` (Debian), keep-alive, one thread,
+rotating through the same questions on every endpoint, at rising connection counts, in interleaved rounds
+(median and spread). Then an open-loop run at half of our AuthZEN peak rate (requests on a fixed schedule
+from keep-alive connections; latency counts from the scheduled time, so a queue cannot hide) gives the
+p50/p99 that the goal speaks of, for both servers at the same rate. Results go to ``.saaskit/bench/
+cerbos.json``; goals are reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(BASE_DIR))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saaskit.settings")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+import django
+
+django.setup()
+
+from django.core.management import call_command
+from django.db import connection
+
+from bench.lib import results
+
+SLUG = "bench-pdp"
+EMAIL_DOMAIN = "bench-pdp.invalid"
+USERS = 200
+RESOURCES = 2_000
+GRANTS = 25  # per user: 5,000 policies
+SAMPLE = 200  # questions, half granted
+CERBOS_BIN = BASE_DIR / ".saaskit/npm/node_modules/@cerbos/cerbos-linux-x64/cerbos-linux-x64"
+CONNECTIONS = results.pick([1, 16], [1, 4, 16, 64])
+DURATION = results.pick(2, 4)
+ROUNDS = results.pick(2, 3)
+OPEN_LOOP_SECONDS = results.pick(3, 10)
+OPEN_LOOP_CONNECTIONS = 8
+ENDPOINTS = ("ours /authorized", "ours AuthZEN", "Cerbos /api/check/resources", "Cerbos AuthZEN")
+RNG = random.Random(20261201)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- the ACL ---------------------------------------------------------------------------------------
+def cleanup() -> None:
+    from accounts.models import Instance, User
+
+    Instance.objects.filter(slug=SLUG).delete()
+    User.objects.filter(email__endswith=f"@{EMAIL_DOMAIN}").delete()
+
+
+def setup() -> tuple[object, int, list[tuple[int, int, str, bool]]]:
+    """The instance, its admin's id and a sample of questions ``(user, resource id, name, expected)``."""
+    from accounts.models import Instance, Profile, User
+    from authz import services
+
+    instance = Instance.objects.create(slug=SLUG, name="PDP bench")
+    admin = User.objects.create_user(f"admin@{EMAIL_DOMAIN}", None)
+    Profile.objects.create(user=admin, instance=instance, role="instance_admin")
+    users = [User.objects.create_user(f"u{i}@{EMAIL_DOMAIN}", None) for i in range(USERS)]
+    Profile.objects.bulk_create([Profile(user=u, instance=instance, role="customer") for u in users])
+    resources = [services.resource_create(instance=instance, name=f"doc-{i}") for i in range(RESOURCES)]
+    grants = {(u.pk, r.pk) for u in users for r in RNG.sample(resources, GRANTS)}
+    specs = [f"{u}:get:resources:{r}" for u, r in sorted(grants)]
+    for i in range(0, len(specs), 1000):  # the service's limit per call
+        services.policies_upsert(instance=instance, policies=specs[i:i + 1000])
+    names = {r.pk: r.name for r in resources}
+    granted = RNG.sample(sorted(grants), SAMPLE // 2)
+    denied: list[tuple[int, int]] = []
+    while len(denied) < SAMPLE - len(granted):
+        pair = (RNG.choice(users).pk, RNG.choice(resources).pk)
+        if pair not in grants:
+            denied.append(pair)
+    sample = [(u, r, names[r], True) for u, r in granted] + [(u, r, names[r], False) for u, r in denied]
+    RNG.shuffle(sample)
+    return instance, admin.pk, sample
+
+
+def cerbos_policies(instance_id: int, directory: Path) -> int:
+    """One Cerbos principal policy per subject, from the rows of our policy table; returns the rule count."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT user_id, resource_id FROM authz_policy WHERE instance_id = %s AND "
+                       "resource_type = 'resources' AND action = 'get' ORDER BY user_id, resource_id", [instance_id])
+        rows = cursor.fetchall()
+    by_user: dict[int, list[str]] = {}
+    for user_id, resource_id in rows:
+        by_user.setdefault(user_id, []).append(resource_id)
+    for user_id, ids in by_user.items():
+        (directory / f"principal_{user_id}.yaml").write_text(
+            "apiVersion: api.cerbos.dev/v1\n"
+            "principalPolicy:\n"
+            f'  principal: "{user_id}"\n'
+            "  version: default\n"
+            "  rules:\n"
+            "    - resource: resources\n"
+            "      actions:\n"
+            "        - action: get\n"
+            "          effect: EFFECT_ALLOW\n"
+            "          condition:\n"
+            "            match:\n"
+            f"              expr: request.resource.id in {json.dumps(ids)}\n")
+    return len(rows)
+
+
+# --- the four requests -----------------------------------------------------------------------------
+def requests_for(endpoint: str, user: int, resource: int, name: str, token: str) -> tuple[str, str, dict, str]:
+    """(method, path, headers, body) of one question on one endpoint; ``token`` is "<access token> <service
+    key>": ``/authorized`` takes the admin's access token, our AuthZEN endpoint the service key (a PEP
+    authenticates as a service)."""
+    token, key = token.split(" ")
+    authzen = json.dumps({"subject": {"type": "user", "id": str(user)}, "action": {"name": "get"},
+                          "resource": {"type": "resources", "id": str(resource)}})
+    json_headers = {"Content-Type": "application/json"}
+    if endpoint == "ours /authorized":
+        return ("GET", f"/api/v1/authz/authorized?userId={user}&resourceName={name}",
+                {"Authorization": f"Bearer {token}"}, "")
+    if endpoint == "ours AuthZEN":
+        return ("POST", f"/authzen/{SLUG}/access/v1/evaluation",
+                {**json_headers, "Authorization": f"Bearer {key}"}, authzen)
+    if endpoint == "Cerbos AuthZEN":
+        return "POST", "/access/v1/evaluation", json_headers, authzen
+    body = json.dumps({"requestId": "bench", "principal": {"id": str(user), "roles": ["user"]},
+                       "resources": [{"actions": ["get"], "resource": {"kind": "resources", "id": str(resource)}}]})
+    return "POST", "/api/check/resources", json_headers, body
+
+
+def decision(endpoint: str, status: int, body: bytes) -> bool:
+    if endpoint == "ours /authorized":
+        if status not in (200, 403):
+            raise RuntimeError(f"/authorized answered {status}: {body[:200]!r}")
+        return json.loads(body)["authorized"]
+    if status != 200:
+        raise RuntimeError(f"{endpoint} answered {status}: {body[:200]!r}")
+    data = json.loads(body)
+    if endpoint == "Cerbos /api/check/resources":
+        return data["results"][0]["actions"]["get"] == "EFFECT_ALLOW"
+    return data["decision"]
+
+
+def ask(port: int, endpoint: str, question: tuple[int, int, str, bool], token: str) -> bool:
+    method, path, headers, body = requests_for(endpoint, question[0], question[1], question[2], token)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body.encode() or None, headers=headers)
+        response = conn.getresponse()
+        return decision(endpoint, response.status, response.read())
+    finally:
+        conn.close()
+
+
+# --- servers ---------------------------------------------------------------------------------------
+def wait_http(url: str, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1).read()
+            return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.2)
+
+
+def start_ours(port: int, log: Path) -> subprocess.Popen:
+    """gunicorn with 2 workers (as many as the cores, as the README runs it), in the gthread class so that
+    connections are kept alive as Cerbos keeps them (a sync worker closes each one after its answer); its
+    log (a line per 403) goes to a file."""
+    env = {**os.environ, "SAASKIT_ENV": "development", "DEBUG": "false", "LOG_LEVEL": "WARNING"}
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread",
+                             "--threads", "4", "--keep-alive", "75", "--bind", f"127.0.0.1:{port}",
+                             "--log-level", "warning", "saaskit.wsgi:application"],
+                            cwd=BASE_DIR, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    wait_http(f"http://127.0.0.1:{port}/.well-known/authzen-configuration/authzen/{SLUG}", proc, "gunicorn")
+    return proc
+
+
+def start_cerbos(port: int, policies: Path, log: Path) -> subprocess.Popen:
+    if not os.access(CERBOS_BIN, os.X_OK):
+        CERBOS_BIN.chmod(0o755)
+    proc = subprocess.Popen([str(CERBOS_BIN), "server", f"--set=server.httpListenAddr=127.0.0.1:{port}",
+                             f"--set=server.grpcListenAddr=127.0.0.1:{_free_port()}",
+                             "--set=storage.driver=disk", f"--set=storage.disk.directory={policies}",
+                             "--set=audit.enabled=false", "--set=server.logRequestPayloads=false",
+                             "--log-level=error"],
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    wait_http(f"http://127.0.0.1:{port}/_cerbos/health", proc, "cerbos")
+    return proc
+
+
+def cerbos_version() -> str:
+    out = subprocess.run([str(CERBOS_BIN), "--version"], capture_output=True, text=True, check=False).stdout
+    return out.split()[0] if out else "?"
+
+
+# --- load generation -------------------------------------------------------------------------------
+LUA = """
+local requests = {}
+local i = 0
+function init(args)
+  local path = args[1]
+  for line in io.lines(path) do
+    local item = load("return " .. line)()
+    table.insert(requests, wrk.format(item[1], item[2], item[3], item[4] ~= "" and item[4] or nil))
+  end
+end
+function request()
+  i = i % #requests + 1
+  return requests[i]
+end
+"""
+
+
+def lua_literal(value: object) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"[{lua_literal(k)}] = {lua_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "{" + ", ".join(lua_literal(v) for v in value) + "}"
+    return json.dumps(str(value))  # a JSON string literal is a valid Lua string literal for this ASCII data
+
+
+def write_request_file(path: Path, endpoint: str, sample: list, token: str) -> None:
+    lines = [lua_literal(requests_for(endpoint, u, r, name, token)) for u, r, name, _ in sample]
+    path.write_text("\n".join(lines) + "\n")
+
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(root: int) -> float:
+    """User + system CPU time of a process and its children (gunicorn's workers), from /proc."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == root or int(fields[1]) == root:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
+    return total
+
+
+def wrk(port: int, script: Path, requests_file: Path, connections: int, seconds: float,
+        server_pid: int) -> dict[str, float]:
+    """One wrk run; also the server's CPU time per answered request (independent of the machine's load)."""
+    cpu_before = cpu_seconds(server_pid)
+    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
+                          f"http://127.0.0.1:{port}", "--", str(requests_file)],
+                         capture_output=True, text=True, check=True).stdout
+    cpu = cpu_seconds(server_pid) - cpu_before
+    answered = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    percentiles = {p: float(v) * _UNITS[u] for p, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$",
+                                                                      out, re.M)}
+    errors = re.search(r"Socket errors: (.*)", out)
+    return {"rps": rps, "p50_ms": percentiles["50"], "p99_ms": percentiles["99"],
+            "cpu_ms_per_request": cpu / max(1, answered) * 1e3, "socket_errors": errors.group(1) if errors else ""}
+
+
+def open_loop(port: int, endpoint: str, sample: list, token: str, rate: float, seconds: float) -> dict[str, float]:
+    """``rate`` requests/s on a fixed schedule from ``OPEN_LOOP_CONNECTIONS`` keep-alive connections (one
+    thread each); latency counts from the scheduled send time."""
+    per_thread = rate / OPEN_LOOP_CONNECTIONS
+    latencies: list[float] = []
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.2
+    prepared = [requests_for(endpoint, u, r, name, token) for u, r, name, _ in sample]
+
+    def run(offset: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        mine = []
+        n = int(per_thread * seconds)
+        for i in range(n):
+            due = start + (i + offset / OPEN_LOOP_CONNECTIONS) / per_thread
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            method, path, headers, body = prepared[(i * OPEN_LOOP_CONNECTIONS + offset) % len(prepared)]
+            conn.request(method, path, body=body.encode() or None, headers=headers)
+            conn.getresponse().read()
+            mine.append(time.perf_counter() - due)
+        conn.close()
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(OPEN_LOOP_CONNECTIONS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    latencies.sort()
+    return {"rate": rate, "requests": len(latencies), "p50_ms": statistics.median(latencies) * 1e3,
+            "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1e3}
+
+
+def main() -> None:
+    from accounts.models import Instance
+    from accounts.services.tokens import access_token_issue
+    from authzen.services import service_client_create
+
+    if shutil.which("wrk") is None or not CERBOS_BIN.exists():
+        raise SystemExit("bench/cerbos.py needs wrk and the Cerbos binary: run `make bench-tools` (make bench does)")
+    call_command("migrate", verbosity=0)
+    cleanup()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-cerbos-"))
+    procs: list[subprocess.Popen] = []
+    started = time.perf_counter()
+    try:
+        instance, admin_id, sample = setup()
+        assert isinstance(instance, Instance)
+        access = access_token_issue(user_id=admin_id, instance=instance, role="instance_admin",
+                                    profile_role="instance_admin")
+        _, _, key = service_client_create(instance=instance, name="bench-pep", role="customer")
+        token = f"{access} {key}"
+        (tmp / "policies").mkdir()
+        rules = cerbos_policies(instance.pk, tmp / "policies")
+        ours_port, cerbos_port = _free_port(), _free_port()
+        procs.append(start_ours(ours_port, tmp / "gunicorn.log"))
+        procs.append(start_cerbos(cerbos_port, tmp / "policies", tmp / "cerbos.log"))
+        port_of = {e: ours_port if e.startswith("ours") else cerbos_port for e in ENDPOINTS}
+        pid_of = {e: procs[0].pid if e.startswith("ours") else procs[1].pid for e in ENDPOINTS}
+
+        disagreements = [(e, q) for q in sample for e in ENDPOINTS if ask(port_of[e], e, q, token) != q[3]]
+        if disagreements:
+            raise SystemExit(f"the decision points disagree with the ACL on {len(disagreements)} answers, e.g. "
+                             f"{disagreements[:3]}")
+        print(f"PDP bench: {USERS} subjects, {RESOURCES:,} resources, {rules:,} policies; all four endpoints gave "
+              f"the ACL's answer to {len(sample)} questions ({sum(q[3] for q in sample)} granted)")
+
+        script = tmp / "rotate.lua"
+        script.write_text(LUA)
+        files = {}
+        for e in ENDPOINTS:
+            files[e] = tmp / f"{re.sub(r'[^a-z]+', '-', e.lower())}.txt"
+            write_request_file(files[e], e, sample, token)
+            wrk(port_of[e], script, files[e], 8, DURATION, pid_of[e])  # warm-up: both workers see every question
+        runs: dict[str, dict[int, list[dict]]] = {e: {c: [] for c in CONNECTIONS} for e in ENDPOINTS}
+        for _ in range(ROUNDS):
+            for c in CONNECTIONS:
+                for e in ENDPOINTS:
+                    runs[e][c].append(wrk(port_of[e], script, files[e], c, DURATION, pid_of[e]))
+        curves: dict[str, list[dict]] = {}
+        for e in ENDPOINTS:
+            curves[e] = []
+            for c in CONNECTIONS:
+                rs = runs[e][c]
+                curves[e].append({"connections": c, "rps": results.spread([r["rps"] for r in rs]),
+                                  "p50_ms": statistics.median(r["p50_ms"] for r in rs),
+                                  "p99_ms": statistics.median(r["p99_ms"] for r in rs),
+                                  "cpu_ms_per_request": statistics.median(r["cpu_ms_per_request"]
+                                                                          for r in rs),
+                                  "socket_errors": [r["socket_errors"] for r in rs if r["socket_errors"]]})
+        peak = {e: max(p["rps"]["median"] for p in curves[e]) for e in ENDPOINTS}
+        # The server's CPU per request at its peak point: what bounds its throughput on an idle machine
+        # (cores / CPU per request), whatever else the machine was running during the bench.
+        cpu_ms = {e: max(curves[e], key=lambda p: p["rps"]["median"])["cpu_ms_per_request"] for e in ENDPOINTS}
+        half = peak["ours AuthZEN"] / 2
+        at_half = {e: open_loop(port_of[e], e, sample, token, half, OPEN_LOOP_SECONDS)
+                   for e in ("ours AuthZEN", "Cerbos AuthZEN", "ours /authorized", "Cerbos /api/check/resources")}
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+        cleanup()
+
+    ratio_authzen = peak["ours AuthZEN"] / peak["Cerbos AuthZEN"]
+    ratio_check = peak["ours /authorized"] / peak["Cerbos /api/check/resources"]
+    goal_met = ratio_authzen >= 2 and at_half["ours AuthZEN"]["p99_ms"] <= 5
+    print(f"wrk -t1, keep-alive, {DURATION}s per point, median of {ROUNDS} interleaved rounds; gunicorn 2 workers "
+          f"vs Cerbos {cerbos_version()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    for e in ENDPOINTS:
+        print(f"  {e}")
+        for p in curves[e]:
+            print(f"    {p['connections']:>3} connections {p['rps']['median']:>9,.0f} req/s "
+                  f"(±{p['rps']['spread_pct']:.0f}%)  p50 {p['p50_ms']:.2f} ms  p99 {p['p99_ms']:.2f} ms  "
+                  f"server CPU {p['cpu_ms_per_request']:.3f} ms/request")
+    print(f"  peak ratio ours AuthZEN / Cerbos AuthZEN   {ratio_authzen:.2f}x  (goal >= 2x)")
+    for e in ENDPOINTS:
+        print(f"  server CPU per request, {e:<28} {cpu_ms[e]:.3f} ms  (bound on an idle {os.cpu_count()}-core "
+              f"machine: {os.cpu_count() / cpu_ms[e] * 1e3:,.0f} req/s)")
+    print(f"  peak ratio ours /authorized / Cerbos check {ratio_check:.2f}x")
+    for e, r in at_half.items():
+        print(f"  open loop at {half:,.0f} req/s (half our AuthZEN peak), {e}: p50 {r['p50_ms']:.2f} ms, "
+              f"p99 {r['p99_ms']:.2f} ms")
+    print(f"  goal (ours >= 2x Cerbos's throughput, p99 <= 5 ms at half our peak): {'met' if goal_met else 'NOT met'}"
+          f"  (bench took {time.perf_counter() - started:.0f}s)")
+    results.save("cerbos", {
+        "users": USERS, "resources": RESOURCES, "policies": rules, "sample": len(sample), "agreed": True,
+        "connections": CONNECTIONS, "duration_seconds": DURATION, "rounds": ROUNDS, "cerbos_version": cerbos_version(),
+        "load_generator": "wrk -t1 (keep-alive)", "curves": curves, "peak": peak, "half_rate": half,
+        "at_half": at_half, "cpu_ms_per_request": cpu_ms, "ratio_authzen": ratio_authzen,
+        "ratio_check": ratio_check, "goal_met": goal_met,
+        "open_loop_connections": OPEN_LOOP_CONNECTIONS, "open_loop_seconds": OPEN_LOOP_SECONDS,
+    })
+
+
+if __name__ == "__main__":
+    main()

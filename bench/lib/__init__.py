@@ -1,0 +1,1 @@
+"""Shared by the bench scripts: the QUICK switch, where results go, and the report writer (``report.py``)."""
