@@ -81,4 +81,8 @@ def test_every_operation_answers_in_its_schema_for_every_caller(case, world, tok
         case.path_parameters["slug"] = world.a.instance.slug  # random slugs only ever find nothing
     for caller, token in tokens.items():
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        case.call_and_validate(headers=headers, checks=CHECKS)
+        try:
+            case.call_and_validate(headers=headers, checks=CHECKS)
+        except Exception as exc:
+            exc.add_note(f"Called as: {caller}")
+            raise

@@ -19,8 +19,8 @@ import pytest
 from django.apps import apps
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from accounts.services.instances import member_invite
 from accounts.selectors import InstanceActor
+from accounts.services.instances import member_invite
 from authz.services import group_create, resource_create
 from authzen.services import policy_create, resource_type_create, service_client_create
 from tests.factories import ProfileFactory

@@ -17,7 +17,7 @@ from authzen.models import ServiceClient
 from inventory.models import Product
 from orders.models import Order
 from payments.models import Wallet
-from tests.factories import DEFAULT_PASSWORD, ProfileFactory
+from tests.factories import DEFAULT_PASSWORD
 from tests.support.hostile import World, bearer, build_world, token_for
 
 pytestmark = pytest.mark.django_db
