@@ -24,7 +24,7 @@ from schemathesis.specs.openapi.checks import (
 from saaskit.wsgi import application
 from tests.support.hostile import ROLES, World, build_world, token_for
 
-FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "3"))
+FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "2"))
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
