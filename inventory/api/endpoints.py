@@ -30,6 +30,7 @@ class ProductOutput(serializers.ModelSerializer):
 
 class ProductListCreateApi(InstanceScopedAPIView):
     pagination_class = Pagination  # the schema shows the paged shape
+
     class ProductCreateInput(serializers.Serializer):
         sku = serializers.CharField(max_length=64)
         name = serializers.CharField(max_length=200)

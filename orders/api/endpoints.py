@@ -42,6 +42,7 @@ class OrderOutput(serializers.ModelSerializer):
 
 class OrderListCreateApi(InstanceScopedAPIView):
     pagination_class = Pagination  # the schema shows the paged shape
+
     class LineInput(serializers.Serializer):
         product_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
         quantity = serializers.IntegerField(min_value=1, max_value=services.MAX_QUANTITY)
