@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test bench bench-tools bench-report chaos stop services lint asyncapi-specs chromium
+.PHONY: install run test fuzz bench bench-tools bench-report chaos stop services lint asyncapi-specs chromium
 
 install: $(STAMP)
 
@@ -33,6 +33,13 @@ chromium:
 
 test: install asyncapi-specs chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The hostile-input tests, deeper: Schemathesis with FUZZ_EXAMPLES generated examples per operation and caller
+# plus its coverage phase (boundary values), then the BOLA matrix, token attacks and mass assignment.
+FUZZ_EXAMPLES ?= 30
+fuzz: install
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_COVERAGE=1 $(PY) -m pytest -p no:randomly -q tests/saaskit/test_api_fuzz.py \
+		tests/saaskit/test_bola.py tests/saaskit/test_mass_assignment.py tests/accounts/test_token_attacks.py $(PYTEST_ARGS)
 
 # `make bench` runs every bench/*.py (each saves JSON into .saaskit/bench/), then writes bench/REPORT.md and its
 # plots. `make bench QUICK=1` is the short run (under 3 minutes on 2 cores; the full one under 15).

@@ -300,6 +300,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Accounts, roles, tokens, authorization and the order saga.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "saaskit.schema.add_error_responses",  # the error shape on every operation, declared once
+    ],
 }
 
 # --- Tokens -----------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ class RolesApi(APIView):
 
 
 class InstanceListCreateApi(APIView):
+    pagination_class = Pagination  # the schema shows the paged shape
     permission_classes = [IsAuthenticated]
 
     class InstanceCreateInput(serializers.Serializer):
@@ -62,7 +63,7 @@ class InstanceListCreateApi(APIView):
 
     @extend_schema(operation_id="instances_list", responses=InstanceOutput(many=True))
     def get(self, request: Request) -> Response:
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.instances_for_user(user=request.user), request, view=self)
         return paginator.get_paginated_response(InstanceOutput(page, many=True).data)
 
@@ -75,6 +76,7 @@ class InstanceListCreateApi(APIView):
 
 
 class InstanceMemberListCreateApi(APIView):
+    pagination_class = Pagination  # the schema shows the paged shape
     permission_classes = [IsAuthenticated]
 
     class MemberAddInput(serializers.Serializer):
@@ -84,7 +86,7 @@ class InstanceMemberListCreateApi(APIView):
     @extend_schema(operation_id="instance_members_list", responses=MemberOutput(many=True))
     def get(self, request: Request, slug: str) -> Response:
         actor = selectors.access_instance_by_slug(ctx=acting_context(request), slug=slug)
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.members_of_instance(instance=actor.instance), request, view=self)
         return paginator.get_paginated_response(MemberOutput(page, many=True).data)
 
@@ -121,13 +123,14 @@ class InstanceMemberDetailApi(APIView):
 
 
 class InstanceInvitationListApi(APIView):
+    pagination_class = Pagination  # the schema shows the paged shape
     permission_classes = [IsAuthenticated]
 
     @extend_schema(operation_id="instance_invitations_list", responses=InvitationOutput(many=True),
                    description="The instance's pending invitations (instance_admin only).")
     def get(self, request: Request, slug: str) -> Response:
         actor = selectors.access_instance_by_slug(ctx=acting_context(request), slug=slug)
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.invitations_pending_in(actor=actor), request, view=self)
         return paginator.get_paginated_response(InvitationOutput(page, many=True).data)
 

@@ -245,7 +245,7 @@ class GroupsApi(_AdminWritesClerkReads):
         name = serializers.CharField(max_length=200)
         description = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
 
-    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=InputSerializer, responses={200: OpenApiTypes.OBJECT})  # a create answers 200 here
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -311,7 +311,7 @@ class ResourcesApi(_AdminWritesClerkReads):
         parentId = serializers.RegexField(r"^[1-9][0-9]{0,17}$", max_length=18, required=False,
                                           allow_null=True)
 
-    @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(request=InputSerializer, responses={200: OpenApiTypes.OBJECT})  # a create answers 200 here
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)

@@ -30,6 +30,8 @@ class ProductOutput(serializers.ModelSerializer):
 
 
 class ProductListCreateApi(InstanceScopedAPIView):
+    pagination_class = Pagination  # the schema shows the paged shape
+
     class ProductCreateInput(serializers.Serializer):
         sku = serializers.CharField(max_length=64)
         name = serializers.CharField(max_length=200)
@@ -43,7 +45,7 @@ class ProductListCreateApi(InstanceScopedAPIView):
 
     @extend_schema(operation_id="products_list", responses=ProductOutput(many=True))
     def get(self, request: Request) -> Response:
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(Product.objects.for_instance(self.instance).order_by("sku"), request,
                                            view=self)
         return paginator.get_paginated_response(ProductOutput(page, many=True).data)

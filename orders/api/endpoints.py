@@ -41,6 +41,8 @@ class OrderOutput(serializers.ModelSerializer):
 
 
 class OrderListCreateApi(InstanceScopedAPIView):
+    pagination_class = Pagination  # the schema shows the paged shape
+
     class LineInput(serializers.Serializer):
         product_id = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
         quantity = serializers.IntegerField(min_value=1, max_value=services.MAX_QUANTITY)
@@ -58,7 +60,7 @@ class OrderListCreateApi(InstanceScopedAPIView):
     def get(self, request: Request) -> Response:
         orders = selectors.order_list_for_customer(instance=self.instance, customer=request.user).prefetch_related(
             "lines", "timeline")
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(orders, request, view=self)
         return paginator.get_paginated_response(OrderOutput(page, many=True).data)
 

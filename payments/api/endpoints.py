@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -32,7 +32,8 @@ class WalletListCreateApi(InstanceScopedAPIView):
     class WalletOpenInput(serializers.Serializer):
         currency = serializers.RegexField(r"^[A-Z]{3}$")
 
-    @extend_schema(operation_id="wallets_list", responses=WalletOutput(many=True))
+    @extend_schema(operation_id="wallets_list", responses=inline_serializer(
+        "WalletList", {"results": WalletOutput(many=True)}))
     def get(self, request: Request) -> Response:
         wallets = selectors.wallets_of(instance=self.instance, user=request.user)
         return Response({"results": WalletOutput(wallets, many=True).data})
@@ -101,11 +102,12 @@ class LedgerEntryOutput(serializers.ModelSerializer):
 
 
 class WalletEntriesApi(InstanceScopedAPIView):
+    pagination_class = Pagination  # the schema shows the paged shape
     @extend_schema(operation_id="wallets_entries", responses=LedgerEntryOutput(many=True))
     def get(self, request: Request, wallet_id: int) -> Response:
         wallet = selectors.access_wallet_ledger(actor=request.user, instance=self.instance, wallet_id=wallet_id,
                                                 ctx=request.auth)
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.wallet_entries(wallet=wallet), request, view=self)
         return paginator.get_paginated_response(LedgerEntryOutput(page, many=True).data)
 
@@ -120,11 +122,12 @@ class AlertOutput(serializers.ModelSerializer):
 
 class AlertListApi(InstanceScopedAPIView):
     """The instance's alerts (event-suspicious-activity), newest first, for its admins."""
+    pagination_class = Pagination  # the schema shows the paged shape
 
     permission_classes = [*InstanceScopedAPIView.permission_classes, CanActIn("instance_admin")]
 
     @extend_schema(operation_id="alerts_list", responses=AlertOutput(many=True))
     def get(self, request: Request) -> Response:
-        paginator = Pagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.alerts_of(instance=self.instance), request, view=self)
         return paginator.get_paginated_response(AlertOutput(page, many=True).data)
