@@ -192,7 +192,7 @@ class InvitationAdmin(admin.ModelAdmin):
 
     list_display = ["email", "instance", "role", "shown_state", "invited_by", "created_at", "expires_at",
                     "responded_at", "responded_by"]
-    list_filter = [InvitationStateFilter, ("instance", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [InvitationStateFilter]  # an instance is found by search: no filter listing every instance
     list_select_related = ["instance", "invited_by", "responded_by"]
     search_fields = ["email", "instance__slug"]
     ordering = ["-created_at"]
@@ -377,15 +377,16 @@ class RefreshTokenAdmin(admin.ModelAdmin):
 
     list_display = ["id", "user", "instance", "role", "profile_role", "state", "created_at", "expires_at",
                     "used_at", "revoked_at", "revoked_reason"]
-    list_filter = [RefreshTokenStateFilter, ("instance", admin.RelatedOnlyFieldListFilter),
-                   ("user", admin.RelatedOnlyFieldListFilter)]
+    # Users and instances are found by search (or ?user=<id>, ?instance=<id>): no filter listing every one.
+    list_filter = [RefreshTokenStateFilter]
     list_select_related = ["user", "instance"]
-    search_fields = ["user__email", "family"]
+    search_fields = ["user__email", "=instance__slug", "family"]
     ordering = ["-created_at"]
     fields = ["id", "user", "instance", "role", "profile_role", "family", "parent", "state", "created_at",
               "expires_at", "used_at", "revoked_at", "revoked_reason"]
     readonly_fields = fields
     actions = ["revoke", "revoke_family"]
+    read_only_record = True  # console.admin_base: no Save buttons; changes go through actions
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth.models import Group as AuthGroup
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
@@ -177,3 +178,9 @@ class ProfileListAdmin(admin.ModelAdmin):
 # console/admin.py is imported after accounts/admin.py (console comes last in INSTALLED_APPS).
 if not admin.site.is_registered(Profile):
     admin.site.register(Profile, ProfileListAdmin)
+
+
+# Django's auth groups are the guardian mirror of authz's groups (authz.services keeps them in step): they are
+# not edited by hand, and a second "Groups" beside authz's read wrong.
+if admin.site.is_registered(AuthGroup):
+    admin.site.unregister(AuthGroup)
