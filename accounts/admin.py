@@ -10,6 +10,7 @@ role changed or that was removed has its refresh tokens for that instance revoke
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django import forms
@@ -394,6 +395,21 @@ class RefreshTokenAdmin(admin.ModelAdmin):
     @admin.display(description="state")
     def state(self, token: RefreshToken) -> str:
         return token.state
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[RefreshToken],
+                           search_term: str) -> tuple[QuerySet[RefreshToken], bool]:
+        """A user's email, an instance's slug or a family id, each exact, through indexed lookups: an OR of
+        ``icontains`` across two joins scans every token (seconds at a million)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if "@" in term:
+            return queryset.filter(user_id__in=User.objects.filter(email=normalize_email(term)).values("pk")), False
+        try:
+            family = uuid.UUID(term)
+        except ValueError:
+            return queryset.filter(instance_id__in=Instance.objects.filter(slug=term).values("pk")), False
+        return queryset.filter(family=family), False
 
     @admin.action(description="Revoke the selected refresh tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[RefreshToken]) -> None:

@@ -147,7 +147,7 @@ class ProfileListAdmin(admin.ModelAdmin):
     search_fields = ["user__email", "instance__slug"]
     fields = ["user", "instance", "role", "created_at", "updated_at"]
     readonly_fields = fields
-    ordering = ["-created_at", "-id"]
+    ordering = ["-id"]  # newest first through the primary key (no sort of every profile)
     show_full_result_count = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Profile]:

@@ -23,13 +23,14 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import InlineModelAdmin
+from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection, models
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
-from accounts.models import Profile, RefreshToken, User
+from accounts.models import Instance, Profile, RefreshToken, User
 from accounts.services.instances import member_tokens_revoke
 from accounts.services.tokens import refresh_token_revoke
 from authz.roles import INSTANCE_ADMIN, LATTICE
@@ -186,6 +187,15 @@ class _ScopedPermissions:
         return scope_queryset(queryset, ids) if ids else queryset
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # Scale: a <select> of every user or instance (100,000 options, on each inline row) becomes the stock
+        # autocomplete, whose answers are scoped like the lists.
+        admin_site = self.admin_site  # type: ignore[attr-defined]
+        if ("widget" not in kwargs and db_field.related_model in (User, Instance)
+                and db_field.name not in self.raw_id_fields  # type: ignore[attr-defined]
+                and db_field.name not in self.get_autocomplete_fields(request)  # type: ignore[attr-defined]
+                and db_field.name not in self.radio_fields  # type: ignore[attr-defined]
+                and admin_site.is_registered(db_field.related_model)):
+            kwargs["widget"] = AutocompleteSelect(db_field, admin_site, using=kwargs.get("using"))
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
         return _scope_choices(field, request)
 

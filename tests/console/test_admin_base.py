@@ -6,7 +6,7 @@ import pytest
 from django.contrib import admin
 from django.urls import reverse
 
-from accounts.models import Instance
+from accounts.models import Instance, RefreshToken
 from console.admin_base import EstimatedCountPaginator
 from orders.models import Order
 from tests.console.test_scoping import build_world
@@ -96,3 +96,26 @@ def test_the_paginator_counts_at_most_its_cap_on_a_filtered_list(monkeypatch):
 
     assert (filtered.count, small.count) == (4, 1)
     assert unfiltered.count >= 4  # PostgreSQL's estimate for the table once past the cap, never below the cap
+
+
+def test_token_search_takes_an_email_a_slug_or_a_family(admin_client):
+    build_world("alpha")
+    build_world("bravo")
+    alpha_token = RefreshToken.objects.get(instance__slug="alpha")
+    url = reverse("admin:accounts_refreshtoken_changelist")
+
+    def found(term: str) -> list[str]:
+        return [str(t.pk) for t in admin_client.get(url, {"q": term}).context["cl"].result_list]
+
+    assert found("Member@Alpha.example") == [str(alpha_token.pk)]
+    assert found("alpha") == [str(alpha_token.pk)]
+    assert found(str(alpha_token.family)) == [str(alpha_token.pk)]
+    assert found("nobody@example.com") == found("no-such-shop") == []
+
+
+def test_user_and_instance_choices_are_autocompletes_not_selects_of_every_row(admin_client):
+    page = admin_client.get(reverse("admin:inventory_product_add")).content.decode()
+    wallet = admin_client.get(reverse("admin:payments_wallet_add")).content.decode()
+
+    assert 'data-field-name="instance"' in page and 'class="admin-autocomplete' in page
+    assert 'data-field-name="user"' in wallet
