@@ -177,7 +177,9 @@ class RefreshToken(models.Model):
     objects = RefreshTokenQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["user", "revoked_at"])]
+        indexes = [models.Index(fields=["user", "revoked_at"]),
+                   # the console's token list, newest first, a page at a time
+                   models.Index(fields=["-created_at"], name="accounts_rt_created_desc")]
 
     def __str__(self) -> str:
         return f"refresh {self.id} of {self.user_id}"
