@@ -72,5 +72,5 @@ class ProductRestockApi(InstanceScopedAPIView):
         data = self.ProductRestockInput(data=request.data)
         data.is_valid(raise_exception=True)
         product = selectors.product_get(instance=self.instance, product_id=product_id)
-        product = services.product_restock(product=product, **data.validated_data)
+        product = services.product_restock(product=product, actor=request.user, **data.validated_data)
         return Response(ProductOutput(product).data)
