@@ -403,9 +403,10 @@ class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
 class RefreshTokenStateFilter(admin.SimpleListFilter):
     title = "state"
     parameter_name = "state"
+    LABELS = {RefreshTokenState.ACTIVE: "live", RefreshTokenState.USED: "rotated"}
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return list(RefreshTokenState.choices)
+        return [(value, self.LABELS.get(value, label)) for value, label in RefreshTokenState.choices]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[RefreshToken]) -> QuerySet[RefreshToken]:
         value = self.value()
