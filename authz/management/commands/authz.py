@@ -83,10 +83,8 @@ class Command(BaseCommand):
                 result = self._read(action, target, options)
         except ApplicationError as exc:
             raise CommandError(_error_line(exc)) from None
-        if as_json:
-            self.stdout.write(json.dumps(result, sort_keys=True))
-        else:
-            self.stdout.write(result.pop("line"))
+        line = result.pop("line")
+        self.stdout.write(json.dumps(result, sort_keys=True) if as_json else line)
 
     def _write(self, action: str, instance: Instance, policies: list[str]) -> dict[str, Any]:
         if action == "grant":
