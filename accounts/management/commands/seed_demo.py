@@ -14,8 +14,10 @@ progress bar (tqdm, on stderr), and exits 1 naming how many are still pending wh
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -97,7 +99,7 @@ class Command(BaseCommand):
             customer = User.objects.get(email=normalize_email(member_email("customer", slug)))
             buyers.append((instance, customer, self._stock_up(instance, customer, -(-count // len(INSTANCES)))))
         placed: list[int] = []
-        with tqdm(total=count, desc="placing", unit="order", file=self.stderr, leave=True) as bar:
+        with self._progress(count, "placing") as bar:
             for index in range(count):
                 instance, customer, product_id = buyers[index % len(buyers)]
                 order = order_services.order_place(instance=instance, customer=customer, currency=CURRENCY,
@@ -109,7 +111,7 @@ class Command(BaseCommand):
             return
         deadline = time.monotonic() + wait
         pending = order_model.objects.filter(pk__in=placed, status="pending")
-        with tqdm(total=count, desc="settled", unit="order", file=self.stderr, leave=True) as bar:
+        with self._progress(count, "settled") as bar:
             left = pending.count()
             bar.update(count - left)
             while left and time.monotonic() < deadline:
@@ -123,6 +125,18 @@ class Command(BaseCommand):
         if left:
             raise CommandError(f"{left} of {count} orders still pending after {wait:g} s: is a worker running "
                                "(make run)?")
+
+    @contextlib.contextmanager
+    def _progress(self, total: int, what: str) -> Iterator[tqdm]:
+        """A tqdm bar on the command's stderr, written raw (Django's wrapper would end each redraw with a newline
+        and colour it)."""
+        ending, style = self.stderr.ending, self.stderr.style_func
+        self.stderr.ending, self.stderr.style_func = "", None
+        try:
+            with tqdm(total=total, desc=what, unit="order", file=self.stderr, leave=True) as bar:
+                yield bar
+        finally:
+            self.stderr.ending, self.stderr.style_func = ending, style
 
     def _stock_up(self, instance: Instance, customer: User, orders: int) -> int:
         """The demo product's id, with stock and the customer's balance enough for ``orders`` more orders."""
