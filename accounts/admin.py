@@ -333,6 +333,12 @@ class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> User | None:
+        user = super().get_object(request, object_id, from_field)
+        if user is not None:  # the password form saves this row: the password_change entry's actor (User.save)
+            user._password_changed_by = request.user
+        return user
+
     def get_inline_instances(self, request: HttpRequest, obj: User | None = None) -> list[Any]:
         # The add page is email and password only; profiles and tokens come once the user exists.
         return super().get_inline_instances(request, obj) if obj is not None else []

@@ -85,8 +85,8 @@ class User(AbstractBaseUser, PermissionsMixin):
             from accounts.services.tokens import user_revoke_all_tokens  # models sit below services
             from audit.choices import AuditAction
 
-            # The actor: the user themselves through the API (``user_password_change`` sets it); None from the
-            # admin's password form or ``changepassword`` (the entry still has the request id and address).
+            # The actor: the user themselves through the API (``user_password_change`` sets it), the operator in
+            # the admin (``UserAdmin.get_object`` sets it); None from ``changepassword``.
             actor = getattr(self, "_password_changed_by", None)
             user_revoke_all_tokens(user=self, reason="password_changed", actor=actor,
                                    action=AuditAction.PASSWORD_CHANGE)

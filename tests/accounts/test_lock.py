@@ -191,3 +191,15 @@ def test_beat_schedules_the_flush_on_the_accounts_queue():
     assert entry["schedule"] == settings.REFRESH_TOKEN_FLUSH_INTERVAL_SECONDS
     assert "accounts.refresh_tokens_flush" in app.tasks
     assert settings.CELERY_TASK_ROUTES["accounts.refresh_tokens_flush"] == {"queue": "accounts"}
+
+
+def test_a_password_set_in_the_admin_is_audited_with_the_operator(operator, operator_client, member):
+    login("clerk@acme.test")
+
+    response = operator_client.post(f"{USERS_URL}{member.user_id}/password/", {
+        "password1": "a-brand-new-passphrase-42", "password2": "a-brand-new-passphrase-42", "usable_password": "true"})
+
+    assert response.status_code == 302, response.content.decode()[:1500]
+    entry = AuditEntry.objects.get(action="password_change")
+    assert (entry.actor_id, entry.target_id, entry.origin) == (operator.pk, str(member.user_id), "request")
+    assert entry.after["revoked"] == 1 and entry.after["reason"] == "password_changed"
