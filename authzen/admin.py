@@ -59,20 +59,20 @@ class ServiceClientAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ServiceClient, form: forms.ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if not change:
-            _, key = services.service_key_create(client=obj)
+            _, key = services.service_key_create(client=obj, actor=request.user)
             _show_key(self, request, obj, key)
 
     @admin.action(description="Issue a new key for the selected clients", permissions=["change"])
     def issue_key(self, request: HttpRequest, queryset: QuerySet[ServiceClient]) -> None:
         for client in queryset.order_by("pk"):
-            _, key = services.service_key_create(client=client)
+            _, key = services.service_key_create(client=client, actor=request.user)
             _show_key(self, request, client, key)
 
     @admin.action(description="Revoke every key of the selected clients", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ServiceClient]) -> None:
         keys = list(ServiceKey.objects.filter(client__in=queryset, revoked_at__isnull=True).order_by("pk"))
         for key in keys:
-            services.service_key_revoke(key=key)
+            services.service_key_revoke(key=key, actor=request.user)
         self.message_user(request, f"Revoked {len(keys)} keys; they stop working within a second.", messages.SUCCESS)
 
 
@@ -92,7 +92,7 @@ class ServiceKeyAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ServiceKey]) -> None:
         keys = list(queryset.filter(revoked_at__isnull=True).order_by("pk"))
         for key in keys:
-            services.service_key_revoke(key=key)
+            services.service_key_revoke(key=key, actor=request.user)
         self.message_user(request, f"Revoked {len(keys)} keys; they stop working within a second.", messages.SUCCESS)
 
 

@@ -47,7 +47,7 @@ class ProductAdmin(admin.ModelAdmin):
             done = 0
             for product in queryset.order_by("pk"):
                 try:
-                    product_restock(product=product, quantity=form.cleaned_data["quantity"])
+                    product_restock(product=product, quantity=form.cleaned_data["quantity"], actor=request.user)
                     done += 1
                 except ApplicationError as exc:
                     self.message_user(request, f"{product}: {exc}", messages.ERROR)
