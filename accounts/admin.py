@@ -10,6 +10,7 @@ role changed or that was removed has its refresh tokens for that instance revoke
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django import forms
@@ -23,13 +24,13 @@ from django.http import HttpRequest
 
 from accounts.emails import normalize_email
 from accounts.models import Instance, Invitation, InvitationState, Profile, RefreshToken, RefreshTokenState, User
-from accounts.services.instances import member_left, member_tokens_revoke
+from accounts.services.instances import member_added, member_left, member_role_changed, member_tokens_revoke
 from accounts.services.tokens import (
     refresh_token_revoke,
     refresh_token_revoke_family,
     user_revoke_all_tokens,
 )
-from accounts.services.users import user_delete
+from accounts.services.users import user_delete, user_lock, user_unlock
 from accounts.signals import account_created
 from authz import roles as authz_roles
 
@@ -115,9 +116,10 @@ class MemberForm(ProfileForm):
 
 class _ProfileInlineMixin:
     @staticmethod
-    def revoke_changed(formset: forms.BaseModelFormSet) -> None:
+    def revoke_changed(formset: forms.BaseModelFormSet, actor: User | None = None) -> None:
         """Revoke refresh tokens of profiles whose role changed or that were removed (before saving); a
-        profile removed from (or moved out of) an instance also loses its policies and groups there."""
+        profile removed from (or moved out of) an instance also loses its policies and groups there. Role
+        changes and removals in an instance are audited with ``actor`` (the services do it)."""
         deleted_forms = set(map(id, formset.deleted_forms))
         for form in formset.forms:
             profile = form.instance
@@ -125,16 +127,26 @@ class _ProfileInlineMixin:
                 continue
             deleted = id(form) in deleted_forms
             if deleted or "role" in form.changed_data or "instance" in form.changed_data:
-                old = (Profile.objects.filter(pk=profile.pk).select_related("instance")
-                       .only("user_id", "instance").first())
+                old = Profile.objects.filter(pk=profile.pk).select_related("instance").first()
                 if old is None:
                     continue
                 left = deleted or "instance" in form.changed_data
                 if left and old.instance is not None:
-                    member_left(user_id=old.user_id, instance=old.instance, reason="member_removed_by_admin")
+                    member_left(user_id=old.user_id, instance=old.instance, reason="member_removed_by_admin",
+                                actor=actor, profile=old)
+                elif old.instance is not None:
+                    member_role_changed(profile=profile, instance=old.instance, before=old.role, actor=actor,
+                                        reason="role_changed_by_admin")
                 else:
                     member_tokens_revoke(user_id=old.user_id, instance_id=old.instance_id,
                                          reason="member_removed_by_admin" if deleted else "role_changed_by_admin")
+
+    @staticmethod
+    def audit_added(formset: forms.BaseModelFormSet, actor: User | None) -> None:
+        """After saving: each profile added in an instance is audited as a new member."""
+        for profile in getattr(formset, "new_objects", []):
+            if profile.instance_id is not None:
+                member_added(actor=actor, profile=profile, via="admin")
 
 
 class MemberInline(admin.TabularInline):
@@ -159,8 +171,9 @@ class InstanceAdmin(_ProfileInlineMixin, admin.ModelAdmin):
     inlines = [MemberInline]
 
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
-        self.revoke_changed(formset)
+        self.revoke_changed(formset, actor=request.user)
         super().save_formset(request, form, formset, change)
+        self.audit_added(formset, actor=request.user)
 
 
 # --- invitations -----------------------------------------------------------------------------------
@@ -192,7 +205,7 @@ class InvitationAdmin(admin.ModelAdmin):
 
     list_display = ["email", "instance", "role", "shown_state", "invited_by", "created_at", "expires_at",
                     "responded_at", "responded_by"]
-    list_filter = [InvitationStateFilter, ("instance", admin.RelatedOnlyFieldListFilter)]
+    list_filter = [InvitationStateFilter]  # an instance is found by search: no filter listing every instance
     list_select_related = ["instance", "invited_by", "responded_by"]
     search_fields = ["email", "instance__slug"]
     ordering = ["-created_at"]
@@ -280,19 +293,19 @@ class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
         (None, {"fields": ("email", "password")}),
         ("Personal info", {"fields": ("name",)}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
-        ("Tokens", {"fields": ("tokens_not_before",)}),
+        ("Tokens", {"fields": ("tokens_not_before", "locked_at")}),
         ("Important dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = (
         (None, {"classes": ("wide",), "fields": ("email", "name", "usable_password", "password1", "password2")}),
     )
-    readonly_fields = ["tokens_not_before", "last_login", "date_joined"]
+    readonly_fields = ["tokens_not_before", "locked_at", "last_login", "date_joined"]
     list_display = ["email", "name", "is_active", "is_staff", "date_joined"]
     list_filter = ["is_active", "is_staff", "is_superuser"]
     search_fields = ["email", "name"]
     ordering = ["email"]
     inlines = [ProfileInline, RefreshTokenInline]
-    actions = ["revoke_all_tokens"]
+    actions = ["revoke_all_tokens", "lock", "unlock"]
 
     # Fields that grant power; only a superuser sees or changes them (a staff user who may change users would
     # otherwise make themselves superuser, or give themselves any permission directly or through a group).
@@ -321,6 +334,12 @@ class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
             return False
         return super().has_delete_permission(request, obj)
 
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> User | None:
+        user = super().get_object(request, object_id, from_field)
+        if user is not None:  # the password form saves this row: the password_change entry's actor (User.save)
+            user._password_changed_by = request.user
+        return user
+
     def get_inline_instances(self, request: HttpRequest, obj: User | None = None) -> list[Any]:
         # The add page is email and password only; profiles and tokens come once the user exists.
         return super().get_inline_instances(request, obj) if obj is not None else []
@@ -332,8 +351,10 @@ class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
 
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
         if formset.model is Profile:
-            self.revoke_changed(formset)
+            self.revoke_changed(formset, actor=request.user)
         super().save_formset(request, form, formset, change)
+        if formset.model is Profile:
+            self.audit_added(formset, actor=request.user)
 
     def delete_model(self, request: HttpRequest, obj: User) -> None:
         user_delete(user=obj)
@@ -350,9 +371,38 @@ class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
         revoked = 0
         users = list(queryset.order_by("pk"))
         for user in users:
-            revoked += user_revoke_all_tokens(user=user, reason=ADMIN_REVOKE_REASON)
+            revoked += user_revoke_all_tokens(user=user, reason=ADMIN_REVOKE_REASON, actor=request.user)
         self.message_user(request, f"Revoked {revoked} refresh tokens of {len(users)} users; "
                                    "their access tokens stop working within a second.", messages.SUCCESS)
+
+    def _lockable(self, request: HttpRequest, queryset: QuerySet[User]) -> list[User] | None:
+        users = list(queryset.order_by("pk"))
+        if any(user.pk == request.user.pk for user in users):
+            self.message_user(request, "You cannot lock or unlock your own account; nothing was changed.",
+                              messages.ERROR)
+            return None
+        if not request.user.is_superuser and any(user.is_superuser for user in users):
+            raise PermissionDenied("Only a superuser may lock or unlock a superuser.")
+        return users
+
+    @admin.action(description="Lock the selected users (no login, no refresh, access tokens stop)",
+                  permissions=["change"])
+    def lock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = self._lockable(request, queryset)
+        if users is None:
+            return
+        locked = sum(user_lock(user=user, actor=request.user) for user in users)
+        self.message_user(request, f"Locked {locked} of {len(users)} users (the others were locked already); "
+                                   "their access tokens stop working within a second.", messages.SUCCESS)
+
+    @admin.action(description="Unlock the selected users", permissions=["change"])
+    def unlock(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        users = self._lockable(request, queryset)
+        if users is None:
+            return
+        unlocked = sum(user_unlock(user=user, actor=request.user) for user in users)
+        self.message_user(request, f"Unlocked {unlocked} of {len(users)} users (the others were not locked).",
+                          messages.SUCCESS)
 
 
 # --- refresh tokens ----------------------------------------------------------------------------------
@@ -360,9 +410,10 @@ class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
 class RefreshTokenStateFilter(admin.SimpleListFilter):
     title = "state"
     parameter_name = "state"
+    LABELS = {RefreshTokenState.ACTIVE: "live", RefreshTokenState.USED: "rotated"}
 
     def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
-        return list(RefreshTokenState.choices)
+        return [(value, self.LABELS.get(value, label)) for value, label in RefreshTokenState.choices]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[RefreshToken]) -> QuerySet[RefreshToken]:
         value = self.value()
@@ -377,15 +428,16 @@ class RefreshTokenAdmin(admin.ModelAdmin):
 
     list_display = ["id", "user", "instance", "role", "profile_role", "state", "created_at", "expires_at",
                     "used_at", "revoked_at", "revoked_reason"]
-    list_filter = [RefreshTokenStateFilter, ("instance", admin.RelatedOnlyFieldListFilter),
-                   ("user", admin.RelatedOnlyFieldListFilter)]
+    # Users and instances are found by search (or ?user=<id>, ?instance=<id>): no filter listing every one.
+    list_filter = [RefreshTokenStateFilter]
     list_select_related = ["user", "instance"]
-    search_fields = ["user__email", "family"]
+    search_fields = ["user__email", "=instance__slug", "family"]
     ordering = ["-created_at"]
     fields = ["id", "user", "instance", "role", "profile_role", "family", "parent", "state", "created_at",
               "expires_at", "used_at", "revoked_at", "revoked_reason"]
     readonly_fields = fields
     actions = ["revoke", "revoke_family"]
+    read_only_record = True  # console.admin_base: no Save buttons; changes go through actions
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -394,16 +446,32 @@ class RefreshTokenAdmin(admin.ModelAdmin):
     def state(self, token: RefreshToken) -> str:
         return token.state
 
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet[RefreshToken],
+                           search_term: str) -> tuple[QuerySet[RefreshToken], bool]:
+        """A user's email, an instance's slug or a family id, each exact, through indexed lookups: an OR of
+        ``icontains`` across two joins scans every token (seconds at a million)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        if "@" in term:
+            return queryset.filter(user_id__in=User.objects.filter(email=normalize_email(term)).values("pk")), False
+        try:
+            family = uuid.UUID(term)
+        except ValueError:
+            return queryset.filter(instance_id__in=Instance.objects.filter(slug=term).values("pk")), False
+        return queryset.filter(family=family), False
+
     @admin.action(description="Revoke the selected refresh tokens", permissions=["change"])
     def revoke(self, request: HttpRequest, queryset: QuerySet[RefreshToken]) -> None:
         tokens = list(queryset.filter(revoked_at__isnull=True).order_by("pk"))
         for token in tokens:
-            refresh_token_revoke(token=token, reason=ADMIN_REVOKE_REASON)
+            refresh_token_revoke(token=token, reason=ADMIN_REVOKE_REASON, actor=request.user)
         self.message_user(request, f"Revoked {len(tokens)} refresh tokens.", messages.SUCCESS)
 
     @admin.action(description="Revoke the whole family of the selected refresh tokens", permissions=["change"])
     def revoke_family(self, request: HttpRequest, queryset: QuerySet[RefreshToken]) -> None:
         families = sorted(set(queryset.values_list("family", flat=True)))
-        revoked = sum(refresh_token_revoke_family(family=family, reason=ADMIN_REVOKE_REASON) for family in families)
+        revoked = sum(refresh_token_revoke_family(family=family, reason=ADMIN_REVOKE_REASON,
+                                                         actor=request.user) for family in families)
         self.message_user(request, f"Revoked {revoked} refresh tokens in {len(families)} families.",
                           messages.SUCCESS)

@@ -35,3 +35,4 @@ TOKEN_REUSED = "token_reused"
 TOKEN_REVOKED = "token_revoked"
 ROLE_SWITCH_DENIED = "role_switch_denied"
 ROLE_ALREADY_HELD = "role_already_held"  # a switch to the role the session already acts in
+LOCK_SELF = "lock_self"  # an operator may not lock their own account

@@ -41,6 +41,10 @@ class User(AbstractBaseUser, PermissionsMixin):
     date_joined = models.DateTimeField(default=timezone.now)
     # Access tokens issued before this instant are refused (revoke-all); mirrored in the cache.
     tokens_not_before = models.DateTimeField(null=True, blank=True)
+    # Set by an operator's lock (``accounts.services.users.user_lock``), which also clears ``is_active``: the flag
+    # every path already checks (login, refresh, switch, access tokens, the admin's own login) does the stopping;
+    # this field tells a lock from a plain deactivation, so only a locked user is unlocked.
+    locked_at = models.DateTimeField(null=True, blank=True, help_text="When an operator locked the account.")
 
     objects = UserManager()
 
@@ -79,8 +83,13 @@ class User(AbstractBaseUser, PermissionsMixin):
         self._password_replaced = False
         if changed:
             from accounts.services.tokens import user_revoke_all_tokens  # models sit below services
+            from audit.choices import AuditAction
 
-            user_revoke_all_tokens(user=self, reason="password_changed")
+            # The actor: the user themselves through the API (``user_password_change`` sets it), the operator in
+            # the admin (``UserAdmin.get_object`` sets it); None from ``changepassword``.
+            actor = getattr(self, "_password_changed_by", None)
+            user_revoke_all_tokens(user=self, reason="password_changed", actor=actor,
+                                   action=AuditAction.PASSWORD_CHANGE)
 
 
 class InstanceQuerySet(models.QuerySet["Instance"]):
@@ -177,7 +186,10 @@ class RefreshToken(models.Model):
     objects = RefreshTokenQuerySet.as_manager()
 
     class Meta:
-        indexes = [models.Index(fields=["user", "revoked_at"])]
+        indexes = [models.Index(fields=["user", "revoked_at"]),
+                   # the console's token list, newest first, a page at a time
+                   models.Index(fields=["-created_at"], name="accounts_rt_created_desc"),
+                   models.Index(fields=["expires_at"], name="accounts_refresh_expires")]  # the flush
 
     def __str__(self) -> str:
         return f"refresh {self.id} of {self.user_id}"

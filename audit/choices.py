@@ -19,3 +19,6 @@ class AuditAction(models.TextChoices):
     OPERATOR_CANCEL = "operator_cancel", "operator cancel"
     DEAD_LETTER_RETRY = "dead_letter_retry", "dead-letter retry"
     PASSWORD_CHANGE = "password_change", "password change"
+    TOP_UP = "top_up", "top-up"
+    SERVICE_KEY_CREATE = "service_key_create", "service key created"
+    SERVICE_KEY_REVOKE = "service_key_revoke", "service key revoked"

@@ -46,7 +46,8 @@ def audit_record(
 
     - Must be called inside ``transaction.atomic()`` (the one that writes the change): raises
       ``AuditOutsideTransaction`` otherwise, so an entry never exists without its change or the reverse.
-    - ``actor``: the user who acted, or None (or an anonymous user) for the system; the email is copied.
+    - ``actor``: the user who acted, or None (or an anonymous user) for the system; the email is copied. A
+      principal with no user row (an AuthZEN service client) is kept by name in ``actor_email`` only.
     - ``instance``: the tenant the change belongs to (anything with ``pk`` and ``slug``), or None for a
       platform-level change; copied, not referenced.
     - ``target``: the changed row (a model instance) or ``("app_label.model", id)``, or None.
@@ -60,11 +61,14 @@ def audit_record(
         raise AuditOutsideTransaction(f"audit_record({action}) must run inside the transaction making the change")
     if actor is not None and not getattr(actor, "is_authenticated", False):
         actor = None
+    actor_email = (getattr(actor, "email", "") or "") if actor is not None else ""
+    if actor is not None and getattr(actor, "pk", None) is None:  # a principal with no user row (a service client)
+        actor_email, actor = str(actor)[:254], None
     target_type, target_id = _target_key(target)
     context = current_request_context()
     return AuditEntry.objects.create(
         actor=actor,
-        actor_email=(getattr(actor, "email", "") or "") if actor is not None else "",
+        actor_email=actor_email,
         instance_id=instance.pk if instance is not None else None,
         instance_slug=instance.slug if instance is not None else "",
         action=str(action),

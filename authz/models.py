@@ -110,6 +110,7 @@ class Policy(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        verbose_name_plural = "policies"
         constraints = [
             # Also the check index: every column of a check is an equality on a prefix of it.
             models.UniqueConstraint(fields=["instance", "user", "resource_type", "action", "resource_id"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from functools import partial
+from typing import Any
 
 from django.contrib.auth.models import Group as AuthGroup
 from django.contrib.auth.models import Permission
@@ -13,6 +14,8 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 
 from accounts.models import Instance, Profile
+from audit.choices import AuditAction
+from audit.services import audit_record
 from authz import changefeed
 from authz.error_codes import AuthzErrorCode
 from authz.models import (
@@ -160,12 +163,20 @@ def _mirror_to_guardian(specs: Sequence[PolicySpec], *, add: bool) -> None:
     ResourceGroupObjectPermission.objects.filter(group_q).delete()
 
 
-def policies_upsert(*, instance: Instance, policies: Sequence[object]) -> list[PolicySpec]:
-    """Grant every policy, atomically: one invalid string and none is written. Existing ones are kept."""
+def policies_upsert(*, instance: Instance, policies: Sequence[object], actor: Any = None) -> list[PolicySpec]:
+    """Grant every policy, atomically: one invalid string and none is written. Existing ones are kept.
+    Audited (``policy_grant``, the policies newly granted, ``actor``) in the same transaction."""
     specs = policies_validate(instance=instance, policies=policies)
     if not specs:
         return []
     with transaction.atomic():
+        existing = Policy.objects.filter(instance=instance).filter(_any_q(specs))
+        held = {_row_string(row) for row in existing.values("user_id", "group_id", "action", "resource_type",
+                                                                "resource_id")}
+        granted = [s.as_string() for s in specs if s.as_string() not in held]
+        if granted:
+            audit_record(action=AuditAction.POLICY_GRANT, actor=actor, instance=instance,
+                         target=("authz.policy", ""), before=None, after={"policies": granted})
         Policy.objects.bulk_create(
             [Policy(instance=instance, user_id=s.subject_id if s.subject_kind == USER else None,
                     group_id=s.subject_id if s.subject_kind == GROUP else None, resource_type=s.resource_type,
@@ -177,9 +188,21 @@ def policies_upsert(*, instance: Instance, policies: Sequence[object]) -> list[P
     return specs
 
 
-def policies_remove(*, instance: Instance, policies: Sequence[object]) -> int:
+def _any_q(specs: Sequence[PolicySpec]) -> Q:
+    q = Q()
+    for spec in specs:
+        q |= _spec_q(spec)
+    return q
+
+
+def _row_string(row: dict[str, Any]) -> str:
+    subject = str(row["user_id"]) if row["user_id"] is not None else f"group/{row['group_id']}"
+    return f"{subject}:{row['action']}:{row['resource_type']}:{row['resource_id']}"
+
+
+def policies_remove(*, instance: Instance, policies: Sequence[object], actor: Any = None) -> int:
     """Revoke every policy, atomically (one invalid string and none is removed); a user subject need not be
-    a member any more. Returns rows removed."""
+    a member any more. Returns rows removed. Audited (``policy_revoke``, the policies removed) when any went."""
     specs = policies_validate(instance=instance, policies=policies, members_only=False)
     if not specs:
         return 0
@@ -188,7 +211,12 @@ def policies_remove(*, instance: Instance, policies: Sequence[object]) -> int:
         q |= _spec_q(spec)
     with transaction.atomic():
         subjects = _subjects_of(specs)
+        present = sorted(_row_string(row) for row in Policy.objects.filter(instance=instance).filter(q).values(
+            "user_id", "group_id", "action", "resource_type", "resource_id"))
         deleted, _ = Policy.objects.filter(instance=instance).filter(q).delete()
+        if deleted:
+            audit_record(action=AuditAction.POLICY_REVOKE, actor=actor, instance=instance,
+                         target=("authz.policy", ""), before={"policies": present}, after=None)
         _mirror_to_guardian(specs, add=False)
         if deleted:
             _policies_changed(instance=instance, subject_ids=subjects,
@@ -268,8 +296,9 @@ def group_create(*, instance: Instance, name: str, description: str = "") -> Gro
                                fields={"name": ["already taken"]}) from None
 
 
-def group_add_users(*, instance: Instance, group: Group, user_ids: Sequence[int]) -> None:
-    """Add users (members of the instance) to the group; already-present ones are kept."""
+def group_add_users(*, instance: Instance, group: Group, user_ids: Sequence[int], actor: Any = None) -> None:
+    """Add users (members of the instance) to the group; already-present ones are kept. Audited
+    (``group_change``, the members before and after) in the same transaction when anyone was added."""
     if group.instance_id != instance.pk:
         raise NotFoundError("Group not found.", code=AuthzErrorCode.GROUP_NOT_FOUND)
     wanted = set(user_ids)
@@ -279,8 +308,12 @@ def group_add_users(*, instance: Instance, group: Group, user_ids: Sequence[int]
         raise ApplicationError(f"No user {missing[0]} in this instance.", code=AuthzErrorCode.UNKNOWN_USER,
                                fields={"userId": [f"unknown user {m}" for m in missing]})
     with transaction.atomic():
+        before = sorted(GroupMembership.objects.filter(group=group).values_list("user_id", flat=True))
         GroupMembership.objects.bulk_create([GroupMembership(group=group, user_id=u) for u in sorted(wanted)],
                                             ignore_conflicts=True)
+        if wanted - set(before):
+            audit_record(action=AuditAction.GROUP_CHANGE, actor=actor, instance=instance, target=group,
+                         before={"members": before}, after={"members": sorted(set(before) | wanted)})
         if group.auth_group_id is not None:  # guardian's view of the group
             through = AuthGroup.user_set.through
             through.objects.bulk_create([through(group_id=group.auth_group_id, user_id=u) for u in sorted(wanted)],
@@ -291,7 +324,7 @@ def group_add_users(*, instance: Instance, group: Group, user_ids: Sequence[int]
 
 
 def group_authorize(*, instance: Instance, group: Group, resource_ids: Sequence[int],
-                    action: str = "get") -> None:
+                    action: str = "get", actor: Any = None) -> None:
     """Grant the group ``action`` on each resource (merged with its existing grants)."""
     if group.instance_id != instance.pk:
         raise NotFoundError("Group not found.", code=AuthzErrorCode.GROUP_NOT_FOUND)
@@ -302,7 +335,8 @@ def group_authorize(*, instance: Instance, group: Group, resource_ids: Sequence[
         raise ApplicationError(f"No resource {missing[0]} in this instance.",
                                code=AuthzErrorCode.RESOURCE_NOT_FOUND,
                                fields={"resourceId": [f"unknown resource {m}" for m in missing]})
-    policies_upsert(instance=instance, policies=[f"group/{group.pk}:{action}:resources:{r}" for r in sorted(wanted)])
+    policies_upsert(instance=instance, policies=[f"group/{group.pk}:{action}:resources:{r}" for r in sorted(wanted)],
+                    actor=actor)
 
 
 # --- resources (folders) ------------------------------------------------------------------------

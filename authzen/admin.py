@@ -51,7 +51,7 @@ def _show_key(model_admin: admin.ModelAdmin, request: HttpRequest, client: Servi
 class ServiceClientAdmin(admin.ModelAdmin):
     form = ServiceClientForm
     list_display = ["name", "instance", "role", "created_at"]
-    list_filter = [("instance", admin.RelatedOnlyFieldListFilter), "role"]
+    list_filter = ["role"]
     search_fields = ["name", "instance__slug"]
     inlines = [ServiceKeyInline]
     actions = ["issue_key", "revoke_keys"]
@@ -59,31 +59,31 @@ class ServiceClientAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: ServiceClient, form: forms.ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
         if not change:
-            _, key = services.service_key_create(client=obj)
+            _, key = services.service_key_create(client=obj, actor=request.user)
             _show_key(self, request, obj, key)
 
     @admin.action(description="Issue a new key for the selected clients", permissions=["change"])
     def issue_key(self, request: HttpRequest, queryset: QuerySet[ServiceClient]) -> None:
         for client in queryset.order_by("pk"):
-            _, key = services.service_key_create(client=client)
+            _, key = services.service_key_create(client=client, actor=request.user)
             _show_key(self, request, client, key)
 
     @admin.action(description="Revoke every key of the selected clients", permissions=["change"])
     def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ServiceClient]) -> None:
         keys = list(ServiceKey.objects.filter(client__in=queryset, revoked_at__isnull=True).order_by("pk"))
         for key in keys:
-            services.service_key_revoke(key=key)
+            services.service_key_revoke(key=key, actor=request.user)
         self.message_user(request, f"Revoked {len(keys)} keys; they stop working within a second.", messages.SUCCESS)
 
 
 @admin.register(ServiceKey)
 class ServiceKeyAdmin(admin.ModelAdmin):
     list_display = ["prefix", "client", "created_at", "expires_at", "last_used_at", "revoked_at"]
-    list_filter = [("client__instance", admin.RelatedOnlyFieldListFilter)]
-    search_fields = ["prefix", "client__name"]
+    search_fields = ["prefix", "client__name", "=client__instance__slug"]
     fields = ["prefix", "client", "created_at", "expires_at", "last_used_at", "revoked_at"]
     readonly_fields = fields
     actions = ["revoke"]
+    read_only_record = True  # console.admin_base: no Save buttons; changes go through actions
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -92,7 +92,7 @@ class ServiceKeyAdmin(admin.ModelAdmin):
     def revoke(self, request: HttpRequest, queryset: QuerySet[ServiceKey]) -> None:
         keys = list(queryset.filter(revoked_at__isnull=True).order_by("pk"))
         for key in keys:
-            services.service_key_revoke(key=key)
+            services.service_key_revoke(key=key, actor=request.user)
         self.message_user(request, f"Revoked {len(keys)} keys; they stop working within a second.", messages.SUCCESS)
 
 
@@ -126,7 +126,7 @@ class ResourceTypeForm(forms.ModelForm):
 class ResourceTypeAdmin(admin.ModelAdmin):
     form = ResourceTypeForm
     list_display = ["name", "instance", "actions"]
-    list_filter = [("instance", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "=instance__slug"]
     inlines = [ResourceObjectInline]
 
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
@@ -139,7 +139,7 @@ class ResourceTypeAdmin(admin.ModelAdmin):
 @admin.register(SubjectProperties)
 class SubjectPropertiesAdmin(admin.ModelAdmin):
     list_display = ["user", "instance", "properties"]
-    list_filter = [("instance", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["user__email", "=instance__slug"]
     raw_id_fields = ["user"]
 
 
@@ -172,5 +172,5 @@ class PolicyForm(forms.ModelForm):
 class PolicyAdmin(admin.ModelAdmin):
     form = PolicyForm
     list_display = ["__str__", "instance", "resource_type", "action", "resource_id", "condition"]
-    list_filter = [("instance", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["resource_id", "user__email", "=instance__slug"]
     raw_id_fields = ["user"]

@@ -14,6 +14,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import Instance, Profile
+from audit.choices import AuditAction
+from audit.services import audit_record
 from authz.registry import RESOURCE_TYPES, WILDCARD
 from authz.roles import LATTICE
 from authzen.conditions import ConditionError, condition_compile
@@ -39,20 +41,26 @@ def _check_role(role: str) -> None:
                                fields={"role": [f"one of {', '.join(LATTICE.instance_roles())}"]})
 
 
-def service_key_create(*, client: ServiceClient, expires_at: datetime | None = None) -> tuple[ServiceKey, str]:
-    """A new key for ``client``: returns the row and the key itself (shown once, never stored)."""
+def service_key_create(*, client: ServiceClient, expires_at: datetime | None = None,
+                       actor: Any = None) -> tuple[ServiceKey, str]:
+    """A new key for ``client``: returns the row and the key itself (shown once, never stored). Audited
+    (``service_key_create``: the prefix, never the key) in the same transaction."""
     if expires_at is not None and expires_at <= timezone.now():
         raise ApplicationError("expires_at must lie in the future.", code="invalid",
                                fields={"expires_at": ["must lie in the future"]})
     prefix = KEY_PREFIX + secrets.token_hex(4)
     key = f"{prefix}_{secrets.token_urlsafe(32)}"
-    row = ServiceKey.objects.create(client=client, prefix=prefix, key_hash=key_hash(key), expires_at=expires_at)
+    with transaction.atomic():
+        row = ServiceKey.objects.create(client=client, prefix=prefix, key_hash=key_hash(key), expires_at=expires_at)
+        audit_record(action=AuditAction.SERVICE_KEY_CREATE, actor=actor, instance=client.instance, target=row,
+                     before=None, after={"client": client.name, "role": client.role, "prefix": prefix,
+                                         "expires_at": expires_at})
     return row, key
 
 
 @transaction.atomic
-def service_client_create(*, instance: Instance, name: str, role: str,
-                          expires_at: datetime | None = None) -> tuple[ServiceClient, ServiceKey, str]:
+def service_client_create(*, instance: Instance, name: str, role: str, expires_at: datetime | None = None,
+                          actor: Any = None) -> tuple[ServiceClient, ServiceKey, str]:
     """A service client with its first key (the key is returned once)."""
     _check_role(role)
     try:
@@ -61,7 +69,7 @@ def service_client_create(*, instance: Instance, name: str, role: str,
     except IntegrityError:
         raise ApplicationError(f"A service client named {name!r} exists already.", code=Code.DUPLICATE_NAME,
                                fields={"name": ["already taken"]}) from None
-    row, key = service_key_create(client=client, expires_at=expires_at)
+    row, key = service_key_create(client=client, expires_at=expires_at, actor=actor)
     return client, row, key
 
 
@@ -70,9 +78,18 @@ def service_client_delete(*, client: ServiceClient) -> None:
     client.delete()
 
 
-def service_key_revoke(*, key: ServiceKey) -> bool:
-    """Revoke one key (idempotent); it stops authenticating within a second."""
-    return bool(ServiceKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now()))
+def service_key_revoke(*, key: ServiceKey, actor: Any = None) -> bool:
+    """Revoke one key (idempotent); it stops authenticating within a second. Audited (``service_key_revoke``)
+    when this call revoked it."""
+    with transaction.atomic():
+        now = timezone.now()
+        revoked = bool(ServiceKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now))
+        if revoked:
+            client = key.client
+            audit_record(action=AuditAction.SERVICE_KEY_REVOKE, actor=actor, instance=client.instance, target=key,
+                         before={"client": client.name, "prefix": key.prefix, "revoked_at": None},
+                         after={"revoked_at": now})
+    return revoked
 
 
 def service_key_touch(*, key_id: int, now: datetime, every_seconds: float = 60.0) -> None:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.auth.models import Group as AuthGroup
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
@@ -146,7 +147,7 @@ class ProfileListAdmin(admin.ModelAdmin):
     search_fields = ["user__email", "instance__slug"]
     fields = ["user", "instance", "role", "created_at", "updated_at"]
     readonly_fields = fields
-    ordering = ["-created_at", "-id"]
+    ordering = ["-id"]  # newest first through the primary key (no sort of every profile)
     show_full_result_count = False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Profile]:
@@ -177,3 +178,9 @@ class ProfileListAdmin(admin.ModelAdmin):
 # console/admin.py is imported after accounts/admin.py (console comes last in INSTALLED_APPS).
 if not admin.site.is_registered(Profile):
     admin.site.register(Profile, ProfileListAdmin)
+
+
+# Django's auth groups are the guardian mirror of authz's groups (authz.services keeps them in step): they are
+# not edited by hand, and a second "Groups" beside authz's read wrong.
+if admin.site.is_registered(AuthGroup):
+    admin.site.unregister(AuthGroup)

@@ -13,6 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 
 from authz.roles import LATTICE
+from console.admin_base import scoped_admin_class
 from console.dashboard import dashboard_for
 from console.lattice import draw_lattice
 from console.scoping import is_console_user
@@ -28,6 +29,11 @@ class ConsoleAdminSite(admin.AdminSite):
     site_header = "saaskit console"
     site_title = "saaskit console"
     index_title = "Console"
+
+    def register(self, model_or_iterable: Any, admin_class: Any = None, **options: Any) -> None:
+        """Every ModelAdmin gets ``console.admin_base.ScopedModelAdmin`` beneath it: instance admins see their
+        instances' rows only, platform-level rows are for superusers (a new ModelAdmin cannot forget it)."""
+        super().register(model_or_iterable, scoped_admin_class(admin_class or admin.ModelAdmin), **options)
 
     def get_urls(self) -> list[URLPattern]:
         own = [path("roles/", self.admin_view(self.roles_view), name="roles")]

@@ -144,7 +144,7 @@ class DeliveryAdmin(ReadOnlyAdmin):
     @admin.action(description="Re-deliver selected dead-lettered deliveries")
     def retry_dead(self, request: HttpRequest, queryset: QuerySet[Delivery]) -> None:
         ids = list(queryset.filter(status=DeliveryStatus.DEAD).values_list("id", flat=True))
-        count = services.deliveries_retry(delivery_ids=ids)
+        count = services.deliveries_retry(delivery_ids=ids, actor=request.user)
         self.message_user(request, f"Re-delivered {count} deliveries.", messages.SUCCESS)
 
 

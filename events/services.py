@@ -30,6 +30,8 @@ from django.db.models import BooleanField, CharField, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Concat
 
+from audit.choices import AuditAction
+from audit.services import audit_record
 from events import relay
 from events.catalogue import BY_NAME
 from events.choices import DeliveryStatus
@@ -264,12 +266,35 @@ def parked_expire() -> int:
     return count
 
 
-def deliveries_retry(*, delivery_ids: list[int] | None = None, all_dead: bool = False) -> int:
-    """Re-deliver dead-lettered deliveries (by id, or all of them) with a fresh retry budget."""
+@dataclass(frozen=True)
+class _InstanceRef:
+    """An instance as the outbox row names it (id and slug), for the audit entry."""
+
+    pk: int
+    slug: str
+
+
+def deliveries_retry(*, delivery_ids: list[int] | None = None, all_dead: bool = False, actor: Any = None) -> int:
+    """Re-deliver dead-lettered deliveries (by id, or all of them) with a fresh retry budget. Audited
+    (``dead_letter_retry``, one entry per instance naming the deliveries) in the transaction that claims them."""
     qs = Delivery.objects.filter(status=DeliveryStatus.DEAD)
     if not all_dead:
         qs = qs.filter(id__in=delivery_ids or [])
-    return _claim_and_send(qs, limit=100_000, failures=0, next_attempt_at=None, parked_at=None, running_since=None)
+    with transaction.atomic():
+        rows = _claim(qs, limit=100_000, failures=0, next_attempt_at=None, parked_at=None,
+                      running_since=None)
+        claimed = (Delivery.objects.filter(id__in=[pk for pk, _ in rows]).order_by("id")
+                   .values_list("id", "consumer", "event__instance_id", "event__instance_slug"))
+        by_instance: dict[int | None, list[tuple[int, str, str]]] = {}
+        for pk, consumer, instance_id, slug in claimed:
+            by_instance.setdefault(instance_id, []).append((pk, consumer, slug or ""))
+        for instance_id, items in sorted(by_instance.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
+            audit_record(action=AuditAction.DEAD_LETTER_RETRY, actor=actor,
+                         instance=_InstanceRef(instance_id, items[0][2]) if instance_id is not None else None,
+                         target=("events.delivery", ",".join(str(pk) for pk, _, _ in items)[:64]),
+                         before={"status": "dead", "deliveries": [pk for pk, _, _ in items]},
+                         after={"status": "pending", "consumers": sorted({c for _, c, _ in items})})
+    return relay.send(rows)
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ class RestockForm(forms.Form):
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     list_display = ("sku", "name", "instance", "price", "currency", "stock_on_hand", "stock_reserved")
-    list_filter = ("instance", "currency")
-    search_fields = ("sku", "name")
+    list_filter = ("currency",)  # instances: by search or ?instance=<id>
+    search_fields = ("sku", "name", "=instance__slug")
     readonly_fields = (*STOCK_FIELDS, "created_at", "updated_at")
     actions = ["restock"]
 
@@ -47,7 +47,7 @@ class ProductAdmin(admin.ModelAdmin):
             done = 0
             for product in queryset.order_by("pk"):
                 try:
-                    product_restock(product=product, quantity=form.cleaned_data["quantity"])
+                    product_restock(product=product, quantity=form.cleaned_data["quantity"], actor=request.user)
                     done += 1
                 except ApplicationError as exc:
                     self.message_user(request, f"{product}: {exc}", messages.ERROR)
@@ -63,9 +63,10 @@ class ProductAdmin(admin.ModelAdmin):
 @admin.register(Reservation)
 class ReservationAdmin(admin.ModelAdmin):
     list_display = ("order_id", "instance", "status", "amount", "currency", "reason", "updated_at")
-    list_filter = ("status", "instance")
-    search_fields = ("order_id",)
+    list_filter = ("status",)
+    search_fields = ("order_id", "=instance__slug")
     readonly_fields = [f.name for f in Reservation._meta.fields]
+    read_only_record = True  # console.admin_base: no Save buttons; changes go through actions
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False
@@ -77,8 +78,7 @@ class ReservationAdmin(admin.ModelAdmin):
 @admin.register(PriceQuote)
 class PriceQuoteAdmin(admin.ModelAdmin):
     list_display = ("order_id", "instance", "amount", "currency", "created_at")
-    list_filter = ("instance",)
-    search_fields = ("order_id",)
+    search_fields = ("order_id", "=instance__slug")
     readonly_fields = [f.name for f in PriceQuote._meta.fields]
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]

@@ -36,7 +36,7 @@ class Product(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.sku} ({self.instance_id})"
+        return f"{self.name} ({self.sku})"
 
     @property
     def stock_available(self) -> int:

@@ -18,6 +18,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from accounts.models import Instance
+from audit.choices import AuditAction
+from audit.services import audit_record
 from inventory.choices import ReservationStatus
 from inventory.error_codes import InventoryErrorCode, ReservationFailure
 from inventory.models import PriceQuote, Product, Reservation
@@ -74,14 +76,18 @@ def product_create(*, instance: Instance, sku: str, name: str, price: Decimal | 
 
 
 @transaction.atomic
-def product_restock(*, product: Product, quantity: int) -> Product:
-    """Add ``quantity`` units to ``stock_on_hand`` (an atomic increment: concurrent restocks all count)."""
+def product_restock(*, product: Product, quantity: int, actor: Any = None) -> Product:
+    """Add ``quantity`` units to ``stock_on_hand`` (an atomic increment: concurrent restocks all count); audited
+    (``restock``) with ``actor`` in the same transaction."""
     quantity = _positive_int(quantity, field="quantity")
     if not Product.objects.filter(pk=product.pk, stock_on_hand__lte=MAX_STOCK - quantity).update(
             stock_on_hand=F("stock_on_hand") + quantity):
         raise ApplicationError(f"Stock on hand cannot exceed {MAX_STOCK}.", code=InventoryErrorCode.STOCK_LIMIT,
                                fields={"quantity": ["Too many units."]})
     product.refresh_from_db()
+    audit_record(action=AuditAction.RESTOCK, actor=actor, instance=product.instance, target=product,
+                 before={"stock_on_hand": product.stock_on_hand - quantity},
+                 after={"stock_on_hand": product.stock_on_hand, "quantity": quantity})
     return product
 
 

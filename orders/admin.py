@@ -1,6 +1,9 @@
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import HttpRequest
 
+from inventory.models import Product
 from orders.models import DeadLetter, Order, OrderEvent, OrderLine
 
 
@@ -8,7 +11,16 @@ class OrderLineInline(admin.TabularInline):
     model = OrderLine
     extra = 0
     can_delete = False
-    readonly_fields = ("product_id", "quantity", "unit_price")
+    fields = readonly_fields = ("product", "product_id", "quantity", "unit_price")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[OrderLine]:
+        # The product's name in the same query (a line keeps the product's id only: inventory owns products).
+        name = Product.objects.filter(pk=OuterRef("product_id")).values("name")[:1]
+        return super().get_queryset(request).annotate(product_name=Subquery(name))
+
+    @admin.display(description="product")
+    def product(self, line: OrderLine) -> str:
+        return getattr(line, "product_name", None) or "(deleted product)"
 
     def has_add_permission(self, request, obj=None) -> bool:  # type: ignore[no-untyped-def]
         return False
@@ -30,10 +42,11 @@ class OrderAdmin(admin.ModelAdmin):
 
     list_display = ("id", "instance", "customer", "status", "total", "currency", "reason", "needs_attention",
                     "attention_reason", "created_at")
-    list_filter = ("needs_attention", "status", "reason", "instance", "currency")
-    search_fields = ("id", "customer__email")
+    list_filter = ("needs_attention", "status", "reason", "currency")  # instances: by search or ?instance=<id>
+    search_fields = ("id", "customer__email", "=instance__slug")
     readonly_fields = [f.name for f in Order._meta.fields]
     inlines = [OrderLineInline, OrderEventInline]
+    read_only_record = True  # console.admin_base: no Save buttons; changes go through actions
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False

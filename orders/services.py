@@ -24,6 +24,8 @@ from django.db.models import Subquery
 from django.utils import timezone
 
 from accounts.models import Instance, User
+from audit.choices import AuditAction
+from audit.services import audit_record
 from inventory.selectors import products_by_id
 from inventory.services import price_quote_record
 from orders.choices import CancelReason, DeadLetterAction, OrderEventKind, OrderStatus
@@ -194,10 +196,10 @@ def order_approve(*, instance: Instance | int, order_id: int, causation_id: str 
 
 
 @transaction.atomic
-def order_cancel_by_operator(*, order_id: int, note: str) -> Order:
+def order_cancel_by_operator(*, order_id: int, note: str, actor: Any = None) -> Order:
     """An operator ends a pending or approved order (reason ``operator``, the note on the timeline); compensation
-    runs as for any cancellation."""
-    order = Order.objects.filter(pk=order_id).first()
+    runs as for any cancellation. Audited (``operator_cancel``, ``actor``: None from the command)."""
+    order = Order.objects.select_related("instance").filter(pk=order_id).first()
     if order is None:
         raise NotFoundError("Order not found.", code=OrdersErrorCode.ORDER_NOT_FOUND)
     if not _cancel(instance=order.instance_id, order_id=order.pk, from_statuses=[OrderStatus.PENDING,
@@ -205,7 +207,10 @@ def order_cancel_by_operator(*, order_id: int, note: str) -> Order:
                    detail={"cause": note[:200]}):
         raise ApplicationError("Only a pending or approved order can be canceled.",
                                code=OrdersErrorCode.INVALID_TRANSITION, status_code=409)
+    before = order.status
     order.refresh_from_db()
+    audit_record(action=AuditAction.OPERATOR_CANCEL, actor=actor, instance=order.instance, target=order,
+                 before={"status": before}, after={"status": order.status, "note": note[:200]})
     return order
 
 

@@ -33,10 +33,11 @@ class AdjustForm(forms.Form):
 @admin.register(Wallet)
 class WalletAdmin(admin.ModelAdmin):
     list_display = ("id", "user", "instance", "currency", "balance", "updated_at")
-    list_filter = ("instance", "currency")
-    search_fields = ("user__email",)
+    list_filter = ("currency",)  # instances: by search or ?instance=<id>
+    search_fields = ("user__email", "=instance__slug")
     readonly_fields = ("balance", "created_at", "updated_at")
     actions = ["adjust"]
+    read_only_record = True  # console.admin_base: a saved wallet changes through "adjust" only; no Save buttons
 
     def get_readonly_fields(self, request: HttpRequest, obj: Wallet | None = None) -> tuple[str, ...]:
         # Moving a wallet to another owner, instance or currency would rewrite what its ledger entries mean.
@@ -92,9 +93,10 @@ class ReadOnly(admin.ModelAdmin):
 @admin.register(Payment)
 class PaymentAdmin(admin.ModelAdmin):
     list_display = ("order_id", "instance", "customer", "amount", "currency", "status", "reason", "created_at")
-    list_filter = ("status", "reason", "instance")
-    search_fields = ("order_id", "customer__email")
+    list_filter = ("status", "reason")
+    search_fields = ("order_id", "customer__email", "=instance__slug")
     readonly_fields = [f.name for f in Payment._meta.fields]
+    read_only_record = True  # console.admin_base: no Save buttons; changes go through actions
 
     def has_add_permission(self, request) -> bool:  # type: ignore[no-untyped-def]
         return False
@@ -119,16 +121,16 @@ class LedgerEntryInline(admin.TabularInline):
 @admin.register(LedgerTransaction)
 class LedgerTransactionAdmin(ReadOnly):
     list_display = ("id", "instance", "kind", "currency", "order_id", "actor", "reason", "created_at")
-    list_filter = ("kind", "instance", "currency")
-    search_fields = ("order_id", "reason", "actor__email")
+    list_filter = ("kind", "currency")
+    search_fields = ("order_id", "reason", "actor__email", "=instance__slug")
     inlines = [LedgerEntryInline]
 
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnly):
     list_display = ("id", "transaction", "instance", "account", "wallet", "amount", "currency", "created_at")
-    list_filter = ("account", "instance", "currency")
-    search_fields = ("wallet__user__email", "transaction__order_id")
+    list_filter = ("account", "currency")
+    search_fields = ("wallet__user__email", "transaction__order_id", "=instance__slug")
 
 
 @admin.register(Alert)
@@ -136,8 +138,8 @@ class AlertAdmin(ReadOnly):
     """Suspicious activity reported on the bus; "acknowledge" records who looked at it and when."""
 
     list_display = ("id", "instance", "kind", "subject", "details", "created_at", "acknowledged_by", "acknowledged_at")
-    list_filter = (("acknowledged_at", admin.EmptyFieldListFilter), "kind", "instance")
-    search_fields = ("subject", "details")
+    list_filter = (("acknowledged_at", admin.EmptyFieldListFilter), "kind")
+    search_fields = ("subject", "details", "=instance__slug")
     actions = ["acknowledge"]
 
     readonly_fields = [f.name for f in Alert._meta.fields]

@@ -28,6 +28,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Instance, User
+from audit.choices import AuditAction
+from audit.services import audit_record
 from payments.choices import LedgerAccount, LedgerKind, PaymentStatus
 from payments.error_codes import PaymentFailure, PaymentsErrorCode, SuspiciousKind
 from payments.models import Alert, LedgerEntry, LedgerTransaction, Payment, Wallet
@@ -104,11 +106,15 @@ def wallet_create(*, instance: Instance, user: User, currency: str, balance: Dec
     if opening:
         _post(instance=instance, kind=LedgerKind.TOP_UP, currency=currency, actor=actor, reason="opening balance",
               legs=[(LedgerAccount.WALLET, wallet.pk, opening), (LedgerAccount.FUNDING, None, -opening)])
+        audit_record(action=AuditAction.TOP_UP, actor=actor, instance=instance, target=wallet,
+                     before={"balance": Decimal("0")}, after={"balance": opening, "amount": opening,
+                                                              "reason": "opening balance"})
     return wallet
 
 
 @transaction.atomic
 def wallet_top_up(*, wallet: Wallet, amount: Decimal | str, actor: User | None = None) -> Wallet:
+    """Add ``amount`` to the balance (against the funding account); audited (``top_up``) with ``actor``."""
     value = _amount_or_error(amount, allow_zero=False)
     if not Wallet.objects.filter(pk=wallet.pk, balance__lte=MAX_AMOUNT - value).update(balance=F("balance") + value):
         raise ApplicationError(f"A balance cannot exceed {MAX_AMOUNT}.", code=PaymentsErrorCode.BALANCE_LIMIT,
@@ -116,6 +122,8 @@ def wallet_top_up(*, wallet: Wallet, amount: Decimal | str, actor: User | None =
     _post(instance=wallet.instance_id, kind=LedgerKind.TOP_UP, currency=wallet.currency, actor=actor,
           legs=[(LedgerAccount.WALLET, wallet.pk, value), (LedgerAccount.FUNDING, None, -value)])
     wallet.refresh_from_db()
+    audit_record(action=AuditAction.TOP_UP, actor=actor, instance=wallet.instance, target=wallet,
+                 before={"balance": wallet.balance - value}, after={"balance": wallet.balance, "amount": value})
     return wallet
 
 
@@ -142,6 +150,9 @@ def wallet_adjust(*, wallet: Wallet, amount: Decimal | str, reason: str, actor: 
     tx = _post(instance=wallet.instance_id, kind=LedgerKind.ADJUSTMENT, currency=wallet.currency, actor=actor,
                reason=reason, legs=[(LedgerAccount.WALLET, wallet.pk, signed), (LedgerAccount.FUNDING, None, -signed)])
     wallet.refresh_from_db()
+    audit_record(action=AuditAction.BALANCE_ADJUSTMENT, actor=actor, instance=wallet.instance, target=wallet,
+                 before={"balance": wallet.balance - signed},
+                 after={"balance": wallet.balance, "amount": signed, "reason": reason, "ledger_transaction": tx.pk})
     return tx
 
 

@@ -311,6 +311,13 @@ JWT_ISSUER = os.environ.get("JWT_ISSUER", "saaskit")
 JWT_AUDIENCE = os.environ.get("JWT_AUDIENCE", "saaskit-api")
 ACCESS_TOKEN_LIFETIME = timedelta(seconds=int(os.environ.get("ACCESS_TOKEN_LIFETIME_SECONDS", "300")))
 REFRESH_TOKEN_LIFETIME = timedelta(seconds=int(os.environ.get("REFRESH_TOKEN_LIFETIME_SECONDS", str(14 * 24 * 3600))))
+# Beat deletes refresh tokens expired longer than this (accounts.tasks.refresh_tokens_flush), this often.
+REFRESH_TOKEN_FLUSH_GRACE_SECONDS = float(os.environ.get("REFRESH_TOKEN_FLUSH_GRACE_SECONDS", str(24 * 3600)))
+REFRESH_TOKEN_FLUSH_INTERVAL_SECONDS = float(os.environ.get("REFRESH_TOKEN_FLUSH_INTERVAL_SECONDS", "3600"))
+CELERY_TASK_ROUTES["accounts.refresh_tokens_flush"] = {"queue": "accounts"}
+CELERY_BEAT_SCHEDULE["accounts-refresh-tokens-flush"] = {
+    "task": "accounts.refresh_tokens_flush", "schedule": REFRESH_TOKEN_FLUSH_INTERVAL_SECONDS,
+    "options": {"queue": "accounts"}}
 INVITATION_LIFETIME = timedelta(days=int(os.environ.get("INVITATION_LIFETIME_DAYS", "7")))  # member invitations
 # Signing keys: a directory of PEM private keys named <kid>.pem; the newest signs, all verify.
 # In development they are generated under .saaskit/jwt-keys; in production JWT_KEYS_DIR is required.

@@ -122,7 +122,7 @@ class LogoutApi(APIView):
         stored = refresh_token_find(refresh=data.validated_data["refresh"])
         if stored is None:
             raise InvalidToken()
-        refresh_token_revoke(token=stored, reason="logout")
+        refresh_token_revoke(token=stored, reason="logout", audited=False)  # the owner ending a session
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -131,7 +131,7 @@ class LogoutAllApi(APIView):
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request) -> Response:
-        user_revoke_all_tokens(user=request.user, reason="logout_all")
+        user_revoke_all_tokens(user=request.user, reason="logout_all", actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

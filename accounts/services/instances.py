@@ -25,6 +25,8 @@ from accounts.selectors import (
     standing_forget,
 )
 from accounts.services import tokens
+from audit.choices import AuditAction
+from audit.services import audit_record
 from authz import roles as authz_roles
 from authz.roles import INSTANCE_ADMIN
 from authz.services import policies_purge_member
@@ -99,6 +101,11 @@ def _keep_an_admin(*, profile: Profile, admin_pks: list[int]) -> None:
                            code=error_codes.LAST_INSTANCE_ADMIN)
 
 
+def _acting_user(actor: InstanceActor) -> User | None:
+    """The audit entry's actor: the caller's user row."""
+    return User.objects.filter(pk=actor.user_id).first()
+
+
 def member_tokens_revoke(*, user_id: int, instance_id: int | None, reason: str) -> int:
     """Revoke the user's refresh tokens for one instance; returns how many were revoked. Their access tokens
     for it stop acting in a role the profile no longer backs: at once in this process (after commit), within
@@ -125,11 +132,15 @@ def member_invite(*, actor: InstanceActor, email: str, role: str) -> Invitation:
     defaults = {"role": role, "invited_by_id": actor.user_id, "created_at": timezone.now(),
                 "expires_at": timezone.now() + settings.INVITATION_LIFETIME}
     key = {"instance": actor.instance, "email": email, "state": InvitationState.PENDING}
+    previous = Invitation.objects.filter(**key).values("role", "expires_at").first()
     try:
         with transaction.atomic():
             invitation, _ = Invitation.objects.update_or_create(**key, defaults=defaults)
     except IntegrityError:  # a concurrent invitation of the same email made the pending row first: renew it
         invitation, _ = Invitation.objects.update_or_create(**key, defaults=defaults)
+    audit_record(action=AuditAction.INVITATION, actor=_acting_user(actor), instance=actor.instance, target=invitation,
+                 before=previous and {"email": email, "state": "pending", **previous},
+                 after={"email": email, "role": role, "state": "pending", "expires_at": invitation.expires_at})
     return invitation
 
 
@@ -138,10 +149,13 @@ def invitation_withdraw(*, actor: InstanceActor, invitation_id: uuid.UUID) -> No
     """Withdraw a pending invitation of the actor's instance (the row goes); NotFoundError(invitation_not_found)
     for a missing one, another instance's and one answered already alike."""
     _check_admin(actor)
-    deleted, _ = Invitation.objects.filter(pk=invitation_id, instance=actor.instance,
-                                           state=InvitationState.PENDING).delete()
+    pending = Invitation.objects.filter(pk=invitation_id, instance=actor.instance, state=InvitationState.PENDING)
+    before = pending.values("email", "role", "state").first()
+    deleted, _ = pending.delete()
     if not deleted:
         raise NotFoundError("Invitation not found.", code=error_codes.INVITATION_NOT_FOUND)
+    audit_record(action=AuditAction.INVITATION, actor=_acting_user(actor), instance=actor.instance,
+                 target=("accounts.invitation", invitation_id), before=before, after={"state": "withdrawn"})
 
 
 def _respondable(invitation: Invitation) -> None:
@@ -175,6 +189,7 @@ def invitation_accept(*, user: User, invitation_id: uuid.UUID) -> Profile:
         raise exists from None
     Invitation.objects.filter(pk=invitation.pk).update(state=InvitationState.ACCEPTED, responded_at=timezone.now(),
                                                        responded_by=user)
+    member_added(actor=user, profile=profile, via=f"invitation {invitation.pk}")
     instance_id = invitation.instance.pk
     transaction.on_commit(lambda: standing_forget(user_id=user.pk, instance_id=instance_id))
     return profile
@@ -203,9 +218,11 @@ def member_change_role(*, actor: InstanceActor, user_id: int, role: str) -> Prof
         return profile
     if role != INSTANCE_ADMIN:
         _keep_an_admin(profile=profile, admin_pks=admin_pks)
+    before = profile.role
     profile.role = role
     profile.save(update_fields=["role", "updated_at"])
-    member_tokens_revoke(user_id=profile.user_id, instance_id=actor.instance.pk, reason="role_changed")
+    member_role_changed(profile=profile, instance=actor.instance, before=before, actor=_acting_user(actor),
+                        reason="role_changed")
     return profile
 
 
@@ -218,15 +235,43 @@ def member_remove(*, actor: InstanceActor, user_id: int) -> None:
     profile = access_member_by_user_id(instance=actor.instance, user_id=user_id, for_update=True)
     _check_member_not_above(profile=profile, actor=actor)
     _keep_an_admin(profile=profile, admin_pks=admin_pks)
-    member_left(user_id=profile.user_id, instance=actor.instance, reason="member_removed")
+    member_left(user_id=profile.user_id, instance=actor.instance, reason="member_removed",
+                actor=_acting_user(actor), profile=profile)
     profile.delete()
 
 
-def member_left(*, user_id: int, instance: Instance, reason: str) -> None:
+def member_left(*, user_id: int, instance: Instance, reason: str, actor: User | None = None,
+                profile: Profile | None = None) -> None:
     """What follows a user's leaving ``instance`` (removed by the API or the admin console): their refresh
-    tokens for it are revoked, and their policies and group memberships in it removed."""
-    member_tokens_revoke(user_id=user_id, instance_id=instance.pk, reason=reason)
-    policies_purge_member(instance=instance, user_id=user_id)
+    tokens for it are revoked, and their policies and group memberships in it removed; audited
+    (``member_removed``, the ``profile`` leaving) in the caller's transaction."""
+    with transaction.atomic():
+        revoked = member_tokens_revoke(user_id=user_id, instance_id=instance.pk, reason=reason)
+        purged = policies_purge_member(instance=instance, user_id=user_id)
+        audit_record(action=AuditAction.MEMBER_REMOVED, actor=actor, instance=instance,
+                     target=profile if profile is not None else ("accounts.user", user_id),
+                     before={"user_id": user_id, "role": profile.role if profile is not None else None},
+                     after={"reason": reason, "refresh_tokens_revoked": revoked, "policies_removed": purged})
+
+
+def member_role_changed(*, profile: Profile, instance: Instance, before: str, actor: User | None,
+                        reason: str) -> int:
+    """What follows a member's role change (saved by the caller: the members API or the admin): their refresh
+    tokens for the instance are revoked (the new role on the next login) and the change is audited
+    (``role_change``) in the caller's transaction. Returns the tokens revoked."""
+    with transaction.atomic():
+        revoked = member_tokens_revoke(user_id=profile.user_id, instance_id=instance.pk, reason=reason)
+        audit_record(action=AuditAction.ROLE_CHANGE, actor=actor, instance=instance, target=profile,
+                     before={"user_id": profile.user_id, "role": before},
+                     after={"user_id": profile.user_id, "role": profile.role, "refresh_tokens_revoked": revoked})
+    return revoked
+
+
+def member_added(*, actor: User | None, profile: Profile, via: str) -> None:
+    """Audit a new member (``member_added``): an accepted invitation or a profile added in the admin."""
+    instance = profile.instance
+    audit_record(action=AuditAction.MEMBER_ADDED, actor=actor, instance=instance, target=profile, before=None,
+                 after={"user_id": profile.user_id, "role": profile.role, "via": via})
 
 @transaction.atomic
 def member_set_external_id(*, actor: InstanceActor, user_id: int, external_id: str | None) -> Profile:

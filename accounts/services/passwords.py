@@ -34,4 +34,5 @@ def user_password_change(*, user: User, current_password: str, new_password: str
                                fields={"new_password": list(exc.messages)}) from None
     with transaction.atomic():
         user.set_password(new_password)
+        user._password_changed_by = user  # the audit entry's actor (User.save)
         user.save(update_fields=["password"])  # revokes the user's tokens (User.save)

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 import jwt
@@ -29,6 +30,8 @@ from rest_framework_simplejwt.exceptions import TokenBackendError, TokenBackendE
 from accounts import error_codes
 from accounts.keys import ALGORITHM, KEY_RING
 from accounts.models import Instance, Profile, RefreshToken, User
+from audit.choices import AuditAction
+from audit.services import audit_record
 from authz.context import ActingContext
 from authz.roles import ANONYMOUS, LATTICE, RoleSwitchDenied, switch_to
 from saaskit import metrics
@@ -347,34 +350,58 @@ def refresh_token_find(*, refresh: str) -> RefreshToken | None:
     return RefreshToken.objects.filter(token_hash=_hash(refresh)).first()
 
 
-def refresh_token_revoke(*, token: RefreshToken, reason: str) -> None:
+def _token_audit(*, action: str, actor: User | None, instance: Instance | None, target: Any,
+                 before: dict[str, Any] | None, after: dict[str, Any]) -> None:
+    audit_record(action=action, actor=actor, instance=instance, target=target, before=before, after=after)
+
+
+def refresh_token_revoke(*, token: RefreshToken, reason: str, actor: User | None = None,
+                         audited: bool = True) -> bool:
+    """Revoke one refresh token (idempotent); True when this call revoked it. With ``audited`` (all but the
+    owner's own logout) a revocation writes a ``token_revocation`` audit entry in the same transaction."""
     with transaction.atomic():
         _lock_user(token.user_id)
-        RefreshToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
-            revoked_at=timezone.now(), revoked_reason=reason[:64])
+        revoked = bool(RefreshToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+            revoked_at=timezone.now(), revoked_reason=reason[:64]))
+        if revoked and audited:
+            _token_audit(action=AuditAction.TOKEN_REVOCATION, actor=actor, instance=token.instance, target=token,
+                         before={"state": token.state}, after={"state": "revoked", "reason": reason[:64]})
+    return revoked
 
 
-def refresh_token_revoke_family(*, family: uuid.UUID, reason: str) -> int:
-    user_id = RefreshToken.objects.filter(family=family).values_list("user_id", flat=True).first()
-    if user_id is None:
+def refresh_token_revoke_family(*, family: uuid.UUID, reason: str, actor: User | None = None) -> int:
+    """Revoke every live token of a family; returns how many (an audit entry when any)."""
+    first = RefreshToken.objects.filter(family=family).select_related("instance").first()
+    if first is None:
         return 0
     with transaction.atomic():
-        _lock_user(user_id)
-        return RefreshToken.objects.filter(family=family, revoked_at__isnull=True).update(
+        _lock_user(first.user_id)
+        revoked = RefreshToken.objects.filter(family=family, revoked_at__isnull=True).update(
             revoked_at=timezone.now(), revoked_reason=reason[:64])
+        if revoked:
+            _token_audit(action=AuditAction.TOKEN_REVOCATION, actor=actor, instance=first.instance,
+                         target=("accounts.refreshtoken_family", family), before=None,
+                         after={"user_id": first.user_id, "revoked": revoked, "reason": reason[:64]})
+    return revoked
 
 
 def member_tokens_revoke(*, user_id: int, instance_id: int, reason: str) -> int:
-    """Revoke the user's refresh tokens for one instance, under the user's lock; returns how many."""
+    """Revoke the user's refresh tokens for one instance, under the user's lock; returns how many. Not audited
+    here: it is one part of a role change or a removal, which the caller audits."""
     with transaction.atomic():
         _lock_user(user_id)
         return RefreshToken.objects.filter(user_id=user_id, instance_id=instance_id, revoked_at__isnull=True).update(
             revoked_at=timezone.now(), revoked_reason=reason[:64])
 
 
-def user_revoke_all_tokens(*, user: User, reason: str) -> int:
+def user_revoke_all_tokens(*, user: User, reason: str, actor: User | None = None,
+                           action: str = AuditAction.TOKEN_REVOCATION, audited: bool = True) -> int:
     """Revoke every refresh token of ``user`` and stop their unexpired access tokens (not-before stamp,
-    seen by every process within a second: see ``accounts.authentication``)."""
+    seen by every process within a second: see ``accounts.authentication``).
+
+    Writes an audit entry (``action``: token_revocation, or password_change from ``User.save``) in the same
+    transaction unless ``audited`` is False (a caller that audits the whole change itself, as a lock does).
+    """
     with transaction.atomic():
         _lock_user(user.pk)
         # Taken under the lock, so it is later than every token a refresh issued before we got the lock.
@@ -384,6 +411,10 @@ def user_revoke_all_tokens(*, user: User, reason: str) -> int:
         User.objects.filter(pk=user.pk).update(tokens_not_before=now)
         revoked = RefreshToken.objects.filter(user=user, revoked_at__isnull=True).update(
             revoked_at=now, revoked_reason=reason[:64])
+        if audited:
+            _token_audit(action=action, actor=actor, instance=None, target=user,
+                         before={"tokens_not_before": user.tokens_not_before},
+                         after={"tokens_not_before": now, "revoked": revoked, "reason": reason[:64]})
     user.tokens_not_before = now
     for forget in _on_user_revoked:  # this process sees it at once; others within 0.5 s
         transaction.on_commit(lambda forget=forget: forget(user.pk))
@@ -397,3 +428,21 @@ _on_user_revoked: list[Callable[[int], None]] = []
 
 def on_user_tokens_revoked(callback: Callable[[int], None]) -> None:
     _on_user_revoked.append(callback)
+
+
+def refresh_tokens_flush_expired(*, grace: timedelta = timedelta(0), now: datetime | None = None,
+                                 batch: int = 5000) -> int:
+    """Delete refresh tokens that expired more than ``grace`` ago, in batches (short transactions, no long
+    lock on a table of a million rows); returns how many went. An expired token is refused anyway; the grace
+    keeps a rotated one a little longer so presenting it again still revokes its family. Not audited: nothing
+    anybody could use changes."""
+    cutoff = (now or timezone.now()) - grace
+    deleted = 0
+    while True:
+        with transaction.atomic():
+            ids = list(RefreshToken.objects.filter(expires_at__lte=cutoff).order_by("expires_at")
+                       .values_list("pk", flat=True)[:batch])
+            if not ids:
+                return deleted
+            count, _ = RefreshToken.objects.filter(pk__in=ids).delete()
+        deleted += count

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.auth import password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts import error_codes
 from accounts.emails import normalize_email
@@ -11,6 +12,8 @@ from accounts.models import Instance, Profile, User
 from accounts.services.tokens import TokenPair, token_pair_issue
 from accounts.signals import account_authenticated, account_created, account_deleted, suspicious_activity
 from accounts.throttling import attempt_give_back, failures_count, login_attempt_take, register_attempt_take
+from audit.choices import AuditAction
+from audit.services import audit_record
 from authz.roles import ANONYMOUS
 from saaskit.errors import ApplicationError
 
@@ -142,3 +145,45 @@ def _user_login_checked(*, email: str, password: str, instance_slug: str | None)
         account_authenticated.send(sender=User, instance=instance, payload={
             "user_id": user.pk, "instance": instance.slug if instance else None, "role": role})
     return pair
+
+
+# --- lock / unlock -----------------------------------------------------------------------------------------------
+# A lock sets ``locked_at`` and clears ``is_active`` (so login, refresh, switch and the admin refuse the user), and
+# stamps ``tokens_not_before`` and revokes every refresh token (so live access tokens stop within a second in every
+# process: accounts.authentication re-reads the user at most a second late). An unlock clears both; the user logs
+# in again (their old refresh tokens stay revoked).
+
+def user_lock(*, user: User, actor: User | None) -> bool:
+    """Lock ``user``; False (nothing written) when already locked. Audited (``lock``) in the same transaction."""
+    from accounts.services.tokens import _lock_user, user_revoke_all_tokens
+
+    if actor is not None and actor.pk == user.pk:
+        raise ApplicationError("You cannot lock your own account.", code=error_codes.LOCK_SELF)
+    with transaction.atomic():
+        fresh = _lock_user(user.pk)
+        if fresh is None or fresh.locked_at is not None:
+            return False
+        now = timezone.now()
+        User.objects.filter(pk=user.pk).update(locked_at=now, is_active=False)
+        revoked = user_revoke_all_tokens(user=fresh, reason="locked", audited=False)
+        audit_record(action=AuditAction.LOCK, actor=actor, instance=None, target=fresh,
+                     before={"is_active": fresh.is_active, "locked_at": None},
+                     after={"is_active": False, "locked_at": now, "refresh_tokens_revoked": revoked})
+    user.locked_at, user.is_active, user.tokens_not_before = now, False, fresh.tokens_not_before
+    return True
+
+
+def user_unlock(*, user: User, actor: User | None) -> bool:
+    """Unlock a locked ``user`` (active again; they log in anew); False (nothing written) when not locked."""
+    from accounts.services.tokens import _lock_user
+
+    with transaction.atomic():
+        fresh = _lock_user(user.pk)
+        if fresh is None or fresh.locked_at is None:
+            return False
+        User.objects.filter(pk=user.pk).update(locked_at=None, is_active=True)
+        audit_record(action=AuditAction.UNLOCK, actor=actor, instance=None, target=fresh,
+                     before={"is_active": fresh.is_active, "locked_at": fresh.locked_at},
+                     after={"is_active": True, "locked_at": None})
+    user.locked_at, user.is_active = None, True
+    return True

@@ -104,12 +104,13 @@ class PoliciesApi(InstanceScopedAPIView):
 
     @extend_schema(request=InputSerializer, responses={201: OpenApiTypes.OBJECT})
     def post(self, request: Request) -> Response:
-        specs = services.policies_upsert(instance=self.instance, policies=self._policies(request))
+        specs = services.policies_upsert(instance=self.instance, policies=self._policies(request),
+                                         actor=request.user)
         return Response({"policies": [s.as_string() for s in specs]}, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=InputSerializer, responses={204: None})
     def delete(self, request: Request) -> Response:
-        services.policies_remove(instance=self.instance, policies=self._policies(request))
+        services.policies_remove(instance=self.instance, policies=self._policies(request), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(parameters=[FilterSerializer], responses={200: OpenApiTypes.OBJECT})
@@ -278,7 +279,7 @@ class GroupUsersApi(_AdminWritesClerkReads):
         data = _UserRef(data=request.data, many=True)
         data.is_valid(raise_exception=True)
         services.group_add_users(instance=self.instance, group=group,
-                                 user_ids=[int(item["userId"]) for item in data.validated_data])
+                                 user_ids=[int(item["userId"]) for item in data.validated_data], actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
@@ -294,7 +295,8 @@ class GroupAuthorizeApi(_AdminWritesClerkReads):
         data = _ResourceRef(data=request.data, many=True)
         data.is_valid(raise_exception=True)
         services.group_authorize(instance=self.instance, group=group,
-                                 resource_ids=[int(item["resourceId"]) for item in data.validated_data])
+                                 resource_ids=[int(item["resourceId"]) for item in data.validated_data],
+                                 actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

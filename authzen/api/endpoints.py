@@ -66,7 +66,8 @@ class ServiceClientsApi(APIView):
         instance = _admin_instance(request, slug)
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        client, row, key = services.service_client_create(instance=instance, **data.validated_data)
+        client, row, key = services.service_client_create(instance=instance, actor=request.user,
+                                                          **data.validated_data)
         return Response({**_client_out(client, [row]), "key": key}, status=status.HTTP_201_CREATED)
 
 
@@ -95,7 +96,7 @@ class ServiceKeysApi(APIView):
         client = selectors.access_service_client_by_id(instance=instance, client_id=client_id)
         data = _KeyInput(data=request.data)
         data.is_valid(raise_exception=True)
-        row, key = services.service_key_create(client=client, **data.validated_data)
+        row, key = services.service_key_create(client=client, actor=request.user, **data.validated_data)
         return Response({**_key_out(row), "key": key}, status=status.HTTP_201_CREATED)
 
 
@@ -106,7 +107,8 @@ class ServiceKeyDetailApi(APIView):
     def delete(self, request: Request, slug: str, client_id: str, prefix: str) -> Response:
         instance = _admin_instance(request, slug)
         client = selectors.access_service_client_by_id(instance=instance, client_id=client_id)
-        services.service_key_revoke(key=selectors.access_service_key_by_prefix(client=client, prefix=prefix))
+        services.service_key_revoke(key=selectors.access_service_key_by_prefix(client=client, prefix=prefix),
+                                     actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -77,7 +77,7 @@ class ProductRestockApi(InstanceScopedAPIView):
             data = self.ProductRestockInput(data=request.data)
             data.is_valid(raise_exception=True)
             product = selectors.product_get(instance=self.instance, product_id=product_id)
-            product = services.product_restock(product=product, **data.validated_data)
+            product = services.product_restock(product=product, actor=request.user, **data.validated_data)
             return Response(ProductOutput(product).data)
         # A clerk retrying after a cut connection sends the same Idempotency-Key: the units are added once.
         return idempotent(request, run)

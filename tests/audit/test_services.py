@@ -20,7 +20,7 @@ from tests.factories import InstanceFactory, ProfileFactory, UserFactory
 EXPECTED_ACTIONS = {
     "role_change", "member_added", "member_removed", "invitation", "token_revocation", "lock", "unlock",
     "policy_grant", "policy_revoke", "group_change", "balance_adjustment", "restock", "operator_cancel",
-    "dead_letter_retry", "password_change",
+    "dead_letter_retry", "password_change", "top_up", "service_key_create", "service_key_revoke",
 }
 
 

@@ -69,7 +69,7 @@ def test_a_canceled_order_shows_the_failure_and_its_compensations():
 
     assert shown(svg, r'<g class="event (\w+)" data-event="([\w-]+)"') == [
         ("step", "event-order-created"), ("step", "event-product-reserved"), ("failure", "event-payment"),
-        ("compensation", "event-order-canceled"), ("step", "event-remove-policy")]
+        ("compensation", "event-order-canceled")]
     assert sorted(shown(svg, r'<g class="delivery status-done compensation" data-consumer="([\w.]+)"')) == [
         "inventory.release_for_order", "payments.refund_for_order"]
 
