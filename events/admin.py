@@ -97,7 +97,7 @@ class OutboxEventAdmin(ReadOnlyAdmin):
             "action": "replay_to_consumer", "title": "Replay to a consumer",
             "intro": "Deliver these events again (done deliveries stay done; dead ones are retried from the "
                      "deliveries list):"}
-        return TemplateResponse(request, "admin/events/action_form.html", context)
+        return TemplateResponse(request, "admin/action_form.html", context)
 
 
 @admin.register(Delivery)

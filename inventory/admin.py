@@ -57,7 +57,7 @@ class ProductAdmin(admin.ModelAdmin):
         context: dict[str, Any] = {**self.admin_site.each_context(request), "form": form, "queryset": queryset,
                                    "action": "restock", "title": "Restock", "opts": self.model._meta,
                                    "intro": "Add this many units to the stock on hand of:"}
-        return TemplateResponse(request, "admin/inventory/action_form.html", context)
+        return TemplateResponse(request, "admin/action_form.html", context)
 
 
 @admin.register(Reservation)

@@ -76,7 +76,7 @@ class WalletAdmin(admin.ModelAdmin):
         context: dict[str, Any] = {**self.admin_site.each_context(request), "form": form, "queryset": queryset,
                                    "action": "adjust", "title": "Adjust", "opts": self.model._meta,
                                    "intro": "Write a ledger adjustment on each of these wallets:"}
-        return TemplateResponse(request, "admin/payments/action_form.html", context)
+        return TemplateResponse(request, "admin/action_form.html", context)
 
 
 class ReadOnly(admin.ModelAdmin):

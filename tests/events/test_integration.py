@@ -172,7 +172,9 @@ def test_a_paused_worker_past_the_visibility_timeout_holds_its_delivery_and_the_
     first.resume()
 
     wait_until(lambda: state() == {"done": 1}, timeout=30, message=lambda: str(state()))
-    assert "'done'" in first.log() and "'done'" not in second.log()
+    # the worker logs the task's result just after its transaction committed
+    wait_until(lambda: "'done'" in first.log(), timeout=10, message=first.log)
+    assert "'done'" not in second.log()
     assert details(test_consumers.effects()) == ["2"]
     assert Delivery.objects.get(event=row).failures == 0
 
