@@ -273,6 +273,10 @@ class ScopedModelAdmin(_ScopedPermissions, admin.ModelAdmin):
     # Save buttons and refuses a POST).
     read_only_record = False
 
+    def get_ordering(self, request: HttpRequest) -> list[str] | tuple[str, ...]:
+        """Newest first where the admin and the model name no order: lists and autocompletes page stably."""
+        return super().get_ordering(request) or self.model._meta.ordering or ("-pk",)
+
     def has_module_permission(self, request: HttpRequest) -> bool:
         decided = self._role_allows(request, None, "module")
         return super().has_module_permission(request) if decided is None else decided
