@@ -15,7 +15,6 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saaskit.settings")
@@ -29,30 +28,9 @@ REPEAT = int(os.environ.get("BENCH_CONSOLE_REPEAT", "5"))
 GOAL_MS = 300.0
 BENCH_DB = "saaskit_bench_console"
 
+from bench.lib.databases import drop_database, throwaway_database  # noqa: E402
 
-def _bench_database_url() -> str:
-    import psycopg
-
-    from saaskit import embedded
-
-    base = os.environ.get("DATABASE_URL") or embedded.postgres_url()
-    parts = urlsplit(base)
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return urlunsplit((parts.scheme, parts.netloc, "/" + BENCH_DB, parts.query, parts.fragment))
-
-
-def _drop_bench_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin_url = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, parts.fragment))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
-os.environ["DATABASE_URL"] = _bench_database_url()
+os.environ["DATABASE_URL"] = throwaway_database(BENCH_DB)
 
 import django  # noqa: E402
 
@@ -160,4 +138,4 @@ if __name__ == "__main__":
         main()
     finally:
         connection.close()
-        _drop_bench_database(url)
+        drop_database(url)

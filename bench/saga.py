@@ -27,7 +27,6 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
@@ -38,6 +37,7 @@ os.environ.setdefault("SAASKIT_REDIS_DB", "13")  # not the dev worker's, not ben
 os.environ.setdefault("ORDER_DEADLINE_SECONDS", "600")  # a saturated run must not be cut short by the deadline
 
 from bench.lib import results as bench_results  # noqa: E402  (no Django in it)
+from bench.lib.databases import drop_database, throwaway_database  # noqa: E402
 
 BENCH_DB = "saaskit_bench_saga"
 PEAK = int(os.environ.get("BENCH_SAGA_PEAK", bench_results.pick("100", "600")))
@@ -48,30 +48,7 @@ HOPS = 4
 CUSTOMERS = 200
 
 
-def _bench_database_url() -> str:
-    """The project's PostgreSQL with a fresh database for this run (ledger rows cannot be deleted, by design)."""
-    import psycopg
-
-    from saaskit import embedded
-
-    base = os.environ.get("DATABASE_URL") or embedded.postgres_url()
-    parts = urlsplit(base)
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {BENCH_DB}")
-    return urlunsplit((parts.scheme, parts.netloc, "/" + BENCH_DB, parts.query, parts.fragment))
-
-
-def _drop_bench_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, parts.fragment))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)")
-
-
-os.environ["DATABASE_URL"] = _bench_database_url()
+os.environ["DATABASE_URL"] = throwaway_database(BENCH_DB)
 
 import django  # noqa: E402
 
@@ -252,7 +229,7 @@ def main() -> None:
                 proc.kill()
         redis.Redis.from_url(settings.REDIS_URL).flushdb()
         connection.close()
-        _drop_bench_database(url)
+        drop_database(url)
     ratio = peak_rate / raw_rate * 100
     print(f"saga bench: two worker processes (solo pool, every saga queue), orders placed in-process by {SENDERS}+ "
           f"threads through order_place, Redis DB {settings.REDIS_DB}, load average {os.getloadavg()[0]:.1f} on "

@@ -39,10 +39,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(BASE_DIR))
+
+from bench.lib.databases import admin_url, drop_database, throwaway_database  # noqa: E402
 
 SEED = int(os.environ.get("SEED") or "1")
 ORDERS = int(os.environ.get("CHAOS_ORDERS", "1000"))
@@ -86,31 +87,6 @@ def log(message: str) -> None:
 
 
 # --- the database and Redis of the run ---------------------------------------------------------------------
-
-def _admin_url(url: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/postgres", parts.query, parts.fragment))
-
-
-def create_database() -> str:
-    import psycopg
-
-    from saaskit import embedded
-
-    base = os.environ.get("DATABASE_URL") or embedded.postgres_url()
-    parts = urlsplit(base)
-    with psycopg.connect(_admin_url(base), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-        conn.execute(f"CREATE DATABASE {DB_NAME}")
-    return urlunsplit((parts.scheme, parts.netloc, "/" + DB_NAME, parts.query, parts.fragment))
-
-
-def drop_database(url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(_admin_url(url), autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {DB_NAME} WITH (FORCE)")
-
 
 class RedisServer:
     def __init__(self) -> None:
@@ -403,7 +379,7 @@ class Faults:
     def _backends(self) -> list[int]:
         import psycopg
 
-        with psycopg.connect(_admin_url(self.db_url), autocommit=True) as conn:
+        with psycopg.connect(admin_url(self.db_url), autocommit=True) as conn:
             return [pid for (pid,) in conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()", [DB_NAME])]
 
@@ -441,7 +417,7 @@ class Faults:
     def pg_terminate(self, fault: Fault) -> None:
         import psycopg
 
-        with psycopg.connect(_admin_url(self.db_url), autocommit=True) as conn:
+        with psycopg.connect(admin_url(self.db_url), autocommit=True) as conn:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                          "WHERE datname = %s AND pid <> pg_backend_pid()", [DB_NAME])
 
@@ -641,7 +617,7 @@ def main() -> int:
     redis_server = RedisServer()
     redis_server.wipe()
     redis_server.start()
-    db_url = create_database()
+    db_url = throwaway_database(DB_NAME)
     env = {**os.environ, **CHILD_ENV, "DATABASE_URL": db_url}
     os.environ.update({**CHILD_ENV, "DATABASE_URL": db_url})
 
