@@ -268,8 +268,12 @@ def _rotate(*, refresh: str, user_id: int | None, issue: Callable[[RefreshToken,
         stored.refresh_from_db(fields=["used_at", "revoked_at", "expires_at"])
         reused = stored.revoked_at is None and stored.used_at is not None
         if reused:
-            RefreshToken.objects.filter(family=stored.family, revoked_at__isnull=True).update(
+            revoked = RefreshToken.objects.filter(family=stored.family, revoked_at__isnull=True).update(
                 revoked_at=now, revoked_reason="reuse_detected")
+            if revoked:  # the system acted (no actor): a stolen token was presented
+                _token_audit(action=AuditAction.TOKEN_REVOCATION, actor=None, instance=stored.instance,
+                             target=("accounts.refreshtoken_family", stored.family), before=None,
+                             after={"user_id": stored.user_id, "revoked": revoked, "reason": "reuse_detected"})
     if reused:
         metrics.TOKEN_REUSES.inc()
         raise InvalidToken("This refresh token was already used; its whole family is revoked.",

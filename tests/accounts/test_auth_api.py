@@ -9,6 +9,8 @@ from rest_framework.test import APIClient
 from accounts.models import RefreshToken, User
 from accounts.services.tokens import access_token_issue
 from accounts.signals import account_authenticated, account_created
+from audit.choices import AuditAction
+from audit.models import AuditEntry
 from tests.factories import DEFAULT_PASSWORD, InstanceFactory, ProfileFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -213,6 +215,21 @@ def test_reusing_a_rotated_token_revokes_the_whole_family(api_client):
     assert set(RefreshToken.objects.values_list("revoked_reason", flat=True)) == {"reuse_detected"}
     later = api_client.post("/api/v1/auth/token/refresh", {"refresh": second["refresh"]}, format="json")
     assert later.status_code == 401
+
+
+def test_a_detected_reuse_writes_an_audit_entry_for_the_family_it_revoked(api_client):
+    profile = ProfileFactory(role="clerk")
+    first = login(api_client, profile.user.email).json()
+    api_client.post("/api/v1/auth/token/refresh", {"refresh": first["refresh"]}, format="json")
+    family = RefreshToken.objects.get(used_at__isnull=False).family
+
+    api_client.post("/api/v1/auth/token/refresh", {"refresh": first["refresh"]}, format="json")
+
+    entry = AuditEntry.objects.get(action=AuditAction.TOKEN_REVOCATION)
+    assert entry.actor_id is None
+    assert (entry.instance_id, entry.target_type, entry.target_id) == (
+        profile.instance_id, "accounts.refreshtoken_family", str(family))
+    assert entry.after == {"user_id": profile.user_id, "revoked": 2, "reason": "reuse_detected"}
 
 
 def test_refresh_carries_the_current_profile_role(api_client):
