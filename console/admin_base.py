@@ -31,7 +31,6 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
 from accounts.models import Instance, Profile, RefreshToken, User
-from accounts.services.instances import member_tokens_revoke
 from accounts.services.tokens import refresh_token_revoke
 from authz.roles import INSTANCE_ADMIN, LATTICE
 from console.scoping import ALL, admin_instance_ids
@@ -333,10 +332,15 @@ class ScopedModelAdmin(_ScopedPermissions, admin.ModelAdmin):
 
 
 def _revoke_users_tokens_here(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[User]) -> None:
+    from console.services import instance_member_tokens_revoke
+
     ids = _instance_admin_ids(request) or frozenset()
     users = list(queryset.order_by("pk"))
-    revoked = sum(member_tokens_revoke(user_id=user.pk, instance_id=instance_id, reason=ADMIN_REVOKE_REASON)
-                  for user in users for instance_id in sorted(ids))
+    instances = list(Instance.objects.filter(pk__in=ids).order_by("pk"))
+    revoked = sum(instance_member_tokens_revoke(user=user, instance=instance, reason=ADMIN_REVOKE_REASON,
+                                                actor=request.user)
+                  for user in users for instance in instances
+                  if Profile.objects.filter(user=user, instance=instance).exists())
     model_admin.message_user(request, f"Revoked {revoked} refresh tokens of {len(users)} users in your instance.",
                              messages.SUCCESS)
 
@@ -348,8 +352,7 @@ def _revoke_families_here(model_admin: admin.ModelAdmin, request: HttpRequest,
     tokens = scope_queryset(RefreshToken.objects.filter(family__in=families, revoked_at__isnull=True), ids)
     revoked = 0
     for token in tokens.order_by("pk"):
-        refresh_token_revoke(token=token, reason=ADMIN_REVOKE_REASON)
-        revoked += 1
+        revoked += refresh_token_revoke(token=token, reason=ADMIN_REVOKE_REASON, actor=request.user)
     model_admin.message_user(request, f"Revoked {revoked} refresh tokens in {len(families)} families.",
                              messages.SUCCESS)
 
