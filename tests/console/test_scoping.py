@@ -215,7 +215,7 @@ def test_an_instance_admin_finds_nothing_of_another_instance(world, model, model
     for name in actions:
         response = client.post(_url(model, "changelist"), {
             "action": name, "_selected_action": [str(pk) for pk in mine], "index": 0, "apply": "1", "post": "yes",
-            "quantity": "5", "amount": "10.00", "reason": "walk"})
+            "quantity": "5", "amount": "10.00", "reason": "walk", "note": "walk"})
         assert response.status_code in (200, 302, 403), (name, response.status_code)
         assert snapshot(b_rows) == before, f"action {name} changed B's rows"
     assert snapshot(b_rows) == before
