@@ -399,6 +399,10 @@ class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
             return None
         if not request.user.is_superuser and any(user.is_superuser for user in users):
             raise PermissionDenied("Only a superuser may lock or unlock a superuser.")
+        # A lock reaches every instance: an instance admin may lock only users who belong to their instances
+        # alone (console.admin_base decides, object by object); one user they may not change refuses them all.
+        if not all(self.has_change_permission(request, user) for user in users):
+            raise PermissionDenied("You may lock or unlock only users who belong to your instances alone.")
         return users
 
     @admin.action(description="Lock the selected users (no login, no refresh, access tokens stop)",
