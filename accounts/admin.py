@@ -19,7 +19,8 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.contrib.auth.forms import AdminUserCreationForm, UserChangeForm
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 
 from accounts.emails import normalize_email
@@ -164,11 +165,26 @@ class MemberInline(admin.TabularInline):
 
 @admin.register(Instance)
 class InstanceAdmin(_ProfileInlineMixin, admin.ModelAdmin):
-    list_display = ["slug", "name", "is_active", "created_at"]
+    """Instances with their member counts and active flag; members inline, each role a choice from the lattice
+    (an instance admin's choices stop at their own role: ``console.admin_base``). Unticking "active" blocks the
+    instance's logins and refreshes at once (``accounts.services.users`` and ``.tokens`` check the flag on each)."""
+
+    list_display = ["slug", "name", "is_active", "members", "created_at"]
     list_filter = ["is_active"]
     search_fields = ["slug", "name"]
     ordering = ["slug"]
     inlines = [MemberInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Instance]:
+        # A correlated subquery PostgreSQL runs for the rows of the page only (a GROUP BY over a join would
+        # aggregate every profile of every instance first).
+        members = (Profile.objects.filter(instance=OuterRef("pk")).order_by().values("instance")
+                   .annotate(n=Count("pk")).values("n"))
+        return super().get_queryset(request).annotate(member_count=Coalesce(Subquery(members), 0))
+
+    @admin.display(description="members", ordering="member_count")
+    def members(self, instance: Instance) -> int:
+        return instance.member_count  # type: ignore[attr-defined]
 
     def save_formset(self, request: HttpRequest, form: forms.ModelForm, formset: Any, change: bool) -> None:
         self.revoke_changed(formset, actor=request.user)
@@ -383,6 +399,10 @@ class UserAdmin(_ProfileInlineMixin, BaseUserAdmin):
             return None
         if not request.user.is_superuser and any(user.is_superuser for user in users):
             raise PermissionDenied("Only a superuser may lock or unlock a superuser.")
+        # A lock reaches every instance: an instance admin may lock only users who belong to their instances
+        # alone (console.admin_base decides, object by object); one user they may not change refuses them all.
+        if not all(self.has_change_permission(request, user) for user in users):
+            raise PermissionDenied("You may lock or unlock only users who belong to your instances alone.")
         return users
 
     @admin.action(description="Lock the selected users (no login, no refresh, access tokens stop)",

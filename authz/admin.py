@@ -54,7 +54,8 @@ class PolicyAdmin(ReadOnlyAdmin):
         by_instance: dict[Any, list[str]] = {}
         for policy in queryset.select_related("instance").order_by("instance_id", "pk"):
             by_instance.setdefault(policy.instance, []).append(policy.as_string())
-        removed = sum(policies_remove(instance=instance, policies=texts) for instance, texts in by_instance.items())
+        removed = sum(policies_remove(instance=instance, policies=texts, actor=request.user)
+                      for instance, texts in by_instance.items())
         self.message_user(request, f"Revoked {removed} policy(ies).", messages.SUCCESS)
 
 

@@ -15,7 +15,6 @@ from django.utils.html import format_html, format_html_join
 from accounts.models import Profile
 from audit.models import AuditEntry
 from authz.roles import LATTICE
-from console.scoping import ALL, admin_instance_ids, is_console_user
 
 # Filters list the values found among this many newest visible entries (bounded work on a large log);
 # any other value is reached through the search box or the URL (?instance=<id>, ?actor=<id>).
@@ -66,8 +65,9 @@ class ActorFilter(_RecentValuesFilter):
 class AuditEntryAdmin(admin.ModelAdmin):
     """Read-only for everyone, superusers included: no add, no change, no delete, no Save buttons.
 
-    A superuser sees every entry; a staff instance admin sees the entries of the instances they administer
-    (no per-model permission needed); other staff see nothing.
+    Who sees which entries is ``console.admin_base.ScopedModelAdmin``'s rule (beneath every ModelAdmin): a
+    superuser every entry, a staff instance admin their instances' entries (by ``instance_id``), other staff what
+    Django's stock permissions grant them.
     """
 
     list_display = ["created_at", "action", "actor_email", "instance_slug", "target_type", "target_id", "origin",
@@ -80,13 +80,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
     raw_id_fields = ["actor"]
     list_select_related = False
     ordering = ["-created_at", "-id"]
-    show_full_result_count = False  # no COUNT over the whole log on every page
     list_per_page = 50
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[AuditEntry]:
-        queryset = super().get_queryset(request)
-        ids = admin_instance_ids(request.user)
-        return queryset if ids is ALL else queryset.for_instance_ids(ids or set())
 
     @admin.display(description="changes")
     def changes(self, entry: AuditEntry) -> str:
@@ -101,17 +95,6 @@ class AuditEntryAdmin(admin.ModelAdmin):
             ((key, key, _shown(before, key), _shown(after, key)) for key in keys))
         return format_html('<table class="audit-changes"><thead><tr><th>field</th><th>before</th><th>after</th>'
                            "</tr></thead><tbody>{}</tbody></table>", rows)
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_console_user(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        ids = admin_instance_ids(request.user)
-        if ids is ALL:
-            return True
-        if not ids:
-            return False
-        return obj is None or obj.instance_id in ids
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -139,7 +122,7 @@ class RoleFilter(admin.SimpleListFilter):
 
 class ProfileListAdmin(admin.ModelAdmin):
     """Profiles across instances, read-only: a profile's role is changed on its instance's or user's page,
-    where the accounts admin revokes the tokens the change invalidates. Scoped like the audit list."""
+    where the accounts admin revokes the tokens the change invalidates. Scoped by ``ScopedModelAdmin``."""
 
     list_display = ["user", "instance", "role", "created_at", "updated_at"]
     list_filter = [RoleFilter]
@@ -148,21 +131,6 @@ class ProfileListAdmin(admin.ModelAdmin):
     fields = ["user", "instance", "role", "created_at", "updated_at"]
     readonly_fields = fields
     ordering = ["-id"]  # newest first through the primary key (no sort of every profile)
-    show_full_result_count = False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Profile]:
-        queryset = super().get_queryset(request)
-        ids = admin_instance_ids(request.user)
-        return queryset if ids is ALL else queryset.filter(instance_id__in=list(ids or ()))
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_console_user(request.user)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        ids = admin_instance_ids(request.user)
-        if ids is ALL:
-            return True
-        return bool(ids) and (obj is None or obj.instance_id in ids)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -22,7 +22,9 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.filters import AllValuesFieldListFilter, FieldListFilter
 from django.contrib.admin.options import InlineModelAdmin
+from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.core.paginator import Paginator
@@ -31,7 +33,6 @@ from django.db.models import QuerySet
 from django.http import Http404, HttpRequest
 
 from accounts.models import Instance, Profile, RefreshToken, User
-from accounts.services.instances import member_tokens_revoke
 from accounts.services.tokens import refresh_token_revoke
 from authz.roles import INSTANCE_ADMIN, LATTICE
 from console.scoping import ALL, admin_instance_ids
@@ -155,6 +156,33 @@ class EstimatedCountPaginator(Paginator):
         return max(capped, int(row[0])) if row and row[0] else capped
 
 
+class RecentValuesFieldListFilter(AllValuesFieldListFilter):
+    """Django's "all values" filter (a plain field without choices), its choices taken from the newest ``SAMPLE``
+    rows the caller may see instead of a DISTINCT over the whole table on every page of a list that only grows.
+    An older value is still reached through the URL (``?field=value``)."""
+
+    SAMPLE = 1000
+
+    def __init__(self, field: Any, request: HttpRequest, params: Any, model: Any, model_admin: Any,
+                 field_path: str) -> None:
+        super().__init__(field, request, params, model, model_admin, field_path)
+        if not isinstance(self.lookup_choices, QuerySet):
+            return
+        queryset = self.lookup_choices.model._default_manager.all()
+        if self.lookup_choices.model is model:
+            queryset = model_admin.get_queryset(request)
+        recent = queryset.order_by("-pk").values("pk")[: self.SAMPLE]
+        self.lookup_choices = (queryset.model._default_manager.filter(pk__in=recent).distinct()
+                               .order_by(field.name).values_list(field.name, flat=True))
+
+
+def _stock_filter_class(field: Any) -> type[FieldListFilter] | None:
+    for test, filter_class in FieldListFilter._field_list_filters:  # the order Django tries them in
+        if test(field):
+            return filter_class
+    return None
+
+
 class _ScopedPermissions:
     """The permission and queryset rules shared by ModelAdmins and inlines."""
 
@@ -273,6 +301,21 @@ class ScopedModelAdmin(_ScopedPermissions, admin.ModelAdmin):
     # Save buttons and refuses a POST).
     read_only_record = False
 
+    def get_list_filter(self, request: HttpRequest) -> Any:
+        """Scale: a plain field's "all values" filter lists the values of the newest rows only (no DISTINCT over
+        the whole table on every page)."""
+        filters = []
+        for item in super().get_list_filter(request):
+            if isinstance(item, str):
+                try:
+                    field = get_fields_from_path(self.model, item)[-1]
+                except Exception:  # noqa: BLE001 (Django's own checks report a bad name)
+                    field = None
+                if field is not None and _stock_filter_class(field) is AllValuesFieldListFilter:
+                    item = (item, RecentValuesFieldListFilter)
+            filters.append(item)
+        return filters
+
     def get_ordering(self, request: HttpRequest) -> list[str] | tuple[str, ...]:
         """Newest first where the admin and the model name no order: lists and autocompletes page stably."""
         return super().get_ordering(request) or self.model._meta.ordering or ("-pk",)
@@ -333,10 +376,15 @@ class ScopedModelAdmin(_ScopedPermissions, admin.ModelAdmin):
 
 
 def _revoke_users_tokens_here(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[User]) -> None:
+    from console.services import instance_member_tokens_revoke
+
     ids = _instance_admin_ids(request) or frozenset()
     users = list(queryset.order_by("pk"))
-    revoked = sum(member_tokens_revoke(user_id=user.pk, instance_id=instance_id, reason=ADMIN_REVOKE_REASON)
-                  for user in users for instance_id in sorted(ids))
+    instances = list(Instance.objects.filter(pk__in=ids).order_by("pk"))
+    revoked = sum(instance_member_tokens_revoke(user=user, instance=instance, reason=ADMIN_REVOKE_REASON,
+                                                actor=request.user)
+                  for user in users for instance in instances
+                  if Profile.objects.filter(user=user, instance=instance).exists())
     model_admin.message_user(request, f"Revoked {revoked} refresh tokens of {len(users)} users in your instance.",
                              messages.SUCCESS)
 
@@ -348,8 +396,7 @@ def _revoke_families_here(model_admin: admin.ModelAdmin, request: HttpRequest,
     tokens = scope_queryset(RefreshToken.objects.filter(family__in=families, revoked_at__isnull=True), ids)
     revoked = 0
     for token in tokens.order_by("pk"):
-        refresh_token_revoke(token=token, reason=ADMIN_REVOKE_REASON)
-        revoked += 1
+        revoked += refresh_token_revoke(token=token, reason=ADMIN_REVOKE_REASON, actor=request.user)
     model_admin.message_user(request, f"Revoked {revoked} refresh tokens in {len(families)} families.",
                              messages.SUCCESS)
 

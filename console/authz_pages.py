@@ -76,8 +76,10 @@ class ExplainForm(_InstanceForm):
             return data
         users = User.objects.filter(pk=int(subject)) if subject.isdigit() else User.objects.filter(
             email__iexact=subject)
-        user = users.filter(profiles__instance=instance).first() or users.first()
-        if user is None:
+        user = users.filter(profiles__instance=instance).first()
+        if user is None and admin_instance_ids(self.user) is ALL:  # a superuser may ask about a non-member
+            user = users.first()
+        if user is None:  # an instance admin learns nothing of users outside their instance
             self.add_error("subject", f"No user {subject!r}.")
         data["user"] = user
         return data
@@ -119,10 +121,10 @@ def bulk_policies_view(request: HttpRequest, *, admin_site: Any, opts: Any) -> H
         instance, lines = form.cleaned_data["instance"], form.cleaned_data["policies"]
         try:
             if form.cleaned_data["operation"] == "grant":
-                specs = policies_upsert(instance=instance, policies=lines)
+                specs = policies_upsert(instance=instance, policies=lines, actor=request.user)
                 done = f"Granted {len(specs)} policy(ies) in {instance.slug}."
             else:
-                removed = policies_remove(instance=instance, policies=lines)
+                removed = policies_remove(instance=instance, policies=lines, actor=request.user)
                 done = f"Revoked {removed} policy(ies) in {instance.slug}."
         except ApplicationError as exc:
             form.add_error("policies", str(exc))

@@ -109,6 +109,10 @@ class DeliveryAdmin(ReadOnlyAdmin):
 
     change_list_template = "admin/events/delivery/change_list.html"
 
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        # ?event__instance_id=<id>: the dashboard's link to one instance's deliveries (no filter listing instances).
+        return lookup == "event__instance_id" or super().lookup_allowed(lookup, value, request)
+
     def get_list_display(self, request: HttpRequest) -> list[str]:
         return [*super().get_list_display(request), "reason"]
 

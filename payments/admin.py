@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
 
 from payments.models import Alert, LedgerEntry, LedgerTransaction, Payment, Wallet
 from payments.services import MAX_AMOUNT, alerts_acknowledge, wallet_adjust
@@ -38,10 +41,29 @@ class WalletAdmin(admin.ModelAdmin):
     readonly_fields = ("balance", "created_at", "updated_at")
     actions = ["adjust"]
     read_only_record = True  # console.admin_base: a saved wallet changes through "adjust" only; no Save buttons
+    LEDGER_SHOWN = 20
 
     def get_readonly_fields(self, request: HttpRequest, obj: Wallet | None = None) -> tuple[str, ...]:
         # Moving a wallet to another owner, instance or currency would rewrite what its ledger entries mean.
-        return (*self.readonly_fields, "instance", "user", "currency") if obj else self.readonly_fields
+        return (*self.readonly_fields, "instance", "user", "currency", "ledger") if obj else self.readonly_fields
+
+    def get_fields(self, request: HttpRequest, obj: Wallet | None = None) -> list[str]:
+        fields = [name for name in super().get_fields(request, obj) if name != "ledger"]
+        return [*fields, "ledger"] if obj else fields
+
+    @admin.display(description="ledger entries")
+    def ledger(self, wallet: Wallet) -> str:
+        """The newest entries of the wallet (read-only), with a link to all of them."""
+        entries = list(wallet.entries.select_related("transaction").order_by("-pk")[: self.LEDGER_SHOWN])
+        if not entries:
+            return "none"
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", (
+            (entry.created_at.strftime("%Y-%m-%d %H:%M:%S"), entry.transaction.get_kind_display(), entry.amount,
+             entry.currency, entry.transaction.reason) for entry in entries))
+        url = f"{reverse('admin:payments_ledgerentry_changelist')}?{urlencode({'wallet': wallet.pk})}"
+        return format_html('<table class="wallet-ledger"><thead><tr><th>at</th><th>kind</th><th>amount</th>'
+                           "<th>currency</th><th>reason</th></tr></thead><tbody>{}</tbody></table>"
+                           '<p><a href="{}">every entry of this wallet</a></p>', rows, url)
 
     def save_model(self, request: HttpRequest, obj: Wallet, form: forms.ModelForm, change: bool) -> None:
         if not change:

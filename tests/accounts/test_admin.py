@@ -73,6 +73,23 @@ def test_instance_search_finds_by_slug_and_name(admin_client):
     assert [i.slug for i in by_name.context["cl"].result_list] == ["acme"]
 
 
+def test_instance_list_shows_member_counts_and_the_active_flag(admin_client, django_assert_max_num_queries):
+    acme, globex, empty = InstanceFactory(slug="acme"), InstanceFactory(slug="globex", is_active=False), \
+        InstanceFactory(slug="empty")
+    for role in ("clerk", "customer", "customer"):
+        ProfileFactory(instance=acme, role=role)
+    ProfileFactory(instance=globex, role="clerk")
+    ProfileFactory(user=Profile.objects.filter(instance=acme).first().user, instance=globex, role="customer")
+
+    with django_assert_max_num_queries(8):  # one query for the page's rows and their counts, whatever their number
+        response = admin_client.get(INSTANCES_URL)
+
+    rows = {i.slug: (i.member_count, i.is_active) for i in response.context["cl"].result_list}
+    assert rows == {"acme": (3, True), "globex": (2, False), "empty": (0, True)}
+    assert '<td class="field-members">3</td>' in response.content.decode()
+    assert list(admin_client.get(f"{INSTANCES_URL}?o=4").context["cl"].result_list) == [empty, globex, acme]
+
+
 def test_user_search_finds_by_email(admin_client):
     UserFactory(email="alice@example.com")
     UserFactory(email="bob@example.com")

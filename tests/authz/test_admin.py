@@ -151,3 +151,14 @@ def test_the_authz_pages_are_refused_to_staff_without_an_instance(instance):
     assert client.get(EXPLAIN).status_code == 403
     assert client.post(BULK, {"instance": instance.slug, "operation": "grant", "policies": "1:get:orders:1"}
                        ).status_code == 403
+
+
+def test_explain_tells_an_instance_admin_nothing_of_users_outside_their_instance(instance, other_instance):
+    stranger = ProfileFactory(instance=other_instance, role="clerk").user
+    response = instance_admin_client(instance).get(EXPLAIN, {
+        "instance": instance.slug, "subject": stranger.email, "action": "get", "resource_type": "orders",
+        "resource_id": "5"})
+
+    assert response.status_code == 200
+    assert response.context["result"] is None
+    assert response.context["form"].errors["subject"] == [f"No user {stranger.email!r}."]

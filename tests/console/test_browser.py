@@ -33,7 +33,8 @@ def test_a_superuser_logs_in_and_sees_the_dashboard(browser_page, superuser):
     row = browser_page.locator("#console-dashboard tr[data-instance=acme]")
     assert row.locator("a[data-figure=pending]").inner_text() == "3"
     assert row.locator("a[data-figure=approved]").inner_text() == "1"
-    assert browser_page.locator("#console-dashboard a[data-figure='dead letters']").is_visible()
+    assert browser_page.locator("#console-bus a[data-figure='dead letters']").is_visible()
+    assert row.locator("a[data-figure='needing attention']").inner_text() == "0"
     assert screenshot(browser_page, "dashboard").stat().st_size > 10_000
 
     row.locator("a[data-figure=pending]").click()

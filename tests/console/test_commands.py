@@ -36,8 +36,9 @@ def manage(*args: str) -> subprocess.CompletedProcess[str]:
 
 # --- --help and the exit status ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("command", [["authz", "--help"], ["authz", "grant", "--help"], ["authz", "explain", "--help"],
-                                     ["tokens", "revoke", "--help"], ["seed_demo", "--help"]])
+@pytest.mark.parametrize("command", [["authz", "--help"], ["authz", "grant", "--help"], ["authz", "revoke", "--help"],
+                                     ["authz", "check", "--help"], ["authz", "explain", "--help"], ["tokens", "--help"],
+                                     ["tokens", "revoke", "--help"], ["seed_demo", "--help"], ["doctor", "--help"]])
 def test_every_command_has_help(command):
     done = manage(*command)
 
@@ -50,6 +51,8 @@ def test_every_command_has_help(command):
     (["authz", "grant", "--instance", "nowhere", "1:get:resources:1"], "CommandError: no instance 'nowhere'"),
     (["tokens", "revoke", "--user", "nobody@example.com"], "CommandError: no user 'nobody@example.com'"),
     (["seed_demo", "--orders", "-1"], "CommandError: --orders must be between 0 and 100000, not -1"),
+    (["authz", "check", "--instance", "nowhere", "1", "get", "resources", "1"], "CommandError: no instance 'nowhere'"),
+    (["tokens", "revoke", "--family", "not-a-uuid"], "CommandError: --family 'not-a-uuid' is not a UUID"),
 ])
 def test_a_failure_exits_1_with_one_line(command, message):
     done = manage(*command)

@@ -215,7 +215,7 @@ def test_an_instance_admin_finds_nothing_of_another_instance(world, model, model
     for name in actions:
         response = client.post(_url(model, "changelist"), {
             "action": name, "_selected_action": [str(pk) for pk in mine], "index": 0, "apply": "1", "post": "yes",
-            "quantity": "5", "amount": "10.00", "reason": "walk"})
+            "quantity": "5", "amount": "10.00", "reason": "walk", "note": "walk"})
         assert response.status_code in (200, 302, 403), (name, response.status_code)
         assert snapshot(b_rows) == before, f"action {name} changed B's rows"
     assert snapshot(b_rows) == before
@@ -360,3 +360,24 @@ def test_no_list_filter_enumerates_users_or_instances():
 def test_every_list_skips_the_full_count():
     assert [model._meta.label for model, model_admin in admin.site._registry.items()
             if model_admin.show_full_result_count] == []
+
+
+@pytest.mark.parametrize("name", ["lock", "unlock"])
+def test_an_instance_admin_cannot_lock_or_unlock_a_user_who_belongs_to_another_instance_too(world, name):
+    shared = UserFactory(email="shared@example.com")
+    only_mine = UserFactory(email="mine@example.com")
+    ProfileFactory(user=shared, instance=world["alpha"], role="customer")
+    ProfileFactory(user=shared, instance=world["bravo"], role="customer")
+    ProfileFactory(user=only_mine, instance=world["alpha"], role="customer")
+    if name == "unlock":
+        User.objects.filter(pk__in=[shared.pk, only_mine.pk]).update(locked_at=timezone.now(), is_active=False)
+    before = User.objects.filter(pk=shared.pk).values("is_active", "locked_at").get()
+
+    refused = world["client"].post(_url(User, "changelist"), {"action": name, "_selected_action": [str(shared.pk)]})
+    done = world["client"].post(_url(User, "changelist"), {"action": name, "_selected_action": [str(only_mine.pk)]})
+
+    assert refused.status_code in (302, 403)
+    assert User.objects.filter(pk=shared.pk).values("is_active", "locked_at").get() == before
+    assert not AuditEntry.objects.filter(action=name, target_id=str(shared.pk)).exists()
+    assert done.status_code == 302
+    assert User.objects.get(pk=only_mine.pk).is_active is (name == "unlock")

@@ -70,3 +70,21 @@ def test_ledger_pages_render_read_only(admin_client, wallet):
     assert admin_client.get(reverse("admin:payments_ledgertransaction_change", args=[tx.pk])).status_code == 200
     assert admin_client.get(reverse("admin:payments_ledgerentry_changelist")).status_code == 200
     assert admin_client.get(reverse("admin:payments_ledgertransaction_add")).status_code == 403
+
+
+def test_a_wallets_page_shows_its_ledger_entries_read_only_with_a_link_to_all(admin_client, instance, customer,
+                                                                              wallet):
+    from payments.models import LedgerEntry
+
+    payment_charge_for_order(instance=instance, order_id=1, customer_id=customer.pk, amount="30.00", currency="USD")
+    other = wallet_create(instance=instance, user=None, currency="USD", balance="5.00")
+
+    page = admin_client.get(reverse("admin:payments_wallet_change", args=[wallet.pk])).content.decode()
+    listed = admin_client.get(reverse("admin:payments_ledgerentry_changelist"), {"wallet": wallet.pk})
+
+    ledger = page[page.index('class="wallet-ledger"'):]
+    assert "<td>Charge</td><td>-30.00</td>" in ledger and "<td>Top-up</td><td>100.00</td>" in ledger
+    assert 'name="_save"' not in page
+    assert sorted(e.pk for e in listed.context["cl"].result_list) == sorted(
+        LedgerEntry.objects.filter(wallet=wallet).values_list("pk", flat=True))
+    assert not {e.wallet_id for e in listed.context["cl"].result_list} & {other.pk}
