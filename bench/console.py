@@ -4,6 +4,7 @@ Loads 100,000 users, 10,000 instances (a profile per user) and 1,000,000 refresh
 console's main list pages in-process (Django's test client: middleware, queries and templates, no network) as a
 superuser and as a staff instance admin. Goal (issue 10): under 300 ms each. Prints the figures; asserts nothing.
 Sizes: BENCH_CONSOLE_USERS, BENCH_CONSOLE_INSTANCES, BENCH_CONSOLE_TOKENS; BENCH_CONSOLE_REPEAT timings per page.
+``QUICK=1`` loads a tenth of each (the goal's sizes are the full run's). Results go to ``.saaskit/bench/console.json``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saaskit.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("DEBUG", "0")
 
-USERS = int(os.environ.get("BENCH_CONSOLE_USERS", "100000"))
-INSTANCES = int(os.environ.get("BENCH_CONSOLE_INSTANCES", "10000"))
-TOKENS = int(os.environ.get("BENCH_CONSOLE_TOKENS", "1000000"))
+from bench.lib import results  # noqa: E402
+
+USERS = int(os.environ.get("BENCH_CONSOLE_USERS", results.pick("10000", "100000")))
+INSTANCES = int(os.environ.get("BENCH_CONSOLE_INSTANCES", results.pick("1000", "10000")))
+TOKENS = int(os.environ.get("BENCH_CONSOLE_TOKENS", results.pick("100000", "1000000")))
 REPEAT = int(os.environ.get("BENCH_CONSOLE_REPEAT", "5"))
 GOAL_MS = 300.0
 BENCH_DB = "saaskit_bench_console"
@@ -120,6 +123,7 @@ def main() -> None:
     print(f"\nmedian / max of {REPEAT} GETs after a warm-up, in ms (goal < {GOAL_MS:.0f} ms each)")
     print(f"{'page':34} {'superuser':>20} {'instance admin':>20}")
     worst = 0.0
+    rows = []
     for name, url in pages:
         cells = []
         for user in (root, operator):
@@ -128,8 +132,12 @@ def main() -> None:
             status, median, peak = time_page(client, url)
             worst = max(worst, median)
             cells.append(f"{median:7.1f} / {peak:7.1f}" + ("" if status == 200 else f" ({status})"))
+            rows.append({"page": name, "as": "superuser" if user is root else "instance admin", "status": status,
+                         "median_ms": median, "max_ms": peak})
         print(f"{name:34} {cells[0]:>20} {cells[1]:>20}")
     print(f"\nslowest median: {worst:.1f} ms: goal {'met' if worst < GOAL_MS else 'NOT met'}")
+    results.save("console", {"users": USERS, "instances": INSTANCES, "tokens": TOKENS, "repeat": REPEAT,
+                             "goal_ms": GOAL_MS, "pages": rows, "slowest_median_ms": worst})
 
 
 if __name__ == "__main__":

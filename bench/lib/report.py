@@ -177,6 +177,27 @@ def save(fig: Any, name: str) -> str:
 
 
 # --- sections --------------------------------------------------------------------------------------
+def console_section(doc: dict[str, Any] | None) -> list[str]:
+    """The console's list pages at scale (issue 10: under 300 ms each)."""
+    out = ["## Console pages at scale (`bench/console.py`)", ""]
+    if not doc:
+        return out + ["Not run.", ""]
+    d = doc["data"]
+    worst = d["slowest_median_ms"]
+    out += [f"{d['users']:,} users, {d['instances']:,} instances (a profile per user) and {d['tokens']:,} refresh "
+            f"tokens; each page timed in-process (Django's test client: middleware, queries, templates), median / "
+            f"max of {d['repeat']} GETs after a warm-up. Slowest median {worst:.1f} ms (goal under "
+            f"{d['goal_ms']:.0f} ms each: {met(worst < d['goal_ms'])}).", "",
+            "| Page | superuser | instance admin |", "|---|---|---|"]
+    cells: dict[str, dict[str, str]] = {}
+    for row in d["pages"]:
+        status = "" if row["status"] == 200 else f" ({row['status']})"
+        cells.setdefault(row["page"], {})[row["as"]] = f"{row['median_ms']:.1f} / {row['max_ms']:.1f} ms{status}"
+    for page, by in cells.items():
+        out.append(f"| {page} | {by.get('superuser', '')} | {by.get('instance admin', '')} |")
+    return out + [""]
+
+
 def main() -> None:
     docs = {name: load(name) for name in ("authz", "cerbos", "authzen", "events", "tokens", "saga")}
     present = {k: v for k, v in docs.items() if v}
@@ -356,6 +377,7 @@ def main() -> None:
     else:
         out += ["Not run.", ""]
 
+    out += console_section(load("console"))
     REPORT.write_text("\n".join(out))
     print(f"wrote {REPORT.relative_to(BASE_DIR)} ({time.strftime('%H:%M:%S')})")
 
