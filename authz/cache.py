@@ -62,7 +62,7 @@ _ok = [False]  # memory may answer: the watcher synced within STALENESS_SECONDS
 memory_ok = _ok
 clock_now = _now
 
-# A subject's entry: [expires_at, profile role or None, loaded_at, next LRU touch due]
+# A subject's entry: [expires_at, profile role or None, loaded_at, next LRU touch due (never after expires_at)]
 Meta = list[Any]
 
 
@@ -266,9 +266,7 @@ class AuthzCache:
         if hit is not None and _ok[0]:
             meta = hit[0]
             now = _now[0]
-            if now < meta[0]:
-                if now > meta[3]:
-                    self._touch(meta, now, instance_id, user_id)
+            if now < meta[3] or self._touch(meta, now, instance_id, user_id):
                 self.hits += 1
                 ids = hit[1]
                 if resource_id in ids or WILDCARD in ids:
@@ -288,13 +286,18 @@ class AuthzCache:
         ids = self._load((instance_id, user_id), _monotonic())[1][(resource_type, action)]
         return resource_id in ids or WILDCARD in ids
 
-    def _touch(self, meta: Meta, now: float, instance_id: int, user_id: int) -> None:
-        """LRU at one-second granularity: a hit moves its subject to the young end at most once a second."""
-        meta[3] = now + 1.0
+    def _touch(self, meta: Meta, now: float, instance_id: int, user_id: int) -> bool:
+        """Whether the entry is still alive; if so, LRU at one-second granularity: a hit moves its subject to
+        the young end at most once a second. The touch is never due after the expiry (``meta[3] <= meta[0]``),
+        so a warm hit before it needs one comparison for both."""
+        if now >= meta[0]:
+            return False
+        meta[3] = min(now + 1.0, meta[0])
         try:  # noqa: SIM105 - cheaper than contextlib.suppress on this path
             self._entries.move_to_end((instance_id, user_id))
         except KeyError:  # the watcher dropped it a moment ago; this answer is still within the bound
             pass
+        return True
 
     def allowed_for_subject(self, instance_id: int, user_id: int, action: str, resource_type: str,
                             resource_id: object) -> bool:
@@ -305,9 +308,7 @@ class AuthzCache:
         if hit is not None and _ok[0]:
             meta = hit[0]
             now = _now[0]
-            if now < meta[0]:
-                if now > meta[3]:
-                    self._touch(meta, now, instance_id, user_id)
+            if now < meta[3] or self._touch(meta, now, instance_id, user_id):
                 self.hits += 1
                 ids = hit[1]
                 if resource_id in ids or WILDCARD in ids:
@@ -397,7 +398,7 @@ class AuthzCache:
                 if rid.isdigit() and len(rid) < 19 and str(int(rid)) == rid:
                     ids.add(int(rid))  # so an int id needs no str() on the hot path
         by_pair = {pair: frozenset(ids) for pair, ids in collected.items()}
-        meta: Meta = [now + self.ttl_seconds, role, now, now + 1.0]
+        meta: Meta = [now + self.ttl_seconds, role, now, now + min(1.0, self.ttl_seconds)]
         with watcher.lock:
             if watcher.generation == generation:  # no invalidation ran while we read: safe to keep
                 self._remove_unlocked(key)
