@@ -79,6 +79,7 @@ class _Watcher:
         self.last_id: bytes | None = None
         self.applied = 0  # changes applied (for tests and diagnostics)
         self._stop = threading.Event()
+        self._flush_lock = threading.Lock()
         self._flushed: dict[str, int] = {}  # counter name -> count already handed to Prometheus
         self.followers: list[Any] = []  # objects with on_change(change) and on_clear(), called under the lock
 
@@ -159,12 +160,13 @@ class _Watcher:
 
         counters = {"hits": metrics.AUTHZ_CACHE_HITS, "slow_checks": metrics.AUTHZ_SLOW_CHECKS,
                     "loads": metrics.AUTHZ_CACHE_MISSES}
-        for name, value in self.counts().items():
-            counter = counters.get(name) or metrics.AUTHZ_FOLLOWER_COUNTS.get(name)
-            done = self._flushed.get(name, 0)
-            if counter is not None and value > done:
-                counter.inc(value - done)
-            self._flushed[name] = value
+        with self._flush_lock:  # the clock thread and a test (or a scrape) may flush at once
+            for name, value in self.counts().items():
+                counter = counters.get(name) or metrics.AUTHZ_FOLLOWER_COUNTS.get(name)
+                done = self._flushed.get(name, 0)
+                if counter is not None and value > done:
+                    counter.inc(value - done)
+                self._flushed[name] = value
         metrics.AUTHZ_STALENESS.set(max(0.0, _monotonic() - self._synced_at) if self._synced_at > float("-inf")
                                     else 0.0)
 
@@ -215,6 +217,7 @@ class _Watcher:
 
     def after_fork_in_child(self) -> None:
         self.lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self.thread = None
         self.clock = None
         self.last_id = None
