@@ -9,12 +9,22 @@ into a bounded LRU (one-second granularity) with a TTL.
 
 Invalidation, in every process that uses a cache: a daemon *watcher* thread follows the change feed in
 Redis (``authz.changefeed``: a stream read with a blocking XREAD, woken at once by a new entry and
-returning at least every ``POLL_SECONDS``) and drops the affected subjects. Each read that caught up with
+returning at least every ``POLL_SECONDS``) and drops the affected subjects. The feed carries policy changes
+and, since accounts publishes them too, every change of a member (role, removal, external id) and of an
+instance (deactivation): so an entry, the subject's profile role included, is trusted until the feed says
+otherwise (or its TTL ends), never reloaded on a timer. Other per-process caches that must forget on the same
+changes (AuthZEN's subject names and service keys) join with ``watcher.follow``. Each read that caught up with
 the feed stamps ``synced_at``. A daemon *clock* thread ticks every ``TICK_SECONDS`` and publishes the time
 and whether ``now - synced_at <= STALENESS_SECONDS``; memory answers only while that holds, otherwise
 checks go to PostgreSQL. So a process stops answering from memory at most STALENESS + TICK (0.92 s) after
 its last successful sync: one second after a revocation is committed and in the feed, no process allows
 it from memory, even when its watcher is stuck or Redis is unreachable.
+
+Counting is plain ``int`` attributes (``hits``, ``slow_checks``, ``loads``) bumped on the check path and
+handed to Prometheus by the clock thread about once a second (``metrics_flush``): a prometheus-client
+``Counter.inc()`` per check would cost a noticeable share of a warm check, and counters (not scrape-time
+gauges) add up across processes in multiprocess mode. Increments from threads racing on one attribute may
+lose a count now and then; that is accepted for a metric.
 
 A load that raced with an invalidation (the watcher applied a change while the query ran) is answered
 but not stored. Both threads start lazily on the first check (not at import) and are restarted in a
@@ -48,8 +58,11 @@ _monotonic = time.monotonic
 # Published by the clock thread (one-item lists: the hot path reads them with one global lookup each).
 _now = [0.0]  # monotonic time of the last tick
 _ok = [False]  # memory may answer: the watcher synced within STALENESS_SECONDS
+# Public names of the same lists for the followers' hot paths (``if memory_ok[0]: ...``).
+memory_ok = _ok
+clock_now = _now
 
-# A subject's entry: [expires_at, profile role or None, loaded_at, next LRU touch due]
+# A subject's entry: [expires_at, profile role or None, loaded_at, next LRU touch due (never after expires_at)]
 Meta = list[Any]
 
 
@@ -66,7 +79,16 @@ class _Watcher:
         self.last_id: bytes | None = None
         self.applied = 0  # changes applied (for tests and diagnostics)
         self._stop = threading.Event()
-        self._flushed = (0, 0)  # cache loads and slow checks already handed to Prometheus
+        self._flush_lock = threading.Lock()
+        self._flushed: dict[str, int] = {}  # counter name -> count already handed to Prometheus
+        self.followers: list[Any] = []  # objects with on_change(change) and on_clear(), called under the lock
+
+    def follow(self, follower: Any) -> None:
+        """Make ``follower`` (``on_change(change)``, ``on_clear()``) hear every change this watcher applies
+        and every wholesale drop, under the watcher's lock. Idempotent."""
+        with self.lock:
+            if follower not in self.followers:
+                self.followers.append(follower)
 
     @property
     def synced_at(self) -> float:
@@ -120,19 +142,31 @@ class _Watcher:
                 _ok[0] = False
         _ok[0] = False
 
+    def counts(self) -> dict[str, int]:
+        """This process's totals: checks answered from memory (``hits``), checks that were not
+        (``slow_checks``), subjects loaded from PostgreSQL (``loads``), plus the followers' own counts."""
+        caches = list(self.caches)
+        totals = {"hits": sum(c.hits for c in caches), "slow_checks": sum(c.slow_checks for c in caches),
+                  "loads": sum(c.loads for c in caches)}
+        for follower in list(self.followers):
+            for name, value in getattr(follower, "counts", dict)().items():
+                totals[name] = totals.get(name, 0) + value
+        return totals
+
     def metrics_flush(self) -> None:
-        """Hand the caches' plain counters to Prometheus (``saaskit.metrics``) about once a second, off the check
-        path: counting into prometheus-client on every warm check would cost a noticeable share of it. Warm hits
-        are not counted for the same reason; misses (loads) and slow checks are."""
+        """Hand the plain counters to Prometheus (``saaskit.metrics``) about once a second, off the check path
+        (see the module docstring)."""
         from saaskit import metrics
 
-        loads = sum(cache.loads for cache in list(self.caches))
-        slow = sum(cache.slow_checks for cache in list(self.caches))
-        if loads > self._flushed[0]:
-            metrics.AUTHZ_CACHE_MISSES.inc(loads - self._flushed[0])
-        if slow > self._flushed[1]:
-            metrics.AUTHZ_SLOW_CHECKS.inc(slow - self._flushed[1])
-        self._flushed = (loads, slow)
+        counters = {"hits": metrics.AUTHZ_CACHE_HITS, "slow_checks": metrics.AUTHZ_SLOW_CHECKS,
+                    "loads": metrics.AUTHZ_CACHE_MISSES}
+        with self._flush_lock:  # the clock thread and a test (or a scrape) may flush at once
+            for name, value in self.counts().items():
+                counter = counters.get(name) or metrics.AUTHZ_FOLLOWER_COUNTS.get(name)
+                done = self._flushed.get(name, 0)
+                if counter is not None and value > done:
+                    counter.inc(value - done)
+                self._flushed[name] = value
         metrics.AUTHZ_STALENESS.set(max(0.0, _monotonic() - self._synced_at) if self._synced_at > float("-inf")
                                     else 0.0)
 
@@ -168,6 +202,8 @@ class _Watcher:
             for change in changes:
                 for cache in list(self.caches):
                     cache._drop(change)
+                for follower in self.followers:
+                    follower.on_change(change)
                 self.applied += 1
             self.generation += 1
 
@@ -175,10 +211,13 @@ class _Watcher:
         with self.lock:
             for cache in list(self.caches):
                 cache._clear_unlocked()
+            for follower in self.followers:
+                follower.on_clear()
             self.generation += 1
 
     def after_fork_in_child(self) -> None:
         self.lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self.thread = None
         self.clock = None
         self.last_id = None
@@ -186,6 +225,8 @@ class _Watcher:
         self.synced_at = float("-inf")
         for cache in list(self.caches):
             cache._clear_unlocked()
+        for follower in self.followers:
+            follower.on_clear()
 
 
 watcher = _Watcher()
@@ -214,8 +255,9 @@ class AuthzCache:
         self._flat: dict[tuple[int, int, str, str], tuple[Meta, frozenset[object]]] = {}
         self._get = self._flat.get
         self._names: dict[tuple[int, str], int] = {}  # (instance_id, resource name) -> Resource id
-        self.loads = 0  # misses that went to PostgreSQL (tests, diagnostics)
-        self.slow_checks = 0  # checks not answered by the warm path (diagnostics)
+        self.hits = 0  # checks answered from memory
+        self.loads = 0  # subjects loaded from PostgreSQL
+        self.slow_checks = 0  # checks not answered from memory as they came (a load or the database)
         watcher.caches.add(self)
 
     # --- the check ---------------------------------------------------------------------------------
@@ -227,9 +269,8 @@ class AuthzCache:
         if hit is not None and _ok[0]:
             meta = hit[0]
             now = _now[0]
-            if now < meta[0]:
-                if now > meta[3]:
-                    self._touch(meta, now, instance_id, user_id)
+            if now < meta[3] or self._touch(meta, now, instance_id, user_id):
+                self.hits += 1
                 ids = hit[1]
                 if resource_id in ids or WILDCARD in ids:
                     return True
@@ -248,33 +289,42 @@ class AuthzCache:
         ids = self._load((instance_id, user_id), _monotonic())[1][(resource_type, action)]
         return resource_id in ids or WILDCARD in ids
 
-    def _touch(self, meta: Meta, now: float, instance_id: int, user_id: int) -> None:
-        """LRU at one-second granularity: a hit moves its subject to the young end at most once a second."""
-        meta[3] = now + 1.0
+    def _touch(self, meta: Meta, now: float, instance_id: int, user_id: int) -> bool:
+        """Whether the entry is still alive; if so, LRU at one-second granularity: a hit moves its subject to
+        the young end at most once a second. The touch is never due after the expiry (``meta[3] <= meta[0]``),
+        so a warm hit before it needs one comparison for both."""
+        if now >= meta[0]:
+            return False
+        meta[3] = min(now + 1.0, meta[0])
         try:  # noqa: SIM105 - cheaper than contextlib.suppress on this path
             self._entries.move_to_end((instance_id, user_id))
         except KeyError:  # the watcher dropped it a moment ago; this answer is still within the bound
             pass
+        return True
 
     def allowed_for_subject(self, instance_id: int, user_id: int, action: str, resource_type: str,
                             resource_id: object) -> bool:
-        """Like ``allowed`` for a subject named by id (not the caller): its *profile* role counts. The role
-        is not in the change feed (accounts owns it), so an entry older than one second is reloaded
-        before its role is trusted: one query per subject per second at most."""
+        """Like ``allowed`` for a subject named by id (not the caller): its *profile* role counts (None, not a
+        member: nothing does). Role changes, removals and deactivations come through the change feed
+        (accounts publishes them), so a warm answer is two lookups, like ``allowed``'s."""
+        hit = self._get((instance_id, user_id, resource_type, action))
+        if hit is not None and _ok[0]:
+            meta = hit[0]
+            now = _now[0]
+            if now < meta[3] or self._touch(meta, now, instance_id, user_id):
+                self.hits += 1
+                ids = hit[1]
+                if resource_id in ids or WILDCARD in ids:
+                    return True
+                return (resource_type, action) in ROLE_PAIRS.get(meta[1], _EMPTY_PAIRS)
+        self.slow_checks += 1
         resource_id = str(resource_id)
         if not _ok[0] or (resource_type, action) not in self._pair_set:
             watcher.ensure_started()
             return selectors.check(instance_id=instance_id, user_id=user_id, action=action,
                                    resource_type=resource_type, resource_id=resource_id)
-        now = _monotonic()
-        key = (instance_id, user_id)
-        meta = self._entries.get(key)
-        hit = self._get((instance_id, user_id, resource_type, action))
-        if meta is None or hit is None or meta[0] < now or now - meta[2] > 1.0:
-            meta, by_pair = self._load(key, now)
-            ids = by_pair[(resource_type, action)]
-        else:
-            ids = hit[1]
+        meta, by_pair = self._load((instance_id, user_id), _monotonic())
+        ids = by_pair[(resource_type, action)]
         return (resource_id in ids or WILDCARD in ids
                 or (resource_type, action) in ROLE_PAIRS.get(meta[1], _EMPTY_PAIRS))
 
@@ -351,7 +401,7 @@ class AuthzCache:
                 if rid.isdigit() and len(rid) < 19 and str(int(rid)) == rid:
                     ids.add(int(rid))  # so an int id needs no str() on the hot path
         by_pair = {pair: frozenset(ids) for pair, ids in collected.items()}
-        meta: Meta = [now + self.ttl_seconds, role, now, now + 1.0]
+        meta: Meta = [now + self.ttl_seconds, role, now, now + min(1.0, self.ttl_seconds)]
         with watcher.lock:
             if watcher.generation == generation:  # no invalidation ran while we read: safe to keep
                 self._remove_unlocked(key)
@@ -364,6 +414,8 @@ class AuthzCache:
 
     def _drop(self, change: changefeed.Change) -> None:
         """Called by the watcher under its lock."""
+        if change.kind == changefeed.KEY:  # service keys decide nothing about a subject
+            return
         if change.resource_types and not (change.resource_types & self.resource_types):
             return
         if change.subject_ids is None:

@@ -111,26 +111,34 @@ def explain(*, instance_id: int, user_id: int, action: str, resource_type: str, 
 
 
 # --- what the in-process cache loads --------------------------------------------------------------
+# One round trip. Folder grants expand to their subtrees through the path index: the folder by primary key
+# (only ids that are a bigint without leading zeros can name one), its descendants by a range on the
+# text_pattern_ops index (``path`` starts with the folder's ``/3/17/``: it lies in [``/3/17/``, ``/3/170``),
+# ``0`` being the character after ``/``). A ``LIKE f.path || '%'`` join cannot use that index and compared
+# every grant with every resource of the instance (~10 ms with 2,000 resources; 0.25 ms this way).
 _LOAD_SQL = """
-WITH member AS (SELECT 1 FROM accounts_profile WHERE user_id = %(user)s AND instance_id = %(instance)s),
-grants AS (
-  SELECT resource_type, action, resource_id FROM authz_policy
-   WHERE instance_id = %(instance)s AND user_id = %(user)s AND resource_type = ANY(%(types)s::varchar[])
+WITH member AS MATERIALIZED (
+  SELECT role FROM accounts_profile WHERE user_id = %(user)s AND instance_id = %(instance)s),
+grants AS MATERIALIZED (
+  SELECT p.resource_type, p.action, p.resource_id FROM authz_policy p
+   WHERE p.instance_id = %(instance)s AND p.user_id = %(user)s AND p.resource_type = ANY(%(types)s::varchar[])
      AND EXISTS (SELECT 1 FROM member)
   UNION
   SELECT p.resource_type, p.action, p.resource_id FROM authz_groupmembership m
-    JOIN authz_policy p ON p.group_id = m.group_id
-   WHERE m.user_id = %(user)s AND p.instance_id = %(instance)s AND p.resource_type = ANY(%(types)s::varchar[])
-     AND EXISTS (SELECT 1 FROM member)
+    JOIN authz_policy p ON p.group_id = m.group_id AND p.instance_id = %(instance)s
+   WHERE m.user_id = %(user)s AND p.resource_type = ANY(%(types)s::varchar[]) AND EXISTS (SELECT 1 FROM member)
 )
-SELECT '#role', role, '' FROM accounts_profile WHERE user_id = %(user)s AND instance_id = %(instance)s
+SELECT '#role', role, '' FROM member
 UNION ALL (
 SELECT resource_type, action, resource_id FROM grants
 UNION
 SELECT g.resource_type, g.action, d.id::varchar FROM grants g
-  JOIN authz_resource f ON f.instance_id = %(instance)s AND f.id::varchar = g.resource_id
-  JOIN authz_resource d ON d.path LIKE f.path || '%%' AND d.instance_id = %(instance)s
- WHERE g.resource_type = ANY(%(folder_types)s::varchar[]) AND g.resource_id <> '*'
+  JOIN authz_resource f
+    ON f.id = (CASE WHEN g.resource_id ~ '^[1-9][0-9]{0,17}$' THEN g.resource_id::bigint END)
+   AND f.instance_id = %(instance)s AND f.path <> ''
+  JOIN authz_resource d
+    ON d.path ~>=~ f.path AND d.path ~<~ (left(f.path, -1) || '0') AND d.instance_id = %(instance)s
+ WHERE g.resource_type = ANY(%(folder_types)s::varchar[])
 )
 """
 

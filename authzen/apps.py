@@ -9,4 +9,6 @@ class AuthzenConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from authzen import schema  # noqa: F401  (registers the OpenAPI auth scheme)
+        from authzen import receivers, schema  # noqa: F401  (schema registers the OpenAPI auth scheme)
+
+        receivers.connect()

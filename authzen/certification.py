@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Instance, Profile, User
+from authz import changefeed
 from authzen.models import ResourceType, ServiceClient, ServiceKey
 from authzen.services import (
     policy_create,
@@ -69,6 +70,7 @@ def certification_fixture() -> Fixture:
     client, _ = ServiceClient.objects.get_or_create(instance=instance, name=CLIENT_NAME,
                                                     defaults={"role": "customer"})
 
-    ServiceKey.objects.filter(client=client, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    if ServiceKey.objects.filter(client=client, revoked_at__isnull=True).update(revoked_at=timezone.now()):
+        changefeed.publish_on_commit(kind=changefeed.KEY, instance_id=instance.pk)
     _, token = service_key_create(client=client)
     return Fixture(instance=instance, token=token)

@@ -16,6 +16,7 @@ from django.utils import timezone
 from accounts.models import Instance, Profile
 from audit.choices import AuditAction
 from audit.services import audit_record
+from authz import changefeed
 from authz.registry import RESOURCE_TYPES, WILDCARD
 from authz.roles import LATTICE
 from authzen.conditions import ConditionError, condition_compile
@@ -74,7 +75,8 @@ def service_client_create(*, instance: Instance, name: str, role: str, expires_a
 
 
 def service_client_delete(*, client: ServiceClient) -> None:
-    """Delete the client and its keys: they stop authenticating within a second (the key cache)."""
+    """Delete the client and its keys: they stop authenticating within a second (the key cache hears it from
+    the change feed: ``authzen.receivers``)."""
     client.delete()
 
 
@@ -86,6 +88,7 @@ def service_key_revoke(*, key: ServiceKey, actor: Any = None) -> bool:
         revoked = bool(ServiceKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now))
         if revoked:
             client = key.client
+            changefeed.publish_on_commit(kind=changefeed.KEY, instance_id=client.instance_id)
             audit_record(action=AuditAction.SERVICE_KEY_REVOKE, actor=actor, instance=client.instance, target=key,
                          before={"client": client.name, "prefix": key.prefix, "revoked_at": None},
                          after={"revoked_at": now})

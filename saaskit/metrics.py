@@ -19,11 +19,19 @@ HTTP_LATENCY = Histogram(
     ["route", "method", "status"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
 TOKEN_REFRESHES = Counter("saaskit_token_refreshes", "Refresh-token rotations that issued a new pair")
 TOKEN_REUSES = Counter("saaskit_token_reuse_detections", "Reused refresh tokens (their family was revoked)")
+AUTHZ_CACHE_HITS = Counter("saaskit_authz_cache_hits", "Checks the authz cache answered from memory")
 AUTHZ_CACHE_MISSES = Counter("saaskit_authz_cache_misses", "Subjects the authz cache loaded from PostgreSQL")
 AUTHZ_SLOW_CHECKS = Counter("saaskit_authz_slow_checks", "Checks the authz cache's warm path did not answer")
 AUTHZ_STALENESS = Gauge("saaskit_authz_cache_staleness_seconds",
                         "Seconds since the authz cache last caught up with the change feed (the largest process)",
                         multiprocess_mode="max")
+# The caches that follow the authz change feed beside it (``authz.cache.watcher.follow``), by count name.
+AUTHZ_FOLLOWER_COUNTS = {
+    "subject_hits": Counter("saaskit_authzen_subject_cache_hits", "AuthZEN subject names resolved from memory"),
+    "subject_misses": Counter("saaskit_authzen_subject_cache_misses", "AuthZEN subject names resolved by a query"),
+    "key_hits": Counter("saaskit_service_key_cache_hits", "Service keys authenticated from memory"),
+    "key_misses": Counter("saaskit_service_key_cache_misses", "Service keys authenticated by a query"),
+}
 
 _state_collectors: list[Callable[[], Iterator[Any]]] = []
 

@@ -189,18 +189,68 @@ def test_fork_restarts_the_watcher_with_an_empty_cache(synced, instance, member)
     assert len(cache) == 1
 
 
-def test_subject_checks_count_the_profile_role_and_refresh_it(synced, instance, member, monkeypatch,
-                                                               django_assert_num_queries):
+def test_subject_checks_count_the_profile_role_and_trust_it_until_the_feed_says_otherwise(
+        synced, instance, member, django_assert_num_queries, django_capture_on_commit_callbacks):
     cache = AuthzCache(["products"])
     assert cache.allowed_for_subject(instance.pk, member.pk, "update", "products", "1") is False
-    member.profiles.update(role="clerk")
+    profile = member.profiles.get()
+    profile.role = "clerk"
+    profile.save(update_fields=["role"])  # not committed yet: nobody was told
 
-    with django_assert_num_queries(0):  # still within the one second the role is trusted
+    with django_assert_num_queries(0):  # warm: the role is trusted (no reload on a timer)
         assert cache.allowed_for_subject(instance.pk, member.pk, "update", "products", "1") is False
-    monkeypatch.setattr(cache_module, "_monotonic", lambda: time.monotonic() + 1.5)
-    monkeypatch.setattr(watcher, "synced_at", time.monotonic() + 1.5)
+    applied = watcher.applied
+    with django_capture_on_commit_callbacks(execute=True):
+        profile.save(update_fields=["role"])
+    wait_until(lambda: watcher.applied > applied)
 
+    assert (instance.pk, member.pk) not in cache
     assert cache.allowed_for_subject(instance.pk, member.pk, "update", "products", "1") is True
+
+
+@pytest.mark.parametrize("change", ["role_changed", "member_removed", "instance_deactivated", "instance_deleted"])
+def test_member_and_instance_changes_drop_the_subject(synced, instance, member, change,
+                                                      django_capture_on_commit_callbacks):
+    from accounts.models import Profile
+
+    profile = Profile.objects.get(user=member, instance=instance)
+    profile.role = "clerk"
+    profile.save(update_fields=["role"])
+    bystander = ProfileFactory(role="clerk").user  # another instance: untouched
+    cache = AuthzCache(["products"])
+    assert cache.allowed_for_subject(instance.pk, member.pk, "update", "products", "1") is True
+    assert cache.allowed_for_subject(bystander.profiles.get().instance_id, bystander.pk, "update", "products",
+                                     "1") is True
+    applied = watcher.applied
+
+    with django_capture_on_commit_callbacks(execute=True):
+        if change == "role_changed":
+            profile.role = "customer"
+            profile.save(update_fields=["role", "updated_at"])
+        elif change == "member_removed":
+            profile.delete()
+        elif change == "instance_deactivated":
+            instance.is_active = False
+            instance.save()
+        else:
+            instance.delete()
+    wait_until(lambda: watcher.applied > applied)
+
+    assert (instance.pk, member.pk) not in cache
+    assert (bystander.profiles.get().instance_id, bystander.pk) in cache
+    if change in ("role_changed", "member_removed", "instance_deleted"):
+        assert cache.allowed_for_subject(instance.pk, member.pk, "update", "products", "1") is False
+
+
+def test_a_login_or_an_unrelated_profile_save_publishes_nothing(synced, instance, member, feed,
+                                                                django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import update_last_login
+
+    with django_capture_on_commit_callbacks(execute=True):
+        update_last_login(None, member)
+        member.profiles.get().save(update_fields=["updated_at"])
+
+    assert feed.xlen(changefeed.STREAM) == 0
 
 
 def test_authorized_from_memory(synced, instance, member, django_assert_num_queries,

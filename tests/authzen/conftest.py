@@ -64,3 +64,31 @@ def service_key(instance):
 @pytest.fixture
 def pep(service_key):
     return key_client(service_key)
+
+
+@pytest.fixture
+def synced():
+    """A running authz watcher caught up with an empty change feed: the per-process caches (keys, subject names,
+    the authz cache) answer from memory and hear the changes this test commits (wrap them in
+    ``django_capture_on_commit_callbacks(execute=True)``, then ``applied(before)``)."""
+    import time
+
+    from authz import changefeed
+    from authz.cache import watcher
+    from tests.support.waiting import wait_until
+
+    changefeed.client().delete(changefeed.STREAM)
+    watcher.stop()
+    watcher.ensure_started()
+    wait_until(lambda: time.monotonic() - watcher.synced_at < 0.5, timeout=10)
+    yield watcher
+    watcher.stop()
+    changefeed.client().delete(changefeed.STREAM)
+
+
+def applied(before: int) -> None:
+    """Wait until the watcher applied a change after ``before`` (its ``applied`` count)."""
+    from authz.cache import watcher
+    from tests.support.waiting import wait_until
+
+    wait_until(lambda: watcher.applied > before, timeout=10)

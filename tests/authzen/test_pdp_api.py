@@ -236,7 +236,5 @@ def test_a_policy_removed_by_another_process_stops_allowing_within_a_second(pep,
     Policy.objects.filter(action="write").delete()  # as another process would: this process's index is not told
     real = index.time.monotonic
     monkeypatch.setattr(index.time, "monotonic", lambda: real() + index.TTL_SECONDS + 0.01)
-    from authzen import selectors
-    monkeypatch.setattr(selectors.time, "monotonic", lambda: real() + index.TTL_SECONDS + 0.01)
 
     assert pep.post(f"{BASE}/evaluation", body, format="json").json() == {"decision": False}

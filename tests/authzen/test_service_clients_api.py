@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from authzen import authentication
 from authzen.models import ServiceClient, ServiceKey
-from tests.authzen.conftest import client_for, key_client
+from tests.authzen.conftest import applied, client_for, key_client
 from tests.factories import ProfileFactory
 
 pytestmark = pytest.mark.django_db
@@ -19,12 +19,6 @@ EVAL = {"subject": {"type": "user", "id": "nobody"}, "action": {"name": "read"},
 
 def _evaluate(client, slug="acme"):
     return client.post(f"/authzen/{slug}/access/v1/evaluation", EVAL, format="json")
-
-
-def _one_second_later(monkeypatch):
-    """Move the key cache's clock past its one-second bound (no sleeping in tests)."""
-    real = authentication.time.monotonic
-    monkeypatch.setattr(authentication.time, "monotonic", lambda: real() + authentication.KEY_CACHE_SECONDS + 0.01)
 
 
 def test_an_admin_creates_a_client_whose_key_is_shown_once_and_stored_hashed(admin):
@@ -83,28 +77,36 @@ def test_no_or_an_unknown_key_is_401(instance):
     assert _evaluate(key_client("sk_00000000_nope")).status_code == 401
 
 
-def test_a_revoked_key_stops_working_within_a_second(admin, monkeypatch):
+def test_a_revoked_key_stops_working_once_the_feed_says_so(synced, admin, django_capture_on_commit_callbacks,
+                                                           django_assert_num_queries):
     created = admin.post(URL, {"name": "gateway", "role": "clerk"}, format="json").json()
     pep = key_client(created["key"])
     assert _evaluate(pep).status_code == 200
+    with django_assert_num_queries(0):  # warm: the key is a dict lookup
+        assert _evaluate(pep).status_code == 200
+    before = synced.applied
 
-    revoked = admin.delete(f"{URL}/{created['id']}/keys/{created['keys'][0]['prefix']}")
-    _one_second_later(monkeypatch)
+    with django_capture_on_commit_callbacks(execute=True):
+        revoked = admin.delete(f"{URL}/{created['id']}/keys/{created['keys'][0]['prefix']}")
+    applied(before)
 
     assert revoked.status_code == 204
     assert _evaluate(pep).status_code == 401
     assert ServiceKey.objects.get().revoked_at is not None
 
 
-def test_deleting_a_client_stops_its_keys_and_a_second_key_works_alongside_the_first(admin, monkeypatch):
+def test_deleting_a_client_stops_its_keys_and_a_second_key_works_alongside_the_first(
+        synced, admin, django_capture_on_commit_callbacks):
     created = admin.post(URL, {"name": "gateway", "role": "clerk"}, format="json").json()
     second = admin.post(f"{URL}/{created['id']}/keys", {}, format="json")
     assert second.status_code == 201
     assert _evaluate(key_client(created["key"])).status_code == 200
     assert _evaluate(key_client(second.json()["key"])).status_code == 200
+    before = synced.applied
 
-    assert admin.delete(f"{URL}/{created['id']}").status_code == 204
-    _one_second_later(monkeypatch)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert admin.delete(f"{URL}/{created['id']}").status_code == 204
+    applied(before)
 
     assert _evaluate(key_client(created["key"])).status_code == 401
     assert _evaluate(key_client(second.json()["key"])).status_code == 401
@@ -121,6 +123,36 @@ def test_an_expired_key_is_refused_and_use_is_recorded(admin):
     authentication.forget_cached_keys()
 
     assert _evaluate(key_client(created["key"])).status_code == 401
+
+
+def test_expiry_is_checked_on_every_request_even_from_memory(synced, admin, monkeypatch, django_assert_num_queries):
+    created = admin.post(URL, {"name": "gateway", "role": "clerk",
+                               "expires_at": (timezone.now() + timedelta(hours=1)).isoformat()}, format="json").json()
+    pep = key_client(created["key"])
+    assert _evaluate(pep).status_code == 200
+    real = authentication._wall
+    monkeypatch.setattr(authentication, "_wall", lambda: real() + 3601)
+
+    with django_assert_num_queries(0):
+        assert _evaluate(pep).status_code == 401
+
+
+def test_last_use_is_written_at_most_once_per_period_per_key(synced, admin, monkeypatch):
+    created = admin.post(URL, {"name": "gateway", "role": "clerk"}, format="json").json()
+    touches = []
+    real_touch = authentication.services.service_key_touch
+    monkeypatch.setattr(authentication.services, "service_key_touch",
+                        lambda **kwargs: touches.append(kwargs["key_id"]) or real_touch(**kwargs))
+    pep = key_client(created["key"])
+
+    for _ in range(5):
+        assert _evaluate(pep).status_code == 200
+    real = authentication.time.monotonic
+    monkeypatch.setattr(authentication.time, "monotonic", lambda: real() + authentication.TOUCH_EVERY_SECONDS + 1)
+    assert _evaluate(pep).status_code == 200
+
+    key_id = ServiceKey.objects.get().pk
+    assert touches == [key_id, key_id]
 
 
 def test_an_expiry_in_the_past_is_refused(admin):
