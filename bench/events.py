@@ -50,6 +50,14 @@ from events import publish
 from events.choices import DeliveryStatus
 from events.models import Delivery, OutboxEvent
 from events.tasks import noop
+from events.consumers import subscriptions_for, unregister
+
+# One event, one delivery, one message, as raw Celery's one task: the bench consumer is the only subscriber here.
+# (payments.record_alert also consumes event-suspicious-activity since 2026-12-01; with it every bench event was
+# two deliveries and two messages, the second never consumed, and the bus paid twice the relay's cost.)
+for _sub in subscriptions_for("event-suspicious-activity"):
+    if _sub.name != NAME:
+        unregister(_sub.name)
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else results.pick(300, 1000)
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", results.pick("2", "3")))
