@@ -623,4 +623,4 @@ def test_a_consumer_that_publishes_finishes_announcing_it(test_consumers):
         assert delivery_run(**message_for(record)).outcome == "done"
 
     finishes = [q["sql"] for q in queries.captured_queries if "events_finish(" in q["sql"]]
-    assert [sql.split("50, ")[1] for sql in finishes] == ["true); COMMIT", "false); COMMIT"]
+    assert [sql.rsplit("50, ", 1)[1] for sql in finishes] == ["true); COMMIT", "false); COMMIT"]  # 50: the wake batch

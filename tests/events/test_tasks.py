@@ -54,3 +54,50 @@ def test_beat_schedule_sweeps_and_purges_on_the_events_queue(settings):
     assert schedule["events-purge"]["task"] == "events.purge"
     assert {entry["options"]["queue"] for entry in schedule.values() if entry["task"].startswith("events.")} == {
         "events"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_reuses_a_quiet_connection_without_a_ping(monkeypatch):
+    """Between tasks the worker keeps its connection (CONN_MAX_AGE); CONN_HEALTH_CHECKS would ping it (SELECT 1,
+    a round trip per delivery). A connection whose socket has received nothing since its last statement is
+    known alive without one: the server sends a FATAL message and closes when it ends a session."""
+    from celery.signals import task_postrun, task_prerun
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (first_pid,) = cursor.fetchone()
+    pings = []
+    monkeypatch.setattr(connection, "is_usable", lambda: pings.append(1) or True)
+
+    task_postrun.send(sender=deliver)  # the end of one task (close_old_connections: a health check is due)
+    task_prerun.send(sender=deliver)  # the start of the next
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (second_pid,) = cursor.fetchone()
+
+    assert pings == []
+    assert second_pid == first_pid
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_after_a_terminated_connection_gets_a_fresh_one():
+    import psycopg
+    from celery.signals import task_postrun, task_prerun
+    from django.conf import settings
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (first_pid,) = cursor.fetchone()
+    task_postrun.send(sender=deliver)
+    with psycopg.connect(settings.DATABASE_URL, autocommit=True) as admin:  # what a restart or failover does
+        admin.execute("SELECT pg_terminate_backend(%s)", [first_pid])
+        admin.execute("SELECT pg_sleep(0.1)")  # its FATAL message and the close reach the worker's socket
+
+    task_prerun.send(sender=deliver)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (second_pid,) = cursor.fetchone()
+
+    assert second_pid != first_pid
