@@ -211,8 +211,9 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
 
 
 def _move_stock(instance: Instance, lines: list[dict[str, Any]], *, on_hand_sign: int, reserved_sign: int) -> None:
-    """Move the lines' units. Each UPDATE locks its row, and they go in pk order (the order ``_locked_products_and_quote``
-    locks in), so concurrent movements never deadlock; a product no longer there is skipped."""
+    """Move the lines' units. Each UPDATE locks its row, and they go in pk order (the order
+    ``_locked_products_and_quote`` locks in), so concurrent movements never deadlock; a product no longer there is
+    skipped."""
     quantities: dict[int, int] = {}
     for line in lines:
         quantities[int(line["product_id"])] = quantities.get(int(line["product_id"]), 0) + int(line["quantity"])

@@ -112,9 +112,16 @@ def _insertable(model: type[Model], exclude: Any = None) -> list[Any]:
             and not (f.primary_key and isinstance(f, AutoField | BigAutoField | SmallAutoField))]
 
 
+def _cast(field: Any) -> str:
+    """The field's type for a cast, without a length: an explicit cast to ``varchar(n)`` would silently cut a
+    longer value, where assigning text to the column refuses it as the ORM's INSERT would."""
+    db_type = field.cast_db_type(connection)
+    return "text" if db_type.startswith(("varchar", "char")) else db_type
+
+
 def _placeholders(fields: Sequence[Any]) -> str:
     """``%s::type`` per field: typed, so a NULL or a literal in a SELECT list or VALUES row gets its column's type."""
-    return ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields)
+    return ", ".join(f"%s::{_cast(f)}" for f in fields)
 
 
 def insert_with_children(parent: Model, children: Sequence[Model], *, link: str) -> None:
