@@ -68,6 +68,49 @@ from orders.services import order_place  # noqa: E402
 from payments.services import wallet_create  # noqa: E402
 
 SAGA_QUEUES = "default,events,orders,inventory,payments,authz,accounts"
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU time of a process, its live descendants and the children it has reaped, from /proc (the
+    worker processes; PostgreSQL's postmaster with its backends). Independent of the machine's load."""
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        fields = stats.get(pid)
+        if fields is None:
+            continue
+        total += sum(int(f) for f in fields[11:13]) / _TICK  # utime, stime
+        total += sum(int(f) for f in fields[13:15]) / _TICK  # cutime, cstime: children that ended
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def postmaster_pid() -> int | None:
+    """The embedded PostgreSQL's postmaster (None for a server elsewhere: its CPU is not counted)."""
+    pidfile = BASE_DIR / ".saaskit" / "pgdata" / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
+def cpu_snapshot(workers: list[tuple[subprocess.Popen[bytes], Path]]) -> tuple[float, float, float]:
+    """CPU seconds so far of: the worker processes, PostgreSQL, this process (the placements)."""
+    pg = postmaster_pid()
+    return (sum(tree_cpu_seconds(proc.pid) for proc, _ in workers), tree_cpu_seconds(pg) if pg else float("nan"),
+            time.process_time())
 
 
 def start_workers(n: int = 2) -> list[tuple[subprocess.Popen[bytes], Path]]:
@@ -216,8 +259,12 @@ def main() -> None:
     try:
         peak(instance, product_id, customers, 50)  # warm up
         raw_chains(100)
+        before = cpu_snapshot(workers)
         raw_rate = raw_chains(PEAK)
+        after = cpu_snapshot(workers)
+        raw_cpu = [(b - a) * 1000 / PEAK for a, b in zip(before, after, strict=True)]
         peak_rate, peak_done = peak(instance, product_id, customers, PEAK)
+        peak_cpu = [(b - a) * 1000 / max(1, peak_done) for a, b in zip(after, cpu_snapshot(workers), strict=True)]
         loads = [(rate, *offered(instance, product_id, customers, rate)) for rate in RATES]
     finally:
         for proc, _ in workers:
@@ -238,6 +285,8 @@ def main() -> None:
           f"{'ok' if peak_rate >= 100 else 'BELOW GOAL'}")
     print(f"  {f'raw Celery chain of {HOPS} no-op hops, chains/s':<46}{raw_rate:>9.1f}")
     print(f"  {'ratio (goal >= 30%)':<46}{ratio:>8.0f}%   {'ok' if ratio >= 30 else 'BELOW GOAL'}")
+    print(f"  {'CPU ms per order at peak: workers / PG / bench':<46}{peak_cpu[0]:>9.1f} / {peak_cpu[1]:.1f} / "
+          f"{peak_cpu[2]:.1f}   (per raw chain: {raw_cpu[0]:.1f} / {raw_cpu[1]:.1f} / {raw_cpu[2]:.1f})")
     for rate, p50, p99, n, ended in loads:
         goal = "   (goal p99 <= 250 ms: " + ("ok)" if p99 <= 250 else "BELOW GOAL)") if rate == 50 else ""
         print(f"  {f'offered {rate}/s: p50 / p99 ms placement -> terminal':<46}{p50:>9.0f} / {p99:.0f}"
@@ -245,6 +294,8 @@ def main() -> None:
     bench_results.save("saga", {
         "peak_orders_per_s": peak_rate, "peak_orders": PEAK, "peak_ended": peak_done, "raw_chains_per_s": raw_rate,
         "hops": HOPS, "ratio_pct": ratio, "seconds_per_load": SECONDS, "workers": 2,
+        "cpu_ms_per_order": dict(zip(("workers", "postgres", "bench"), peak_cpu, strict=True)),
+        "cpu_ms_per_raw_chain": dict(zip(("workers", "postgres", "bench"), raw_cpu, strict=True)),
         "loads": [{"offered": rate, "p50_ms": p50, "p99_ms": p99, "orders": n, "ended": ended}
                   for rate, p50, p99, n, ended in loads],
     })

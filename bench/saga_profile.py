@@ -137,7 +137,7 @@ def main() -> None:
 
         run_all(20, record=False)  # warm up
         outcomes.clear()
-        profiler = cProfile.Profile() if PROFILE else None
+        profiler = cProfile.Profile(time.process_time) if PROFILE else None
         if profiler:
             profiler.enable()
         run_all(ORDERS, record=True)
@@ -197,7 +197,7 @@ def profile_post(instance, product_id: int, customers) -> None:  # type: ignore[
         post()
         captured.clear()
     steps: dict[str, Step] = {}
-    profiler = cProfile.Profile() if PROFILE else None
+    profiler = cProfile.Profile(time.process_time) if PROFILE else None
     if profiler:
         profiler.enable()
     for _ in range(100):
