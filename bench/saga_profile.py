@@ -143,6 +143,7 @@ def main() -> None:
         run_all(ORDERS, record=True)
         if profiler:
             profiler.disable()
+            profiler.dump_stats("/tmp/saga_profile.pstats")
         approved = Order.objects.filter(status="approved").count()
         print(f"saga profile: {ORDERS} orders in-process (+20 warm-up, {approved} approved in all), "
               f"load average {os.getloadavg()[0]:.1f}")
@@ -208,6 +209,9 @@ def profile_post(instance, product_id: int, customers) -> None:  # type: ignore[
     step = steps["POST /api/v1/orders/"]
     print(f"  POST /api/v1/orders/ (test client): {step.statements / step.runs:.1f} statements, "
           f"{step.cpu * 1000 / step.runs:.2f} CPU ms per request")
+    if os.environ.get("SHOW_SQL"):
+        for sql in step.last:
+            print("   ", sql[:200])
     if profiler:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(50)
