@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Subquery
+from django.utils import timezone
 
 from accounts.models import Instance
 from audit.choices import AuditAction
@@ -188,26 +189,39 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
         return reservation
 
     assert normalized is not None
-    amount = Decimal("0.00")
-    stored_lines = []
-    for line in normalized:
-        product = products[line.product_id]
-        # The rows are locked, so this cannot miss; the condition is the last guard before the CHECK constraint.
-        updated = Product.objects.filter(
-            pk=product.pk, stock_on_hand__gte=F("stock_reserved") + line.quantity,
-        ).update(stock_reserved=F("stock_reserved") + line.quantity)
-        if updated != 1:  # pragma: no cover - defended by the row lock
-            raise RuntimeError(f"stock of product {product.pk} changed under its lock")
-        amount += prices[product.pk] * line.quantity
-        stored_lines.append({"product_id": product.pk, "quantity": line.quantity,
-                             "unit_price": str(prices[product.pk])})
-    reservation.lines = stored_lines
-    reservation.amount = amount.quantize(CENT)
-    reservation.save(update_fields=["lines", "amount", "updated_at"])
+    reservation.lines = [{"product_id": line.product_id, "quantity": line.quantity,
+                          "unit_price": str(prices[line.product_id])} for line in normalized]
+    reservation.amount = sum((prices[line.product_id] * line.quantity for line in normalized),
+                             Decimal("0.00")).quantize(CENT)
+    held = _hold_stock(reservation, normalized)
+    if held != len(normalized):  # pragma: no cover - defended by the row locks
+        raise RuntimeError(f"stock of order {order_id}'s products changed under their locks")
     product_reserved.send(sender=Reservation, instance=instance, causation_id=causation_id,
                           payload={"order_id": order_id, "customer_id": customer_id,
                                    "amount": str(reservation.amount), "currency": currency})
     return reservation
+
+
+def _hold_stock(reservation: Reservation, lines: list[_Line]) -> int:
+    """ONE statement for what the ORM says in one UPDATE per line and a save: hold every line's units
+    (``stock_reserved += quantity`` where that much is on hand: the last guard before the CHECK constraint; the
+    rows are locked already) and write the reservation's ``lines`` and ``amount``. Returns how many products it
+    held units of (every line's, unless the stock changed under the locks)."""
+    product, table = Product._meta, Reservation._meta
+    field = table.get_field
+    sql = (f"WITH held AS (UPDATE {product.db_table} AS p SET stock_reserved = p.stock_reserved + v.quantity "
+           f"FROM (VALUES {', '.join(['(%s::bigint, %s::integer)'] * len(lines))}) AS v (id, quantity) "
+           f"WHERE p.id = v.id AND p.stock_on_hand >= p.stock_reserved + v.quantity RETURNING p.id) "
+           f"UPDATE {table.db_table} SET lines = %s, amount = %s, updated_at = %s WHERE id = %s "
+           f"RETURNING (SELECT count(*) FROM held)")
+    reservation.updated_at = timezone.now()
+    params = [v for line in lines for v in (line.product_id, line.quantity)] + [
+        field("lines").get_db_prep_save(reservation.lines, connection),
+        field("amount").get_db_prep_save(reservation.amount, connection),
+        field("updated_at").get_db_prep_save(reservation.updated_at, connection), reservation.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.fetchone()[0])
 
 
 def _move_stock(instance: Instance, lines: list[dict[str, Any]], *, on_hand_sign: int, reserved_sign: int) -> None:
