@@ -1,14 +1,17 @@
 """saga benchmark: ``.venv/bin/python bench/saga.py`` (a throwaway database, its own Redis DB, two worker processes).
 
 Runs the order saga end to end (order placed -> reserved -> charged -> approved, with every consumer on the bus)
-with two worker processes (``--pool solo``, every saga queue each) and prints:
+with two worker processes (``--pool solo``, every saga queue each; BENCH_SAGA_POOL=prefork for a prefork worker
+with one child each) and prints:
 
 - orders per second at peak: BENCH_SAGA_PEAK (600) orders placed as fast as SENDERS threads can, divided by the
   time from the first placement to the last order reaching a terminal status;
 - p50 / p99 time from placement to terminal status at offered loads of 25, 50 and 100 orders/s (open loop: order
   i is placed at ``start + i / rate`` whatever happened before; BENCH_SAGA_SECONDS (8) seconds of load each);
 - a raw Celery chain of as many no-op hops as an approved order has deliveries (4: reserve, charge, apply payment,
-  commit stock), sent on the same broker to the same two workers in the same run, and the ratio.
+  commit stock), sent on the same broker to the same two workers in the same run, and the ratio;
+- CPU milliseconds per order at peak of the worker processes, PostgreSQL (the embedded server's processes) and
+  this process (the placements), from /proc, beside the same per raw chain: what does not move with the load.
 
 Orders are placed in this process through ``orders.services.order_place`` (what ``POST /api/v1/orders/`` calls),
 each in its own transaction, not over HTTP: the web request's own cost (about 15 ms of CPU per POST under
@@ -45,6 +48,10 @@ SECONDS = float(os.environ.get("BENCH_SAGA_SECONDS", bench_results.pick("2", "8"
 RATES = [int(r) for r in os.environ.get("BENCH_SAGA_RATES", bench_results.pick("20,40", "25,50,100")).split(",")]
 SENDERS = int(os.environ.get("BENCH_SENDERS", "4"))
 HOPS = 4
+# The worker pool: solo (default: the task runs in the worker process itself) or prefork (BENCH_SAGA_POOL=prefork,
+# one child per worker, as `make run` starts with --concurrency 2: the parent hands each message to its child,
+# and enforces the time limits solo cannot).
+POOL = os.environ.get("BENCH_SAGA_POOL", "solo")
 CUSTOMERS = 200
 
 
@@ -119,7 +126,8 @@ def start_workers(n: int = 2) -> list[tuple[subprocess.Popen[bytes], Path]]:
     for i in range(n):
         log = BASE_DIR / ".saaskit" / f"bench-saga-worker-{i}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "celery", "-A", "saaskit", "worker", "-Q", SAGA_QUEUES, "--pool", "solo",
+        cmd = [sys.executable, "-m", "celery", "-A", "saaskit", "worker", "-Q", SAGA_QUEUES, "--pool", POOL,
+               *(["--concurrency", "1"] if POOL == "prefork" else []),
                "--loglevel", "WARNING", "-n", f"bench-saga-{i}-{os.getpid()}@%h", "--without-gossip",
                "--without-mingle", "--without-heartbeat"]
         if i == 0:
@@ -278,7 +286,7 @@ def main() -> None:
         connection.close()
         drop_database(url)
     ratio = peak_rate / raw_rate * 100
-    print(f"saga bench: two worker processes (solo pool, every saga queue), orders placed in-process by {SENDERS}+ "
+    print(f"saga bench: two worker processes ({POOL} pool, every saga queue), orders placed in-process by {SENDERS}+ "
           f"threads through order_place, Redis DB {settings.REDIS_DB}, load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs")
     print(f"  {'peak orders/s (goal >= 100)':<46}{peak_rate:>9.1f}   ({peak_done} of {PEAK} orders ended) "
@@ -293,7 +301,7 @@ def main() -> None:
               f"   ({ended} of {n} ended){goal}")
     bench_results.save("saga", {
         "peak_orders_per_s": peak_rate, "peak_orders": PEAK, "peak_ended": peak_done, "raw_chains_per_s": raw_rate,
-        "hops": HOPS, "ratio_pct": ratio, "seconds_per_load": SECONDS, "workers": 2,
+        "hops": HOPS, "ratio_pct": ratio, "seconds_per_load": SECONDS, "workers": 2, "pool": POOL,
         "cpu_ms_per_order": dict(zip(("workers", "postgres", "bench"), peak_cpu, strict=True)),
         "cpu_ms_per_raw_chain": dict(zip(("workers", "postgres", "bench"), raw_cpu, strict=True)),
         "loads": [{"offered": rate, "p50_ms": p50, "p99_ms": p99, "orders": n, "ended": ended}
