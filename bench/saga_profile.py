@@ -1,13 +1,16 @@
-"""Where an order's time goes, in-process: ``.venv/bin/python bench/saga_profile.py`` (a throwaway database).
+"""Where an order's time goes, in-process: ``.venv/bin/python bench/saga_profile.py`` (a throwaway database; part of
+``make bench``, which keeps its figures in ``.saaskit/bench/saga_profile.json``).
 
-Places ORDERS (200) orders through ``order_place`` and runs every delivery they cause in this process, through
-the bus's own message path (``events.delivery.delivery_run`` with the consumer's name and the JSON-decoded
-envelope, exactly what the ``events.deliver`` task calls), with the relay's sends captured instead of going to
-Redis. Celery's and Redis' own costs are not in it (see ``bench/saga.py`` for the worker processes' CPU per order).
-Prints per step (the placement, each consumer): statements (each counting BEGIN, the finish and COMMIT as the
-query log shows them), round trips, and CPU ms (``time.process_time``) per order, and with PROFILE=1 the top of a
-cProfile of all of it. With POST=1 it also profiles ``POST /api/v1/orders/`` through the Django test client.
-Figures do not depend much on the machine's load (CPU time and counts, not wall time).
+Places BENCH_SAGA_PROFILE_ORDERS (200; 100 with QUICK=1) orders through ``order_place`` and runs every delivery
+they cause in this process, through the bus's own message path (``events.delivery.delivery_run`` with the
+consumer's name and the JSON-decoded envelope, exactly what the ``events.deliver`` task calls), with the relay's
+sends captured instead of going to Redis. Celery's and Redis' own costs are not in it (``bench/saga.py`` prints
+the worker processes' CPU per order). Prints per step (the placement, each consumer): statements (a statement
+sent by hand with BEGIN or COMMIT in the same round trip counts each part), round trips (Django's logged BEGIN
+and COMMIT that the bus sends with its own statements are not counted), and CPU ms (``time.process_time``) per
+order; with PROFILE=1 a cProfile on CPU time of all of it (also dumped to /tmp/saga_profile.pstats), with
+SHOW_SQL=1 the statements of one run of each step, with POST=1 also ``POST /api/v1/orders/`` through the Django
+test client. The figures hardly depend on the machine's load (CPU time and counts, not wall time).
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "saaskit.settings")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("DEBUG", "0")
 
+from bench.lib import results as bench_results  # noqa: E402  (no Django in it)
 from bench.lib.databases import drop_database, throwaway_database  # noqa: E402
 
-ORDERS = int(os.environ.get("BENCH_SAGA_PROFILE_ORDERS", "200"))
+ORDERS = int(os.environ.get("BENCH_SAGA_PROFILE_ORDERS", bench_results.pick("100", "200")))
 PROFILE = os.environ.get("PROFILE") == "1"
 POST = os.environ.get("POST") == "1"
 
@@ -158,6 +162,11 @@ def main() -> None:
         print(f"  {'per order':<44}{ORDERS:>6}{total.statements / ORDERS:>11.1f}{total.round_trips / ORDERS:>11.1f}"
               f"{total.cpu * 1000 / ORDERS:>12.2f}")
         print("  outcomes:", dict(outcomes))
+        bench_results.save("saga_profile", {"orders": ORDERS, "steps": {
+            name: {"statements": step.statements / step.runs, "round_trips": step.round_trips / step.runs,
+                   "cpu_ms": step.cpu * 1000 / step.runs} for name, step in steps.items()},
+            "per_order": {"statements": total.statements / ORDERS, "round_trips": total.round_trips / ORDERS,
+                          "cpu_ms": total.cpu * 1000 / ORDERS}})
         if os.environ.get("SHOW_SQL"):
             for name, step in steps.items():
                 print(f"--- {name}")
