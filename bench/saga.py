@@ -1,14 +1,17 @@
 """saga benchmark: ``.venv/bin/python bench/saga.py`` (a throwaway database, its own Redis DB, two worker processes).
 
 Runs the order saga end to end (order placed -> reserved -> charged -> approved, with every consumer on the bus)
-with two worker processes (``--pool solo``, every saga queue each) and prints:
+with two worker processes (``--pool solo``, every saga queue each; BENCH_SAGA_POOL=prefork for a prefork worker
+with one child each) and prints:
 
 - orders per second at peak: BENCH_SAGA_PEAK (600) orders placed as fast as SENDERS threads can, divided by the
   time from the first placement to the last order reaching a terminal status;
 - p50 / p99 time from placement to terminal status at offered loads of 25, 50 and 100 orders/s (open loop: order
   i is placed at ``start + i / rate`` whatever happened before; BENCH_SAGA_SECONDS (8) seconds of load each);
 - a raw Celery chain of as many no-op hops as an approved order has deliveries (4: reserve, charge, apply payment,
-  commit stock), sent on the same broker to the same two workers in the same run, and the ratio.
+  commit stock), sent on the same broker to the same two workers in the same run, and the ratio;
+- CPU milliseconds per order at peak of the worker processes, PostgreSQL (the embedded server's processes) and
+  this process (the placements), from /proc, beside the same per raw chain: what does not move with the load.
 
 Orders are placed in this process through ``orders.services.order_place`` (what ``POST /api/v1/orders/`` calls),
 each in its own transaction, not over HTTP: the web request's own cost (about 15 ms of CPU per POST under
@@ -45,6 +48,10 @@ SECONDS = float(os.environ.get("BENCH_SAGA_SECONDS", bench_results.pick("2", "8"
 RATES = [int(r) for r in os.environ.get("BENCH_SAGA_RATES", bench_results.pick("20,40", "25,50,100")).split(",")]
 SENDERS = int(os.environ.get("BENCH_SENDERS", "4"))
 HOPS = 4
+# The worker pool: solo (default: the task runs in the worker process itself) or prefork (BENCH_SAGA_POOL=prefork,
+# one child per worker, as `make run` starts with --concurrency 2: the parent hands each message to its child,
+# and enforces the time limits solo cannot).
+POOL = os.environ.get("BENCH_SAGA_POOL", "solo")
 CUSTOMERS = 200
 
 
@@ -68,6 +75,49 @@ from orders.services import order_place  # noqa: E402
 from payments.services import wallet_create  # noqa: E402
 
 SAGA_QUEUES = "default,events,orders,inventory,payments,authz,accounts"
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU time of a process, its live descendants and the children it has reaped, from /proc (the
+    worker processes; PostgreSQL's postmaster with its backends). Independent of the machine's load."""
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+    children: dict[int, list[int]] = {}
+    for pid, fields in stats.items():
+        children.setdefault(int(fields[1]), []).append(pid)
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        fields = stats.get(pid)
+        if fields is None:
+            continue
+        total += sum(int(f) for f in fields[11:13]) / _TICK  # utime, stime
+        total += sum(int(f) for f in fields[13:15]) / _TICK  # cutime, cstime: children that ended
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def postmaster_pid() -> int | None:
+    """The embedded PostgreSQL's postmaster (None for a server elsewhere: its CPU is not counted)."""
+    pidfile = BASE_DIR / ".saaskit" / "pgdata" / "postmaster.pid"
+    try:
+        pid = int(pidfile.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
+def cpu_snapshot(workers: list[tuple[subprocess.Popen[bytes], Path]]) -> tuple[float, float, float]:
+    """CPU seconds so far of: the worker processes, PostgreSQL, this process (the placements)."""
+    pg = postmaster_pid()
+    return (sum(tree_cpu_seconds(proc.pid) for proc, _ in workers), tree_cpu_seconds(pg) if pg else float("nan"),
+            time.process_time())
 
 
 def start_workers(n: int = 2) -> list[tuple[subprocess.Popen[bytes], Path]]:
@@ -76,7 +126,8 @@ def start_workers(n: int = 2) -> list[tuple[subprocess.Popen[bytes], Path]]:
     for i in range(n):
         log = BASE_DIR / ".saaskit" / f"bench-saga-worker-{i}.log"
         log.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "celery", "-A", "saaskit", "worker", "-Q", SAGA_QUEUES, "--pool", "solo",
+        cmd = [sys.executable, "-m", "celery", "-A", "saaskit", "worker", "-Q", SAGA_QUEUES, "--pool", POOL,
+               *(["--concurrency", "1"] if POOL == "prefork" else []),
                "--loglevel", "WARNING", "-n", f"bench-saga-{i}-{os.getpid()}@%h", "--without-gossip",
                "--without-mingle", "--without-heartbeat"]
         if i == 0:
@@ -216,8 +267,12 @@ def main() -> None:
     try:
         peak(instance, product_id, customers, 50)  # warm up
         raw_chains(100)
+        before = cpu_snapshot(workers)
         raw_rate = raw_chains(PEAK)
+        after = cpu_snapshot(workers)
+        raw_cpu = [(b - a) * 1000 / PEAK for a, b in zip(before, after, strict=True)]
         peak_rate, peak_done = peak(instance, product_id, customers, PEAK)
+        peak_cpu = [(b - a) * 1000 / max(1, peak_done) for a, b in zip(after, cpu_snapshot(workers), strict=True)]
         loads = [(rate, *offered(instance, product_id, customers, rate)) for rate in RATES]
     finally:
         for proc, _ in workers:
@@ -231,20 +286,24 @@ def main() -> None:
         connection.close()
         drop_database(url)
     ratio = peak_rate / raw_rate * 100
-    print(f"saga bench: two worker processes (solo pool, every saga queue), orders placed in-process by {SENDERS}+ "
+    print(f"saga bench: two worker processes ({POOL} pool, every saga queue), orders placed in-process by {SENDERS}+ "
           f"threads through order_place, Redis DB {settings.REDIS_DB}, load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} CPUs")
     print(f"  {'peak orders/s (goal >= 100)':<46}{peak_rate:>9.1f}   ({peak_done} of {PEAK} orders ended) "
           f"{'ok' if peak_rate >= 100 else 'BELOW GOAL'}")
     print(f"  {f'raw Celery chain of {HOPS} no-op hops, chains/s':<46}{raw_rate:>9.1f}")
     print(f"  {'ratio (goal >= 30%)':<46}{ratio:>8.0f}%   {'ok' if ratio >= 30 else 'BELOW GOAL'}")
+    print(f"  {'CPU ms per order at peak: workers / PG / bench':<46}{peak_cpu[0]:>9.1f} / {peak_cpu[1]:.1f} / "
+          f"{peak_cpu[2]:.1f}   (per raw chain: {raw_cpu[0]:.1f} / {raw_cpu[1]:.1f} / {raw_cpu[2]:.1f})")
     for rate, p50, p99, n, ended in loads:
         goal = "   (goal p99 <= 250 ms: " + ("ok)" if p99 <= 250 else "BELOW GOAL)") if rate == 50 else ""
         print(f"  {f'offered {rate}/s: p50 / p99 ms placement -> terminal':<46}{p50:>9.0f} / {p99:.0f}"
               f"   ({ended} of {n} ended){goal}")
     bench_results.save("saga", {
         "peak_orders_per_s": peak_rate, "peak_orders": PEAK, "peak_ended": peak_done, "raw_chains_per_s": raw_rate,
-        "hops": HOPS, "ratio_pct": ratio, "seconds_per_load": SECONDS, "workers": 2,
+        "hops": HOPS, "ratio_pct": ratio, "seconds_per_load": SECONDS, "workers": 2, "pool": POOL,
+        "cpu_ms_per_order": dict(zip(("workers", "postgres", "bench"), peak_cpu, strict=True)),
+        "cpu_ms_per_raw_chain": dict(zip(("workers", "postgres", "bench"), raw_cpu, strict=True)),
         "loads": [{"offered": rate, "p50_ms": p50, "p99_ms": p99, "orders": n, "ended": ended}
                   for rate, p50, p99, n, ended in loads],
     })

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
 
 from events.catalogue import BY_NAME
 from events.errors import ConsumerRegistrationError
@@ -86,13 +90,50 @@ def unregister(name: str) -> None:
     _REGISTRY.pop(name, None)
 
 
+# Per-process cache of the instances events name (id -> (expires at, Instance)): every saga delivery needs its
+# event's Instance, and loading it was one statement of each. Instances are rarely deleted: a deletion in this
+# process drops the entry at once (post_delete); in another process the entry lives on for at most
+# EVENTS_INSTANCE_CACHE_SECONDS, during which a consumer's writes for the gone instance fail loudly on its foreign
+# keys at COMMIT (the delivery is retried, by then the lookup says "gone") and conditional updates match nothing.
+# Only instances found are cached; ``is_active`` is not part of the check (consumers finish what a deactivated
+# instance started: its orders still end, its compensations still run).
+_instance_cache: dict[int, tuple[float, Any]] = {}
+
+
+def instance_cache_clear(pk: int | None = None) -> None:
+    """Forget one cached instance (``pk``) or all of them."""
+    if pk is None:
+        _instance_cache.clear()
+    else:
+        _instance_cache.pop(pk, None)
+
+
+def _forget_instance(sender: Any, instance: Any, **kwargs: Any) -> None:
+    instance_cache_clear(instance.pk)
+
+
 def event_instance(event: Any) -> Any:
-    """The Instance the event belongs to, or None (logged) when it is gone: a consumer has nothing to do then."""
+    """The Instance the event belongs to, or None (logged) when it is gone: a consumer has nothing to do then.
+    Cached per process (see ``_instance_cache``); an entry whose slug differs from the event's is looked up again."""
     from accounts.models import Instance
 
-    instance = Instance.objects.filter(pk=event.instance_id).first() if event.instance_id is not None else None
+    pk = event.instance_id
+    if pk is None:
+        logger.warning("%s %s: instance %s does not exist, skipped", event.name, event.id, pk)
+        return None
+    now = time.monotonic()
+    cached = _instance_cache.get(pk)
+    if cached is not None and cached[0] > now and (event.instance_slug is None
+                                                  or cached[1].slug == event.instance_slug):
+        return cached[1]
+    instance = Instance.objects.filter(pk=pk).first()
     if instance is None:
-        logger.warning("%s %s: instance %s does not exist, skipped", event.name, event.id, event.instance_id)
+        _instance_cache.pop(pk, None)
+        logger.warning("%s %s: instance %s does not exist, skipped", event.name, event.id, pk)
+        return None
+    ttl = float(getattr(settings, "EVENTS_INSTANCE_CACHE_SECONDS", 5))
+    if ttl > 0:
+        _instance_cache[pk] = (now + ttl, instance)
     return instance
 
 
@@ -102,3 +143,9 @@ def payload_int(event: Any, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"{event.name} {event.id}: payload.{key} must be an integer, got {value!r}")  # noqa: TRY004
     return value
+
+
+# A save may change the slug (the envelope's other half); a delete makes the instance gone.
+post_save.connect(_forget_instance, sender="accounts.Instance", weak=False, dispatch_uid="events.instance_cache.save")
+post_delete.connect(_forget_instance, sender="accounts.Instance", weak=False,
+                    dispatch_uid="events.instance_cache.delete")

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Subquery
+from django.utils import timezone
 
 from accounts.models import Instance
 from audit.choices import AuditAction
@@ -24,6 +25,7 @@ from inventory.choices import ReservationStatus
 from inventory.error_codes import InventoryErrorCode, ReservationFailure
 from inventory.models import PriceQuote, Product, Reservation
 from inventory.signals import product_reservation_failed, product_reserved
+from saaskit.db import insert_or_nothing, update_returning
 from saaskit.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -91,7 +93,7 @@ def product_restock(*, product: Product, quantity: int, actor: Any = None) -> Pr
     return product
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # in order_place's transaction: a savepoint would protect nothing
 def price_quote_record(*, instance: Instance, order_id: int, currency: str,
                        lines: list[tuple[int, int, Decimal]]) -> PriceQuote:
     """Record the prices an order was placed at (``(product_id, quantity, unit_price)`` per line), in the caller's
@@ -100,14 +102,6 @@ def price_quote_record(*, instance: Instance, order_id: int, currency: str,
     return PriceQuote.objects.create(
         instance=instance, order_id=order_id, currency=currency, amount=amount,
         lines=[{"product_id": pid, "quantity": qty, "unit_price": str(price)} for pid, qty, price in sorted(lines)])
-
-
-def _quoted_prices(instance: Instance, order_id: int) -> dict[int, Decimal] | None:
-    """Unit prices per product the order was placed at, or None for an order placed without a quote."""
-    quote = PriceQuote.objects.for_instance(instance).filter(order_id=order_id).only("lines").first()
-    if quote is None:
-        return None
-    return {int(line["product_id"]): Decimal(line["unit_price"]) for line in quote.lines}
 
 
 @dataclass(frozen=True)
@@ -132,10 +126,19 @@ def _normalize_lines(lines: Any) -> list[_Line] | None:
     return [_Line(pid, qty) for pid, qty in sorted(merged.items())]
 
 
-def _locked_products(instance: Instance, product_ids: list[int]) -> dict[int, Product]:
-    """Lock the instance's products with these ids, always in pk order so concurrent reservations never deadlock."""
-    locked = Product.objects.for_instance(instance).filter(pk__in=product_ids).order_by("pk").select_for_update()
-    return {p.pk: p for p in locked}
+def _locked_products_and_quote(instance: Instance, product_ids: list[int],
+                               order_id: int) -> tuple[dict[int, Product], dict[int, Decimal] | None]:
+    """Lock the instance's products with these ids, always in pk order so concurrent reservations never deadlock,
+    and read the unit prices of the order's price quote (``price_quote_record``) in the same statement (a
+    subquery on each row; FOR UPDATE locks the products only). With no product found the quote is not needed:
+    the lines are unknown then. The quote is None for an order placed without one."""
+    quote = PriceQuote.objects.for_instance(instance).filter(order_id=order_id).order_by("id").values("lines")[:1]
+    locked = list(Product.objects.for_instance(instance).filter(pk__in=product_ids).order_by("pk")
+                  .select_for_update(of=("self",)).annotate(quote_lines=Subquery(quote)))
+    quoted = None
+    if locked and locked[0].quote_lines is not None:
+        quoted = {int(line["product_id"]): Decimal(line["unit_price"]) for line in locked[0].quote_lines}
+    return {p.pk: p for p in locked}, quoted
 
 
 # Consumer-path services below run inside the bus's delivery transaction, which rolls back as a whole on any
@@ -150,13 +153,11 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
     ``rejected`` reservation and sends ``product_reservation_failed``. A second call for the same order
     (redelivery, or a cancellation that got here first) returns the existing row and sends nothing.
     """
-    try:
-        with transaction.atomic():
-            # Claim the order first: a concurrent call for the same order waits on the unique index, then fails.
-            reservation = Reservation.objects.create(instance=instance, order_id=order_id,
-                                                     status=ReservationStatus.RESERVED,
-                                                     currency=currency[:3] if isinstance(currency, str) else "")
-    except IntegrityError:
+    # Claim the order first, in one statement: a concurrent call for the same order waits on the unique index,
+    # then finds the row there (and the lock order stays reservation, then products, as in release).
+    reservation = Reservation(instance=instance, order_id=order_id, status=ReservationStatus.RESERVED,
+                              currency=currency[:3] if isinstance(currency, str) else "")
+    if not insert_or_nothing(reservation, conflict=("instance", "order_id")):
         return Reservation.objects.for_instance(instance).get(order_id=order_id)
 
     normalized = _normalize_lines(lines)
@@ -165,9 +166,8 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
     if normalized is None:
         failure = ReservationFailure.INVALID_LINES
     else:
-        products = _locked_products(instance, [line.product_id for line in normalized])
+        products, quoted = _locked_products_and_quote(instance, [line.product_id for line in normalized], order_id)
         # The prices the order was placed at; the current ones only for an order placed without a quote.
-        quoted = _quoted_prices(instance, order_id)
         prices = quoted if quoted is not None else {pk: p.price for pk, p in products.items()}
         if len(products) != len(normalized):
             failure = ReservationFailure.UNKNOWN_PRODUCT
@@ -189,31 +189,45 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
         return reservation
 
     assert normalized is not None
-    amount = Decimal("0.00")
-    stored_lines = []
-    for line in normalized:
-        product = products[line.product_id]
-        # The rows are locked, so this cannot miss; the condition is the last guard before the CHECK constraint.
-        updated = Product.objects.filter(
-            pk=product.pk, stock_on_hand__gte=F("stock_reserved") + line.quantity,
-        ).update(stock_reserved=F("stock_reserved") + line.quantity)
-        if updated != 1:  # pragma: no cover - defended by the row lock
-            raise RuntimeError(f"stock of product {product.pk} changed under its lock")
-        amount += prices[product.pk] * line.quantity
-        stored_lines.append({"product_id": product.pk, "quantity": line.quantity,
-                             "unit_price": str(prices[product.pk])})
-    reservation.lines = stored_lines
-    reservation.amount = amount.quantize(CENT)
-    reservation.save(update_fields=["lines", "amount", "updated_at"])
+    reservation.lines = [{"product_id": line.product_id, "quantity": line.quantity,
+                          "unit_price": str(prices[line.product_id])} for line in normalized]
+    reservation.amount = sum((prices[line.product_id] * line.quantity for line in normalized),
+                             Decimal("0.00")).quantize(CENT)
+    held = _hold_stock(reservation, normalized)
+    if held != len(normalized):  # pragma: no cover - defended by the row locks
+        raise RuntimeError(f"stock of order {order_id}'s products changed under their locks")
     product_reserved.send(sender=Reservation, instance=instance, causation_id=causation_id,
                           payload={"order_id": order_id, "customer_id": customer_id,
                                    "amount": str(reservation.amount), "currency": currency})
     return reservation
 
 
+def _hold_stock(reservation: Reservation, lines: list[_Line]) -> int:
+    """ONE statement for what the ORM says in one UPDATE per line and a save: hold every line's units
+    (``stock_reserved += quantity`` where that much is on hand: the last guard before the CHECK constraint; the
+    rows are locked already) and write the reservation's ``lines`` and ``amount``. Returns how many products it
+    held units of (every line's, unless the stock changed under the locks)."""
+    product, table = Product._meta, Reservation._meta
+    field = table.get_field
+    sql = (f"WITH held AS (UPDATE {product.db_table} AS p SET stock_reserved = p.stock_reserved + v.quantity "
+           f"FROM (VALUES {', '.join(['(%s::bigint, %s::integer)'] * len(lines))}) AS v (id, quantity) "
+           f"WHERE p.id = v.id AND p.stock_on_hand >= p.stock_reserved + v.quantity RETURNING p.id) "
+           f"UPDATE {table.db_table} SET lines = %s, amount = %s, updated_at = %s WHERE id = %s "
+           f"RETURNING (SELECT count(*) FROM held)")
+    reservation.updated_at = timezone.now()
+    params = [v for line in lines for v in (line.product_id, line.quantity)] + [
+        field("lines").get_db_prep_save(reservation.lines, connection),
+        field("amount").get_db_prep_save(reservation.amount, connection),
+        field("updated_at").get_db_prep_save(reservation.updated_at, connection), reservation.pk]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.fetchone()[0])
+
+
 def _move_stock(instance: Instance, lines: list[dict[str, Any]], *, on_hand_sign: int, reserved_sign: int) -> None:
-    """Move the lines' units. Each UPDATE locks its row, and they go in pk order (the order ``_locked_products``
-    locks in), so concurrent movements never deadlock; a product no longer there is skipped."""
+    """Move the lines' units. Each UPDATE locks its row, and they go in pk order (the order
+    ``_locked_products_and_quote`` locks in), so concurrent movements never deadlock; a product no longer there is
+    skipped."""
     quantities: dict[int, int] = {}
     for line in lines:
         quantities[int(line["product_id"])] = quantities.get(int(line["product_id"]), 0) + int(line["quantity"])
@@ -224,14 +238,26 @@ def _move_stock(instance: Instance, lines: list[dict[str, Any]], *, on_hand_sign
             stock_reserved=F("stock_reserved") + reserved_sign * qty)
 
 
+def _transition(instance: Instance, order_id: int, *, from_status: str, to_status: str,
+                reason: str | None = None) -> list[dict[str, Any]] | None:
+    """Move the order's reservation from ``from_status`` to ``to_status`` (conditional UPDATE ... RETURNING, one
+    round trip): its lines when it moved, None when it was not in ``from_status``."""
+    values: dict[str, Any] = {"status": to_status}
+    if reason is not None:
+        values["reason"] = reason[:64]
+    rows = update_returning(Reservation, where={"instance": instance, "order_id": order_id, "status": from_status},
+                            values=values, returning=["lines"])
+    return rows[0][0] if rows else None
+
+
 @transaction.atomic(savepoint=False)
 def reservation_commit_for_order(*, instance: Instance, order_id: int) -> bool:
     """Order approved: the reserved units leave the shelf. Returns whether anything changed (only from reserved)."""
-    if not Reservation.objects.for_instance(instance).filter(
-            order_id=order_id, status=ReservationStatus.RESERVED).update(status=ReservationStatus.COMMITTED):
+    lines = _transition(instance, order_id, from_status=ReservationStatus.RESERVED,
+                        to_status=ReservationStatus.COMMITTED)
+    if lines is None:
         return False
-    reservation = Reservation.objects.for_instance(instance).get(order_id=order_id)
-    _move_stock(instance, reservation.lines, on_hand_sign=-1, reserved_sign=-1)
+    _move_stock(instance, lines, on_hand_sign=-1, reserved_sign=-1)
     return True
 
 
@@ -242,21 +268,20 @@ def reservation_release_for_order(*, instance: Instance, order_id: int, reason: 
     From ``reserved`` the hold is dropped; from ``committed`` the units return to ``stock_on_hand``. With no
     reservation yet (the cancellation overtook order-created) a ``released`` tombstone is written.
     """
-    reservations = Reservation.objects.for_instance(instance).filter(order_id=order_id)
-    if reservations.filter(status=ReservationStatus.RESERVED).update(status=ReservationStatus.RELEASED,
-                                                                      reason=reason[:64]):
-        _move_stock(instance, reservations.get().lines, on_hand_sign=0, reserved_sign=-1)
+    lines = _transition(instance, order_id, from_status=ReservationStatus.RESERVED,
+                        to_status=ReservationStatus.RELEASED, reason=reason)
+    if lines is not None:
+        _move_stock(instance, lines, on_hand_sign=0, reserved_sign=-1)
         return True
-    if reservations.filter(status=ReservationStatus.COMMITTED).update(status=ReservationStatus.RELEASED,
-                                                                       reason=reason[:64]):
-        _move_stock(instance, reservations.get().lines, on_hand_sign=1, reserved_sign=0)
+    lines = _transition(instance, order_id, from_status=ReservationStatus.COMMITTED,
+                        to_status=ReservationStatus.RELEASED, reason=reason)
+    if lines is not None:
+        _move_stock(instance, lines, on_hand_sign=1, reserved_sign=0)
         return True
-    if not reservations.exists():
-        try:
-            with transaction.atomic():
-                Reservation.objects.create(instance=instance, order_id=order_id, status=ReservationStatus.RELEASED,
-                                           reason=reason[:64])
-        except IntegrityError:
+    if not Reservation.objects.for_instance(instance).filter(order_id=order_id).exists():
+        tombstone = Reservation(instance=instance, order_id=order_id, status=ReservationStatus.RELEASED,
+                                reason=reason[:64])
+        if not insert_or_nothing(tombstone, conflict=("instance", "order_id")):
             # A reservation appeared meanwhile (its transaction just committed): release that one instead.
             return reservation_release_for_order(instance=instance, order_id=order_id, reason=reason)
     return False

@@ -32,6 +32,7 @@ from orders.choices import CancelReason, DeadLetterAction, OrderEventKind, Order
 from orders.error_codes import OrdersErrorCode
 from orders.models import DeadLetter, Order, OrderEvent, OrderLine
 from orders.signals import order_approved, order_canceled, order_created, suspicious_activity
+from saaskit.db import update_then_insert
 from saaskit.errors import ApplicationError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -93,20 +94,31 @@ def order_place(*, instance: Instance, customer: User, lines: Any, currency: str
         raise ApplicationError(f"An order's total cannot exceed {MAX_TOTAL}.", code=OrdersErrorCode.TOTAL_TOO_LARGE,
                                fields={"lines": ["Total too large."]})
     order = Order.objects.create(instance=instance, customer=customer, currency=currency, total=total)
-    OrderLine.objects.bulk_create([
+    lines_placed = OrderLine.objects.bulk_create([
         OrderLine(order=order, product_id=pid, quantity=qty, unit_price=products[pid].price)
         for pid, qty in sorted(quantities.items())
     ])
     # What the customer will be charged: these prices, whatever the catalogue says when inventory reserves.
     price_quote_record(instance=instance, order_id=order.pk, currency=currency,
                        lines=[(pid, qty, products[pid].price) for pid, qty in quantities.items()])
-    OrderEvent.objects.create(order=order, kind=OrderEventKind.PLACED, detail={"total": str(order.total)})
+    placed = OrderEvent.objects.create(order=order, kind=OrderEventKind.PLACED, detail={"total": str(order.total)})
+    # The order comes back with its lines and timeline as ``prefetch_related("lines", "timeline")`` would leave
+    # them (Django's prefetch cache), so the API answers from it without reading the order back (3 statements).
+    order._prefetched_objects_cache = {"lines": _fetched(order.lines.all(), lines_placed),
+                                       "timeline": _fetched(order.timeline.all(), [placed])}
     order_created.send(sender=Order, instance=instance, causation_id=None, payload={
         "order_id": order.pk, "customer_id": customer.pk, "currency": currency,
         "lines": [{"product_id": pid, "quantity": qty} for pid, qty in sorted(quantities.items())],
     })
     _check_total_against_median(order)
     return order
+
+
+def _fetched(queryset: Any, rows: list[Any]) -> Any:
+    """``queryset`` already evaluated to ``rows`` (what a prefetch leaves in the cache)."""
+    queryset._result_cache = rows
+    queryset._prefetch_done = True
+    return queryset
 
 
 MEDIAN_HISTORY = 50
@@ -131,16 +143,24 @@ def _check_total_against_median(order: Order) -> None:
         })
 
 
+def _transition(instance: Instance | int, order_id: int, *, from_statuses: list[str], values: dict[str, Any],
+                entry: OrderEvent) -> bool:
+    """Move the order out of ``from_statuses`` (a conditional UPDATE, ``updated_at`` set to ``values``' time) and,
+    only if it moved, write its timeline ``entry``: one statement (``saaskit.db.update_then_insert``)."""
+    return update_then_insert(
+        Order, where={"instance": instance, "id": order_id, "status": list(from_statuses)},
+        values={**values, "updated_at": entry.created_at}, row=entry, link="order")
+
+
 def _cancel(*, instance: Instance | int, order_id: int, from_statuses: list[str], reason: str,
             causation_id: str | None, detail: dict[str, Any] | None = None) -> bool:
     now = timezone.now()
-    changed = Order.objects.for_instance(instance).filter(pk=order_id, status__in=from_statuses).update(
-        status=OrderStatus.CANCELED, reason=reason[:64], canceled_at=now, updated_at=now)
-    if not changed:
-        return False
     reason = reason[:64]
-    OrderEvent.objects.create(order_id=order_id, kind=OrderEventKind.CANCELED,
-                              detail={"reason": reason, **(detail or {})}, causation_id=causation_id or "")
+    if not _transition(instance, order_id, from_statuses=from_statuses,
+                       values={"status": OrderStatus.CANCELED, "reason": reason, "canceled_at": now},
+                       entry=OrderEvent(kind=OrderEventKind.CANCELED, detail={"reason": reason, **(detail or {})},
+                                        causation_id=causation_id or "", created_at=now)):
+        return False
     order_canceled.send(sender=Order, instance=_with_slug(instance), causation_id=causation_id,
                         payload={"order_id": order_id, "reason": reason})
     return True
@@ -185,11 +205,12 @@ def order_approve(*, instance: Instance | int, order_id: int, causation_id: str 
     ``charged`` (the payment's amount: the order's total at placement, see ``inventory.PriceQuote``) goes to the
     timeline."""
     now = timezone.now()
-    if not Order.objects.for_instance(instance).filter(pk=order_id, status=OrderStatus.PENDING).update(
-            status=OrderStatus.APPROVED, approved_at=now, updated_at=now):
+    if not _transition(instance, order_id, from_statuses=[OrderStatus.PENDING],
+                       values={"status": OrderStatus.APPROVED, "approved_at": now},
+                       entry=OrderEvent(kind=OrderEventKind.APPROVED, causation_id=causation_id or "",
+                                        detail={"charged": charged} if charged is not None else {},
+                                        created_at=now)):
         return False
-    OrderEvent.objects.create(order_id=order_id, kind=OrderEventKind.APPROVED, causation_id=causation_id or "",
-                              detail={"charged": charged} if charged is not None else {})
     order_approved.send(sender=Order, instance=_with_slug(instance), causation_id=causation_id,
                         payload={"order_id": order_id})
     return True

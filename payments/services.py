@@ -34,6 +34,7 @@ from payments.choices import LedgerAccount, LedgerKind, PaymentStatus
 from payments.error_codes import PaymentFailure, PaymentsErrorCode, SuspiciousKind
 from payments.models import Alert, LedgerEntry, LedgerTransaction, Payment, Wallet
 from payments.signals import payment_processed, suspicious_activity
+from saaskit.db import insert_or_nothing, insert_with_children
 from saaskit.errors import ApplicationError
 
 CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
@@ -79,12 +80,12 @@ def _post(*, instance: Instance | int, kind: str, currency: str, legs: list[Leg]
     if sum(amount for _, _, amount in legs) != 0:
         raise ValueError(f"unbalanced ledger transaction: {legs}")
     instance_id = instance if isinstance(instance, int) else instance.pk
-    tx = LedgerTransaction.objects.create(instance_id=instance_id, kind=kind, currency=currency, order_id=order_id,
-                                          actor=actor, reason=reason[:200])
-    LedgerEntry.objects.bulk_create([
-        LedgerEntry(transaction=tx, instance_id=instance_id, account=account, wallet_id=wallet_id, currency=currency,
-                    amount=amount)
-        for account, wallet_id, amount in legs])
+    tx = LedgerTransaction(instance_id=instance_id, kind=kind, currency=currency, order_id=order_id, actor=actor,
+                           reason=reason[:200])
+    # The transaction and its entries in one statement (one round trip instead of two).
+    insert_with_children(tx, [LedgerEntry(instance_id=instance_id, account=account, wallet_id=wallet_id,
+                                          currency=currency, amount=amount) for account, wallet_id, amount in legs],
+                         link="transaction")
     return tx
 
 
@@ -190,13 +191,11 @@ def payment_charge_for_order(*, instance: Instance, order_id: int, customer_id: 
               if isinstance(customer_id, int) and not isinstance(customer_id, bool) else None)
     customer_exists = wallet is not None or (isinstance(customer_id, int) and not isinstance(customer_id, bool)
                                              and User.objects.filter(pk=customer_id).exists())
-    try:
-        with transaction.atomic():
-            # Claim the order: a concurrent charge for it waits on the unique index and then backs off.
-            payment = Payment.objects.create(instance=instance, order_id=order_id, status=PaymentStatus.FAILED,
-                                             customer_id=customer_id if customer_exists else None,
-                                             currency=currency[:3] if isinstance(currency, str) else "")
-    except IntegrityError:
+    # Claim the order, in one statement: a concurrent charge for it waits on the unique index and then backs off.
+    payment = Payment(instance=instance, order_id=order_id, status=PaymentStatus.FAILED,
+                      customer_id=customer_id if customer_exists else None,
+                      currency=currency[:3] if isinstance(currency, str) else "")
+    if not insert_or_nothing(payment, conflict=("instance", "order_id")):
         return Payment.objects.for_instance(instance).get(order_id=order_id)
 
     value = _parse_amount(amount)
@@ -271,13 +270,11 @@ def payment_refund_for_order(*, instance: Instance, order_id: int) -> bool:
                   legs=[(LedgerAccount.REVENUE, None, -payment.amount),
                         (LedgerAccount.WALLET, payment.wallet_id, payment.amount)])
         return True
-    if not payments.exists():
-        try:
-            with transaction.atomic():
-                Payment.objects.create(instance=instance, order_id=order_id, status=PaymentStatus.VOIDED,
-                                       reason="order_canceled")
-        except IntegrityError:
-            return payment_refund_for_order(instance=instance, order_id=order_id)
+    if not payments.exists() and not insert_or_nothing(
+            Payment(instance=instance, order_id=order_id, status=PaymentStatus.VOIDED, reason="order_canceled"),
+            conflict=("instance", "order_id")):
+        # A charge appeared meanwhile (its transaction just committed): refund that one instead.
+        return payment_refund_for_order(instance=instance, order_id=order_id)
     return False
 
 

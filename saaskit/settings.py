@@ -163,6 +163,9 @@ EVENTS_SWEEP_INTERVAL_SECONDS = float(os.environ.get("EVENTS_SWEEP_INTERVAL_SECO
 EVENTS_WAKE_BATCH = int(os.environ.get("EVENTS_WAKE_BATCH", "50"))
 # A delivery parked (NotReady) this long is dead-lettered: "prerequisite never arrived".
 EVENTS_PARK_MAX_SECONDS = float(os.environ.get("EVENTS_PARK_MAX_SECONDS", "600"))
+# Consumers' per-process cache of event instances (events.consumers.event_instance): how long another process's
+# deletion of an instance may go unseen (writes for it fail on their foreign keys meanwhile); 0 turns it off.
+EVENTS_INSTANCE_CACHE_SECONDS = float(os.environ.get("EVENTS_INSTANCE_CACHE_SECONDS", "5"))
 EVENTS_RETENTION_DAYS = float(os.environ.get("EVENTS_RETENTION_DAYS", "30"))
 EVENTS_PURGE_INTERVAL_SECONDS = float(os.environ.get("EVENTS_PURGE_INTERVAL_SECONDS", "3600"))
 EVENTS_EXTRA_CONSUMER_MODULES = [m for m in os.environ.get("EVENTS_EXTRA_CONSUMER_MODULES", "").split(",") if m]

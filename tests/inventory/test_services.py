@@ -315,3 +315,24 @@ def test_reserve_refuses_an_amount_beyond_the_column_limit(instance, sent):
     assert (reservation.status, reservation.reason) == (ReservationStatus.REJECTED, "amount_too_large")
     assert stock(gold) == (1000, 0)
     assert sent.sent[0].payload == {"order_id": 60, "reason": "amount_too_large"}
+
+
+def test_reserve_reads_the_quote_of_its_own_instance_only(instance, other_instance, apple, sent):
+    """The quote is read in the products' locking statement, scoped by instance: another instance's quote for the
+    same order id is not this order's (today's price applies: this order was placed without one)."""
+    price_quote_record(instance=other_instance, order_id=44, currency="USD", lines=[(apple.pk, 1, Decimal("0.01"))])
+
+    reservation = reserve(instance, 44, [{"product_id": apple.pk, "quantity": 2}])
+
+    assert (reservation.status, reservation.amount) == (ReservationStatus.RESERVED, Decimal("3.00"))
+    assert stock(apple) == (10, 2)
+
+
+def test_reserve_claims_in_one_statement_and_a_second_call_returns_the_row_changing_nothing(
+        instance, apple, sent, django_assert_num_queries):
+    first = reserve(instance, 45, [{"product_id": apple.pk, "quantity": 1}])
+    with django_assert_num_queries(2):  # the claim (ON CONFLICT DO NOTHING), then the existing row
+        again = reserve(instance, 45, [{"product_id": apple.pk, "quantity": 3}])
+    assert (again.pk, again.status, again.amount) == (first.pk, ReservationStatus.RESERVED, Decimal("1.50"))
+    assert stock(apple) == (10, 1)
+    assert len(sent.sent) == 1

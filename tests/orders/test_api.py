@@ -155,3 +155,14 @@ def test_order_list_query_count_does_not_grow_with_orders(client, instance, prof
     with django_assert_num_queries(5):
         response = client.get("/api/v1/orders/")
     assert [len(o["timeline"]) for o in response.json()["results"]] == [1, 1, 1]
+
+
+def test_the_placement_answers_what_a_read_of_the_order_answers_without_reading_it_back(
+        client, apple, django_assert_num_queries):
+    body = {"currency": "USD", "lines": [{"product_id": apple.pk, "quantity": 2}]}
+    client.post("/api/v1/orders/", body, format="json")  # the customer's first order: the median rule reads more
+    with django_assert_num_queries(9):  # BEGIN, products, order, lines, quote, timeline, event, median, COMMIT
+        placed = client.post("/api/v1/orders/", body, format="json")
+    assert placed.status_code == 201
+    read = client.get(f"/api/v1/orders/{placed.json()['id']}/")
+    assert placed.json() == read.json()

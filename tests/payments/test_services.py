@@ -215,3 +215,22 @@ def test_top_up_beyond_the_column_limit_is_refused(wallet):
         wallet_top_up(wallet=wallet, amount="999999999999.99")
     assert (err.value.code, err.value.status_code) == ("balance_limit", 400)
     assert balance(wallet) == Decimal("100.00")
+
+
+def test_a_second_charge_of_an_order_finds_the_claim_moves_no_money_and_sends_nothing(
+        instance, customer, wallet, sent, django_assert_num_queries):
+    first = charge(instance, 71, customer.pk, "30.00")
+    with django_assert_num_queries(3):  # the wallet, the claim (ON CONFLICT DO NOTHING), the existing payment
+        again = charge(instance, 71, customer.pk, "50.00")
+    assert (again.pk, again.status, again.amount) == (first.pk, PaymentStatus.SUCCEEDED, Decimal("30.00"))
+    assert balance(wallet) == Decimal("70.00")
+    assert len(sent.sent) == 1
+
+
+def test_a_refund_before_the_charge_leaves_a_voided_tombstone_and_the_late_charge_takes_nothing(
+        instance, customer, wallet, sent):
+    assert payment_refund_for_order(instance=instance, order_id=72) is False
+    late = charge(instance, 72, customer.pk, "30.00")
+    assert (late.status, late.reason) == (PaymentStatus.VOIDED, "order_canceled")
+    assert balance(wallet) == Decimal("100.00")
+    assert sent.sent == []

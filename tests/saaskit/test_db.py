@@ -1,0 +1,117 @@
+"""``saaskit.db``: the single statements the saga's hot paths use where the ORM needs several round trips."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import DataError, IntegrityError, transaction
+
+from inventory.choices import ReservationStatus
+from inventory.models import Reservation
+from orders.choices import OrderEventKind, OrderStatus
+from orders.models import Order, OrderEvent
+from payments.models import LedgerEntry, LedgerTransaction
+from saaskit.db import insert_or_nothing, insert_with_children, update_returning, update_then_insert
+from tests.factories import InstanceFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_insert_or_nothing_inserts_once_and_then_leaves_the_row_alone(django_assert_num_queries):
+    instance = InstanceFactory()
+    first = Reservation(instance=instance, order_id=1, status=ReservationStatus.RESERVED, currency="USD")
+    with django_assert_num_queries(1):
+        assert insert_or_nothing(first, conflict=("instance", "order_id")) is True
+    assert first.pk is not None and first._state.adding is False and first.created_at is not None
+    second = Reservation(instance=instance, order_id=1, status=ReservationStatus.RELEASED, reason="x")
+    assert insert_or_nothing(second, conflict=("instance", "order_id")) is False
+    assert second.pk is None
+    assert list(Reservation.objects.values_list("pk", "status", "reason", "lines")) == [
+        (first.pk, ReservationStatus.RESERVED, "", [])]
+    first.lines = [{"product_id": 1}]
+    first.save(update_fields=["lines"])  # a row inserted this way saves like any other
+    assert Reservation.objects.get().lines == [{"product_id": 1}]
+
+
+def test_insert_or_nothing_still_enforces_the_other_constraints():
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_or_nothing(Reservation(instance_id=2**40, order_id=1, status="reserved"),
+                          conflict=("instance", "order_id"))
+        from django.db import connection
+        connection.check_constraints()
+
+
+def test_update_returning_gives_the_changed_rows_decoded_or_nothing():
+    instance = InstanceFactory()
+    Reservation.objects.create(instance=instance, order_id=3, status=ReservationStatus.RESERVED,
+                               lines=[{"product_id": 9, "quantity": 2}])
+    where = {"instance": instance, "order_id": 3, "status": ReservationStatus.COMMITTED}
+    assert update_returning(Reservation, where=where, values={"status": "released"}, returning=["lines"]) == []
+    where["status"] = [ReservationStatus.COMMITTED, ReservationStatus.RESERVED]  # a list: any of them
+    assert update_returning(Reservation, where=where, values={"status": ReservationStatus.RELEASED, "reason": "r"},
+                            returning=["lines", "order_id"]) == [([{"product_id": 9, "quantity": 2}], 3)]
+    assert list(Reservation.objects.values_list("status", "reason")) == [(ReservationStatus.RELEASED, "r")]
+
+
+def order_and_entry(status):
+    order = Order.objects.create(instance=InstanceFactory(), customer=UserFactory(), currency="USD",
+                                 total=Decimal("1.00"), status=status)
+    entry = OrderEvent(kind=OrderEventKind.APPROVED, detail={"charged": None}, causation_id="c")
+    return order, entry
+
+
+def test_update_then_insert_writes_the_entry_only_when_the_update_changed_a_row(django_assert_num_queries):
+    order, entry = order_and_entry(OrderStatus.CANCELED)
+    where = {"instance": order.instance_id, "id": order.pk, "status": [OrderStatus.PENDING]}
+    assert update_then_insert(Order, where=where, values={"status": OrderStatus.APPROVED}, row=entry,
+                              link="order") is False
+    assert (entry.pk, OrderEvent.objects.count()) == (None, 0)
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.PENDING)
+    with django_assert_num_queries(1):
+        assert update_then_insert(Order, where=where, values={"status": OrderStatus.APPROVED}, row=entry,
+                                  link="order") is True
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.APPROVED
+    assert list(OrderEvent.objects.values_list("pk", "order_id", "kind", "detail", "causation_id")) == [
+        (entry.pk, order.pk, OrderEventKind.APPROVED, {"charged": None}, "c")]
+    assert entry.order_id == order.pk and entry.created_at is not None
+
+
+def test_update_then_insert_of_another_instance_changes_nothing():
+    order, entry = order_and_entry(OrderStatus.PENDING)
+    assert update_then_insert(Order, where={"instance": InstanceFactory(), "id": order.pk,
+                                            "status": [OrderStatus.PENDING]},
+                              values={"status": OrderStatus.APPROVED}, row=entry, link="order") is False
+    assert (Order.objects.get(pk=order.pk).status, OrderEvent.objects.count()) == (OrderStatus.PENDING, 0)
+
+
+def test_insert_with_children_writes_all_in_one_statement_with_nulls_typed(django_assert_num_queries):
+    instance = InstanceFactory()
+    tx = LedgerTransaction(instance=instance, kind="top_up", currency="USD", order_id=None)
+    entries = [LedgerEntry(instance=instance, account="funding", wallet_id=None, currency="USD",
+                           amount=Decimal("-2.50")),
+               LedgerEntry(instance=instance, account="revenue", wallet_id=None, currency="USD",
+                           amount=Decimal("2.50"))]
+    with django_assert_num_queries(1):
+        insert_with_children(tx, entries, link="transaction")
+    assert tx.pk is not None and [e.transaction_id for e in entries] == [tx.pk, tx.pk]
+    assert sorted(LedgerEntry.objects.filter(transaction=tx).values_list("pk", "account", "amount")) == sorted(
+        (e.pk, e.account, e.amount) for e in entries)
+    assert LedgerTransaction.objects.get(pk=tx.pk).order_id is None
+
+
+def test_insert_with_children_is_all_or_nothing():
+    instance = InstanceFactory()
+    tx = LedgerTransaction(instance=instance, kind="top_up", currency="USD")
+    bad = LedgerEntry(instance=instance, account="x" * 17, currency="USD", amount=Decimal("1"))  # too long
+    with pytest.raises(DataError), transaction.atomic():
+        insert_with_children(tx, [bad], link="transaction")
+    assert (LedgerTransaction.objects.count(), LedgerEntry.objects.count()) == (0, 0)
+
+
+def test_update_then_insert_refuses_a_too_long_value_like_the_orm_and_changes_nothing():
+    order, entry = order_and_entry(OrderStatus.PENDING)
+    entry.causation_id = "x" * 65  # max_length 64
+    with pytest.raises(DataError), transaction.atomic():
+        update_then_insert(Order, where={"instance": order.instance_id, "id": order.pk,
+                                         "status": [OrderStatus.PENDING]},
+                           values={"status": OrderStatus.APPROVED}, row=entry, link="order")
+    assert (Order.objects.get(pk=order.pk).status, OrderEvent.objects.count()) == (OrderStatus.PENDING, 0)
