@@ -50,9 +50,9 @@ from bench.eventsbench.consumer import NAME, QUEUE
 from bench.lib import results
 from events import publish
 from events.choices import DeliveryStatus
+from events.consumers import subscriptions_for, unregister
 from events.models import Delivery, OutboxEvent
 from events.tasks import noop
-from events.consumers import subscriptions_for, unregister
 
 # One event, one delivery, one message, as raw Celery's one task: the bench consumer is the only subscriber here.
 # (payments.record_alert also consumes event-suspicious-activity since 2026-12-01; with it every bench event was

@@ -282,10 +282,15 @@ def payment_refund_for_order(*, instance: Instance, order_id: int) -> bool:
 
 def alert_record(*, instance: Instance, event_id: Any, kind: str, detail: str, user_id: int | None) -> Alert | None:
     """Record an alert for an event-suspicious-activity event, once per event (returns None for a repeat)."""
-    created = Alert.objects.bulk_create([Alert(
-        instance=instance, event_id=event_id, kind=kind[:64], details=detail, user_id=user_id,
-        subject=f"user:{user_id}" if user_id is not None else "")], ignore_conflicts=True)
-    return created[0] if created and created[0].pk else None
+    # bulk_create(ignore_conflicts=True) never sets the pk on PostgreSQL, so it cannot tell new from repeat;
+    # a savepoint around a plain INSERT can (alerts are rare: the two extra statements do not matter).
+    try:
+        with transaction.atomic():
+            return Alert.objects.create(
+                instance=instance, event_id=event_id, kind=kind[:64], details=detail, user_id=user_id,
+                subject=f"user:{user_id}" if user_id is not None else "")
+    except IntegrityError:
+        return None
 
 
 def alerts_acknowledge(*, instance: Instance | int | None, alert_ids: list[int], actor: User) -> int:

@@ -12,7 +12,7 @@ from inventory.services import product_create
 from orders.services import order_place
 from payments.consumers import record_alert
 from payments.models import Alert, Payment
-from payments.services import payment_charge_for_order, wallet_create
+from payments.services import alert_record, payment_charge_for_order, wallet_create
 from tests.factories import ProfileFactory
 from tests.inventory.support import client_for
 from tests.orders.harness import make_event
@@ -74,6 +74,17 @@ def test_the_consumer_records_one_alert_per_event(instance, customer):
     alert = Alert.objects.get()
     assert (alert.instance_id, alert.kind, alert.subject, alert.user_id, alert.details, alert.event_id) == (
         instance.pk, "payment_failures_in_window", f"user:{customer.pk}", customer.pk, "d", event.id)
+
+
+def test_alert_record_returns_the_new_alert_once_and_none_for_a_repeat(instance, customer):
+    event_id = uuid.uuid4()
+
+    first = alert_record(instance=instance, event_id=event_id, kind="k", detail="d", user_id=customer.pk)
+    again = alert_record(instance=instance, event_id=event_id, kind="k", detail="other", user_id=None)
+
+    assert first is not None and first.pk == Alert.objects.get().pk
+    assert again is None
+    assert Alert.objects.get().details == "d"
 
 
 def alert(instance, **fields):
