@@ -245,7 +245,8 @@ def main() -> None:
                 f"{cd['load_generator']}, rotating through those questions, {cd['duration_seconds']} s per point, "
                 f"median of {cd['rounds']} interleaved rounds. Ours: {cd.get('server', 'granian')} "
                 "(keep-alive; the decision endpoints' fast path), `/authorized` with an instance admin's access "
-                "token, AuthZEN with a service client's key; Cerbos: its HTTP port, audit log off, no authentication.", "",
+                "token, AuthZEN with a service client's key; Cerbos: its HTTP port, audit log off, no "
+                "authentication.", "",
                 f"**Goal: ours >= 2x Cerbos's throughput, p99 <= 5 ms at half our peak: "
                 f"{'met' if cd['goal_met'] else 'not met'}.** "
                 f"Peak AuthZEN evaluation: ours {cd['peak']['ours AuthZEN']:,.0f} req/s, Cerbos "
