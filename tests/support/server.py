@@ -52,7 +52,8 @@ def granian_server(*, workers: int = 1, threads: int = 2, env: Mapping[str, str]
                 break  # it answers
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"granian did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
+                    raise RuntimeError(
+                        f"granian did not start:\n{log_path.read_text(errors='replace')[-4000:]}") from None
                 time.sleep(0.2)
         yield base
     finally:
