@@ -42,7 +42,7 @@ from django.http.request import split_domain_port, validate_host
 from saaskit.client_address import client_address
 from saaskit.metrics import http_request_observed
 from saaskit.middleware import RequestContextMiddleware
-from saaskit.request_context import RequestContext, _current
+from saaskit.request_context import RequestContext, bound_request_context
 
 Environ = dict[str, Any]
 StartResponse = Callable[..., Any]
@@ -250,13 +250,11 @@ class FastPath:
         request_id = RequestContextMiddleware.request_id_from(_Meta(environ))
         context = RequestContext(request_id=request_id, address=client_address(_Meta(environ)) or None,
                                  origin="request")
-        token = _current.set(context)
         try:
-            status, body, extra = handler(environ, slug)
+            with bound_request_context(context):
+                status, body, extra = handler(environ, slug)
         except Exception:  # noqa: BLE001 — Fallback, or any refusal/error: Django writes the canonical answer
-            _current.reset(token)
             return self.django_app(environ, start_response)
-        _current.reset(token)
         headers = [("Content-Type", "application/json"), *extra, ("Content-Length", str(len(body))),
                    *cfg.headers[cfg.is_secure(environ)], ("X-Request-ID", request_id)]
         start_response(_REASONS[status], headers)
