@@ -76,3 +76,4 @@ def _server_pid(base: str) -> int:
         if b"granian" in b" ".join(cmdline) and port.encode() in cmdline:
             return child
     raise AssertionError("granian not found")
+
