@@ -38,12 +38,10 @@ class Spy:
 
 
 @pytest.fixture
-def apps(monkeypatch):
-    from authzen import fastpath
+def apps():
     from saaskit.wsgi import django_application
 
     # As Django's test client does: the test's transaction must outlive each "request".
-    monkeypatch.setattr(fastpath, "close_old_connections", lambda: None)
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     spy = Spy(django_application)
