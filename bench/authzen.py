@@ -1,13 +1,14 @@
 """AuthZEN benchmark: ``.venv/bin/python bench/authzen.py`` (the dev database; the certification fixture).
 
-Serves the project with gunicorn (2 workers, loopback) and drives ``POST /authzen/authzen-cert/access/v1/
-evaluation`` with a service key from 8 client processes: an unconditional decision (alice reads record-1),
-a conditional one (alice writes record-1: a CEL condition over stored properties) and, as the peer on the
-same server and load generator, the PDP metadata ``GET`` (a DRF view doing no authorization work). Prints
-the peak throughput of each (best of three interleaved rounds), then the p50/p99 latency of the conditional
-decision at half its peak rate (open-loop: requests are sent on a schedule, so a slow answer cannot hide
-the queue behind it). The comparison with Cerbos's AuthZEN endpoint is ``bench/cerbos.py``. Goals are
-printed beside the figures, not asserted; results go to ``.saaskit/bench/authzen.json`` (QUICK=1: shorter).
+Serves the project with granian (2 workers, loopback; ``saaskit.server``, the fast path included) and drives
+``POST /authzen/authzen-cert/access/v1/evaluation`` with a service key from 8 client processes: an unconditional
+decision (alice reads record-1), a conditional one (alice writes record-1: a CEL condition over stored
+properties) and, as the peer on the same server and load generator, the PDP metadata ``GET`` (a DRF view doing
+no authorization work). Prints the peak throughput of each (best of three interleaved rounds), then the p50/p99
+latency of the conditional decision at half its peak rate (open-loop: requests are sent on a schedule, so a slow
+answer cannot hide the queue behind it). The comparison with Cerbos's AuthZEN endpoint is ``bench/cerbos.py``.
+Goals are printed beside the figures, not asserted; results go to ``.saaskit/bench/authzen.json`` (QUICK=1:
+shorter).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import django
 django.setup()
 
 from bench.lib import results
+from saaskit.server import granian_command, server_stop
 
 CLIENTS = 8
 REQUESTS = results.pick(800, 2_400)
@@ -97,8 +99,7 @@ def main() -> None:
     token = certification_fixture().token
     port = _free_port()
     env = {**os.environ, "SAASKIT_ENV": "development", "DEBUG": "false", "LOG_LEVEL": "WARNING"}
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}",
-                               "--log-level", "warning", "saaskit.wsgi:application"], cwd=BASE_DIR, env=env)
+    server = subprocess.Popen(granian_command(port=port, workers=2), cwd=BASE_DIR, env=env, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -107,7 +108,7 @@ def main() -> None:
                 break
             except (OSError, urllib.error.HTTPError):
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("gunicorn did not start") from None
+                    raise RuntimeError("granian did not start") from None
                 time.sleep(0.2)
         assert json.loads(_send(port, token, WRITE)) == {"decision": True}
         per = REQUESTS // CLIENTS
@@ -126,9 +127,8 @@ def main() -> None:
             latencies = sorted(x for part in pool.map(_open_loop, [(port, token, WRITE, per, half / CLIENTS)]
                                                       * CLIENTS) for x in part)
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-    print(f"AuthZEN over HTTP, gunicorn 2 workers, {CLIENTS} client processes, {REQUESTS:,} requests a round")
+        server_stop(server)
+    print(f"AuthZEN over HTTP, granian 2 workers, {CLIENTS} client processes, {REQUESTS:,} requests a round")
     for label, value in rates.items():
         print(f"  {label:<40} {value:>10,.0f} req/s")
     p50 = statistics.median(latencies) * 1000

@@ -4,10 +4,11 @@
 One ACL, two policy decision points on the same machine:
 
 - ours: a dedicated instance ``bench-pdp`` with ``USERS`` customers, ``RESOURCES`` named resources and
-  ``GRANTS`` random direct ``get`` policies each, served by gunicorn (2 gthread workers of 4 threads,
-  keep-alive; as many workers as cores); asked through ``GET /api/v1/authz/authorized`` with an instance
-  admin's access token and the AuthZEN ``POST /authzen/bench-pdp/access/v1/evaluation`` with a service
-  client's key, as a PEP would call it (the real authentication, no shortcut);
+  ``GRANTS`` random direct ``get`` policies each, served by granian (``saaskit.server``: as many workers as
+  cores, keep-alive, ``saaskit.wsgi``'s fast path for the decision endpoints, as production runs it); asked
+  through ``GET /api/v1/authz/authorized`` with an instance admin's access token and the AuthZEN
+  ``POST /authzen/bench-pdp/access/v1/evaluation`` with a service client's key, as a PEP would call it (the
+  real authentication, no shortcut);
 - Cerbos (its Linux binary from npm, ``@cerbos/cerbos-linux-x64``): one principal policy per subject,
   generated from the very rows of our policy table (``request.resource.id in [...]`` for ``get`` on
   ``resources``); asked through ``POST /api/check/resources`` and its AuthZEN ``POST /access/v1/
@@ -25,6 +26,7 @@ cerbos.json``; goals are reported, not asserted.
 from __future__ import annotations
 
 import http.client
+import importlib.metadata
 import json
 import os
 import random
@@ -54,6 +56,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from bench.lib import results
+from saaskit.server import granian_command, server_stop
 
 SLUG = "bench-pdp"
 EMAIL_DOMAIN = "bench-pdp.invalid"
@@ -199,16 +202,18 @@ def wait_http(url: str, proc: subprocess.Popen, what: str) -> None:
             time.sleep(0.2)
 
 
+WORKERS = os.cpu_count() or 2  # granian processes: as many as cores
+THREADS = 4  # WSGI threads per worker
+SERVER = f"granian {importlib.metadata.version('granian')}, {WORKERS} workers of {THREADS} threads"
+
+
 def start_ours(port: int, log: Path) -> subprocess.Popen:
-    """gunicorn with 2 workers (as many as the cores, as the README runs it), in the gthread class so that
-    connections are kept alive as Cerbos keeps them (a sync worker closes each one after its answer); its
-    log (a line per 403) goes to a file."""
+    """granian with as many workers as cores (``saaskit.server``, as ``manage.py dev`` and the README run it);
+    connections are kept alive, as Cerbos keeps them; its log (a line per 403) goes to a file."""
     env = {**os.environ, "SAASKIT_ENV": "development", "DEBUG": "false", "LOG_LEVEL": "WARNING"}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", "2", "--worker-class", "gthread",
-                             "--threads", "4", "--keep-alive", "75", "--bind", f"127.0.0.1:{port}",
-                             "--log-level", "warning", "saaskit.wsgi:application"],
-                            cwd=BASE_DIR, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    wait_http(f"http://127.0.0.1:{port}/.well-known/authzen-configuration/authzen/{SLUG}", proc, "gunicorn")
+    proc = subprocess.Popen(granian_command(port=port, workers=WORKERS, threads=THREADS), cwd=BASE_DIR, env=env,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    wait_http(f"http://127.0.0.1:{port}/.well-known/authzen-configuration/authzen/{SLUG}", proc, "granian")
     return proc
 
 
@@ -266,7 +271,7 @@ _TICK = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(root: int) -> float:
-    """User + system CPU time of a process and its children (gunicorn's workers), from /proc."""
+    """User + system CPU time of a process and its children (granian's workers), from /proc."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -355,7 +360,7 @@ def main() -> None:
         (tmp / "policies").mkdir()
         rules = cerbos_policies(instance.pk, tmp / "policies")
         ours_port, cerbos_port = _free_port(), _free_port()
-        procs.append(start_ours(ours_port, tmp / "gunicorn.log"))
+        procs.append(start_ours(ours_port, tmp / "granian.log"))
         procs.append(start_cerbos(cerbos_port, tmp / "policies", tmp / "cerbos.log"))
         port_of = {e: ours_port if e.startswith("ours") else cerbos_port for e in ENDPOINTS}
         pid_of = {e: procs[0].pid if e.startswith("ours") else procs[1].pid for e in ENDPOINTS}
@@ -398,9 +403,10 @@ def main() -> None:
         at_half = {e: open_loop(port_of[e], e, sample, token, half, OPEN_LOOP_SECONDS)
                    for e in ("ours AuthZEN", "Cerbos AuthZEN", "ours /authorized", "Cerbos /api/check/resources")}
     finally:
-        for proc in procs:
+        if procs:
+            server_stop(procs[0])  # ours: granian and its workers
+        for proc in procs[1:]:
             proc.terminate()
-        for proc in procs:
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
@@ -411,7 +417,7 @@ def main() -> None:
     ratio_authzen = peak["ours AuthZEN"] / peak["Cerbos AuthZEN"]
     ratio_check = peak["ours /authorized"] / peak["Cerbos /api/check/resources"]
     goal_met = ratio_authzen >= 2 and at_half["ours AuthZEN"]["p99_ms"] <= 5
-    print(f"wrk -t1, keep-alive, {DURATION}s per point, median of {ROUNDS} interleaved rounds; gunicorn 2 workers "
+    print(f"wrk -t1, keep-alive, {DURATION}s per point, median of {ROUNDS} interleaved rounds; {SERVER} "
           f"vs Cerbos {cerbos_version()}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for e in ENDPOINTS:
         print(f"  {e}")
@@ -434,7 +440,7 @@ def main() -> None:
         "connections": CONNECTIONS, "duration_seconds": DURATION, "rounds": ROUNDS, "cerbos_version": cerbos_version(),
         "load_generator": "wrk -t1 (keep-alive)", "curves": curves, "peak": peak, "half_rate": half,
         "at_half": at_half, "cpu_ms_per_request": cpu_ms, "ratio_authzen": ratio_authzen,
-        "ratio_check": ratio_check, "goal_met": goal_met,
+        "ratio_check": ratio_check, "goal_met": goal_met, "server": SERVER,
         "open_loop_connections": OPEN_LOOP_CONNECTIONS, "open_loop_seconds": OPEN_LOOP_SECONDS,
     })
 

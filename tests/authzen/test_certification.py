@@ -1,5 +1,6 @@
-"""The AuthZEN certification scenario, every test of every sub-level, over HTTP against a live server
-(pytest-django's ``live_server``) with the token ``manage.py authzen certification-fixture`` prints."""
+"""The AuthZEN certification scenario, every test of every sub-level, over HTTP against granian serving the
+project as production does (``saaskit.server``; the fast path of ``saaskit.wsgi`` included) with the token
+``manage.py authzen certification-fixture`` prints."""
 
 from __future__ import annotations
 
@@ -11,17 +12,24 @@ from django.core.management import call_command
 
 from authzen import authentication, index, selectors
 from tests.authzen import scenario
+from tests.support.server import granian_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture(scope="module")
+def server(django_db_setup):
+    with granian_server() as base:
+        yield base
+
+
 @pytest.fixture
-def pdp(live_server):
+def pdp(server):
     authentication.forget_cached_keys()
     selectors.subject_cache_clear()
     index.index_clear()
     out = io.StringIO()
-    call_command("authzen", "certification-fixture", "--json", "--base-url", live_server.url, stdout=out)
+    call_command("authzen", "certification-fixture", "--json", "--base-url", server, stdout=out)
     answer = json.loads(out.getvalue())
     yield answer["policy_decision_point"], answer["token"]
     authentication.forget_cached_keys()

@@ -16,10 +16,12 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from saaskit import embedded
 from saaskit.celery import APP_QUEUES
+from saaskit.server import granian_command, split_bind
 
 
 class Command(BaseCommand):
-    help = "Run saaskit for development: web server on 127.0.0.1:8000 plus a Celery worker consuming every queue."
+    help = ("Run saaskit for development: the web server (granian, saaskit.server) on 127.0.0.1:8000 plus a Celery "
+            "worker consuming every queue.")
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--bind", default="127.0.0.1:8000")
@@ -32,9 +34,10 @@ class Command(BaseCommand):
 
         python = sys.executable
         data_dir = embedded.DATA_DIR
+        host, port = split_bind(bind)
         children = [
-            subprocess.Popen([python, "-m", "gunicorn", "saaskit.wsgi:application", "--bind", bind,
-                              "--workers", str(web_workers), "--access-logfile", "-"]),
+            subprocess.Popen(granian_command(host=host, port=port, workers=web_workers, access_log=True,
+                                             log_level="info")),
             subprocess.Popen([python, "-m", "celery", "-A", "saaskit", "worker", "--beat",
                               "--schedule", str(data_dir / "celerybeat-schedule"),
                               "-Q", ",".join(("default", *APP_QUEUES)), "--concurrency", "2", "--loglevel", "INFO"]),

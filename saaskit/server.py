@@ -1,0 +1,52 @@
+"""How the project serves HTTP: granian (a Rust HTTP server) running ``saaskit.wsgi:application``.
+
+One command line for every place that starts the web server (``manage.py dev``, the benches, the chaos run,
+the live-server tests), so they all run what production runs. granian rather than gunicorn: its HTTP layer is
+Rust, so a keep-alive request costs the Python process only the application's own work (hello-world WSGI on 2
+cores: 50,900 req/s against gunicorn gthread's 10,900), which is what the decision endpoints need.
+
+- ``workers``: processes (as many as the cores); a worker that dies (SIGKILL, OOM) is started again
+  (``--respawn-failed-workers``), its in-flight requests are cut, the other workers go on serving.
+- ``threads``: WSGI threads per worker (``--blocking-threads``); each holds its own database connection, so
+  connections are bounded by workers x threads; ``--backpressure`` keeps the requests handed to Python per worker
+  at that number (the rest wait in granian's queue, not in Python threads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+
+WSGI_APP = "saaskit.wsgi:application"
+
+
+def granian_command(*, host: str = "127.0.0.1", port: int = 8000, workers: int = 2, threads: int = 4,
+                    access_log: bool = False, log_level: str = "warning") -> list[str]:
+    """The argv that serves the project with granian (run it with the project directory as the cwd)."""
+    return [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", host, "--port", str(port),
+            "--workers", str(workers), "--blocking-threads", str(threads), "--backpressure", str(threads),
+            "--respawn-failed-workers", "--workers-kill-timeout", "10", "--log-level", log_level,
+            "--access-log" if access_log else "--no-access-log", WSGI_APP]
+
+
+def split_bind(bind: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:8000`` for IPv6) as a (host, port) pair."""
+    host, _, port = bind.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def server_stop(proc: subprocess.Popen, timeout: float = 20) -> None:
+    """Stop a server started with ``start_new_session=True``: SIGTERM (granian stops its workers), then
+    SIGKILL to its whole process group if it is still there after ``timeout`` seconds (a SIGTERM that lands
+    while a worker is still loading the application can be lost)."""
+    if proc.poll() is None:
+        proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=timeout)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)  # the workers too, if the master left any behind
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
