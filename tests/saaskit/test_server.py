@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import time
@@ -77,3 +78,25 @@ def _server_pid(base: str) -> int:
             return child
     raise AssertionError("granian not found")
 
+
+
+def test_more_idle_keep_alive_clients_than_threads_are_all_answered():
+    """An open keep-alive connection must not hold one of the worker's threads: with 1 worker of 2 threads,
+    six clients that each keep their connection open are all answered (granian's ``--backpressure`` at the
+    thread count made the third client wait forever)."""
+    with granian_server(workers=1, threads=2) as base:
+        port = int(base.rsplit(":", 1)[1])
+        connections = []
+        answered = []
+        try:
+            for _ in range(6):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                connections.append(conn)
+                conn.request("GET", "/healthz")
+                response = conn.getresponse()
+                response.read()
+                answered.append(response.status)
+        finally:
+            for conn in connections:
+                conn.close()
+    assert answered == [200] * 6
