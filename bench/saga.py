@@ -14,8 +14,8 @@ with one child each) and prints:
   this process (the placements), from /proc, beside the same per raw chain: what does not move with the load.
 
 Orders are placed in this process through ``orders.services.order_place`` (what ``POST /api/v1/orders/`` calls),
-each in its own transaction, not over HTTP: the web request's own cost (about 15 ms of CPU per POST under
-gunicorn) is not in these figures. The terminal time is the order's ``approved_at``/``canceled_at`` as written by
+each in its own transaction, not over HTTP: the web request's own cost (about 6-8 ms of CPU per POST through
+the test client) is not in these figures. The terminal time is the order's ``approved_at``/``canceled_at`` as written by
 the consumer (same clock). Goals on 2 cores: peak >= 100 orders/s; p99 <= 250 ms at 50/s; >= 30% of the raw chain.
 Prints the numbers next to the goals; asserts nothing. The database is created for the run and dropped after.
 """

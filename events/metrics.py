@@ -1,7 +1,7 @@
 """The bus's Prometheus metrics, served by ``GET /metrics`` (``events.api.metrics``).
 
 Counters and the latency histogram are counted where deliveries end, in whichever process runs them (Celery
-workers, gunicorn workers); with ``PROMETHEUS_MULTIPROC_DIR`` set (prometheus-client's multiprocess mode, one
+workers, granian workers); with ``PROMETHEUS_MULTIPROC_DIR`` set (prometheus-client's multiprocess mode, one
 directory shared by the host's processes, emptied when they start) the scrape adds every process up. The gauges
 are read from PostgreSQL when scraped (the database is the truth, and any web process can answer).
 """

@@ -2,7 +2,7 @@
 scrape time. ``GET /metrics`` (``events.api.metrics``) serves them with the bus's.
 
 Kept at the bottom of the layers so every app can count into it. Counters and histograms follow
-prometheus-client's multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is set (the scrape adds every gunicorn and
+prometheus-client's multiprocess mode when ``PROMETHEUS_MULTIPROC_DIR`` is set (the scrape adds every granian and
 Celery process up); scrape-time collectors read PostgreSQL, the truth any web process can answer from.
 """
 

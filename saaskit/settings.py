@@ -181,7 +181,7 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Metrics (GET /metrics, events.api.metrics) and `manage.py events health` ----------------------
 # Scrapers show a bearer token, or come from an allowed address (loopback by default outside production). With
-# several gunicorn / Celery processes per host set PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode).
+# several granian / Celery processes per host set PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode).
 METRICS_BEARER_TOKEN = os.environ.get("METRICS_BEARER_TOKEN", "")
 METRICS_ALLOWED_ADDRESSES = [a for a in os.environ.get(
     "METRICS_ALLOWED_ADDRESSES", "" if PRODUCTION else "127.0.0.1,::1").split(",") if a]

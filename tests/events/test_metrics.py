@@ -136,7 +136,7 @@ def test_health_exits_1_on_dead_letters_or_a_delivery_pending_too_long(test_cons
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_in_multiprocess_mode_a_scrape_adds_up_every_process(tmp_path):
-    """gunicorn and Celery processes of one host share PROMETHEUS_MULTIPROC_DIR: any of them answers for all."""
+    """granian and Celery processes of one host share PROMETHEUS_MULTIPROC_DIR: any of them answers for all."""
     import subprocess
     import sys
 

@@ -1,4 +1,4 @@
-"""The database connection of a long-lived process (a gunicorn worker, a Celery worker) outlives a cut.
+"""The database connection of a long-lived process (a granian worker, a Celery worker) outlives a cut.
 
 Found by ``make chaos``: after ``pg_terminate_backend`` (what a PostgreSQL restart or a failover does to every
 connection), each web worker answered its next request 500, because the persistent connection (CONN_MAX_AGE)
