@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 DELIVERIES = Counter("saaskit_events_deliveries", "Deliveries that ended a run, by consumer and outcome "
                      "(done, retrying, dead, parked)", ["consumer", "outcome"])
@@ -99,12 +99,32 @@ class _AppState:
         yield from collect_state()
 
 
+def _forget_dead_processes(directory: str) -> None:
+    """Drop the live-mode gauge files of processes of this host that no longer exist. gunicorn's ``child_exit``
+    hook is where prometheus-client expects ``mark_process_dead``; granian has no such hook, and a SIGKILLed
+    worker runs none, so the scrape does it (the directory is per host, so are the pids)."""
+    pids = set()
+    for name in os.listdir(directory):
+        if name.startswith("gauge_live") and name.endswith(".db"):
+            pid = name[:-3].rsplit("_", 1)[-1]
+            if pid.isdigit():
+                pids.add(int(pid))
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            mark_process_dead(pid, directory)
+        except PermissionError:  # alive, another user's
+            pass
+
+
 def exposition() -> bytes:
     """The text format: this process's counters (in multiprocess mode: every process's) and the gauges."""
     from prometheus_client import REGISTRY
 
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        _forget_dead_processes(os.environ["PROMETHEUS_MULTIPROC_DIR"])
         MultiProcessCollector(registry)
     else:
         registry.register(_Forward(REGISTRY))

@@ -24,7 +24,7 @@ AUTHZ_CACHE_MISSES = Counter("saaskit_authz_cache_misses", "Subjects the authz c
 AUTHZ_SLOW_CHECKS = Counter("saaskit_authz_slow_checks", "Checks the authz cache's warm path did not answer")
 AUTHZ_STALENESS = Gauge("saaskit_authz_cache_staleness_seconds",
                         "Seconds since the authz cache last caught up with the change feed (the largest process)",
-                        multiprocess_mode="max")
+                        multiprocess_mode="livemax")  # dead processes dropped at scrape
 # The caches that follow the authz change feed beside it (``authz.cache.watcher.follow``), by count name.
 AUTHZ_FOLLOWER_COUNTS = {
     "subject_hits": Counter("saaskit_authzen_subject_cache_hits", "AuthZEN subject names resolved from memory"),

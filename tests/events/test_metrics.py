@@ -154,3 +154,26 @@ def test_in_multiprocess_mode_a_scrape_adds_up_every_process(tmp_path):
     values = samples(scraped.stdout)
     assert values['saaskit_events_deliveries_total{consumer="tests.mp",outcome="done"}'] == 5
     assert values["saaskit_events_dead_deliveries"] == 0
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_in_multiprocess_mode_a_dead_process_gauge_is_not_scraped(tmp_path):
+    """A killed web or worker process leaves its gauge file behind (granian has no hook to mark it dead): the
+    scrape drops the live-mode gauges of processes that no longer exist, so a dead worker's last staleness does
+    not stand for the living ones'."""
+    import subprocess
+    import sys
+
+    from tests.support import worker_env
+
+    env = worker_env({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    stale = ("import django; django.setup(); from saaskit import metrics; "
+             "metrics.AUTHZ_STALENESS.set(99.0)")
+    subprocess.run([sys.executable, "-c", stale], env=env, check=True, timeout=60)  # it set 99 s, then exited
+    alive = ("import django; django.setup(); from saaskit import metrics; metrics.AUTHZ_STALENESS.set(0.25); "
+             "from events import metrics as bus; print(bus.exposition().decode())")
+    scraped = subprocess.run([sys.executable, "-c", alive], env=env, check=True, timeout=60, capture_output=True,
+                             text=True)
+
+    assert samples(scraped.stdout)["saaskit_authz_cache_staleness_seconds"] == 0.25
