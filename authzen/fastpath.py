@@ -303,22 +303,8 @@ class FastPath:
         batch = protocol.parse_batch(protocol.parse_body("application/json", _json_body(environ)))
         if batch.single is not None:
             return 200, _decision_bytes(pdp.evaluate(instance=instance, evaluation=batch.single)), _AUTHZEN_POST
-        results: list[Any] = []
-        for item in batch.items:
-            if isinstance(item, protocol.RequestError):
-                decision: Any = {"decision": False, "context": {"error": {"status": 400, "message": item.message}}}
-            else:
-                decision = pdp.evaluate(instance=instance, evaluation=item)
-            results.append(decision)
-            allowed = decision["decision"] if isinstance(decision, dict) else decision.decision
-            if batch.semantic == "deny_on_first_deny" and not allowed:
-                if not isinstance(decision, dict) and decision.reason is None:
-                    results[-1] = {"decision": False, "context": {"reason": "deny_on_first_deny"}}
-                break
-            if batch.semantic == "permit_on_first_permit" and allowed:
-                break
-        parts = [_decision_bytes(r) if not isinstance(r, dict) else _json_dumps(r) for r in results]
-        return 200, b'{"evaluations":[' + b",".join(parts) + b"]}", _AUTHZEN_POST
+        results = pdp.evaluate_batch(instance=instance, items=batch.items, semantic=batch.semantic)
+        return 200, _json_dumps({"evaluations": results}), _AUTHZEN_POST
 
     # --- authz checks (an access token) -----------------------------------------------------------
     def _token_instance(self, environ: Environ) -> tuple[Any, Any]:

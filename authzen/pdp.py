@@ -33,7 +33,7 @@ from authz.role_grants import role_allows
 from authzen import index, selectors
 from authzen.conditions import condition_holds
 from authzen.models import Policy, ResourceObject
-from authzen.protocol import Action, Entity, Evaluation
+from authzen.protocol import Action, Entity, Evaluation, RequestError
 
 USER = "user"
 Row = index.Row
@@ -124,6 +124,26 @@ def evaluate(*, instance: Instance, evaluation: Evaluation) -> Decision:
 
 
 # --- searches -------------------------------------------------------------------------------------
+def evaluate_batch(*, instance: Instance, items: list[Evaluation | RequestError], semantic: str,
+                   ) -> list[dict[str, Any]]:
+    """The ``evaluations`` of a batch under its ``evaluations_semantic``: a malformed item is a deny carrying its
+    400 in ``context``; ``deny_on_first_deny`` stops at the first deny (giving it a reason if it has none),
+    ``permit_on_first_permit`` at the first permit. One place for the Django view and the fast path."""
+    results: list[dict[str, Any]] = []
+    for item in items:
+        if isinstance(item, RequestError):
+            decision = {"decision": False, "context": {"error": {"status": 400, "message": item.message}}}
+        else:
+            decision = evaluate(instance=instance, evaluation=item).as_dict()
+        results.append(decision)
+        if semantic == "deny_on_first_deny" and not decision["decision"]:
+            decision.setdefault("context", {"reason": "deny_on_first_deny"})
+            break
+        if semantic == "permit_on_first_permit" and decision["decision"]:
+            break
+    return results
+
+
 def search_subjects(*, instance: Instance, subject_type: str, action: Action, resource: Entity,
                     context: dict[str, Any], subject_properties: dict[str, Any]) -> list[dict[str, str]]:
     """Members that may do ``action`` on the resource, named as a subject search names them (external id

@@ -86,18 +86,7 @@ class EvaluationsApi(AuthzenApi):
         for item in batch.items:
             if isinstance(item, protocol.Evaluation):
                 self.check_subject(item.subject)
-        results: list[dict[str, Any]] = []
-        for item in batch.items:
-            if isinstance(item, protocol.RequestError):
-                decision = {"decision": False, "context": {"error": {"status": 400, "message": item.message}}}
-            else:
-                decision = pdp.evaluate(instance=self.instance, evaluation=item).as_dict()
-            results.append(decision)
-            if batch.semantic == "deny_on_first_deny" and not decision["decision"]:
-                decision.setdefault("context", {"reason": "deny_on_first_deny"})
-                break
-            if batch.semantic == "permit_on_first_permit" and decision["decision"]:
-                break
+        results = pdp.evaluate_batch(instance=self.instance, items=batch.items, semantic=batch.semantic)
         return Response({"evaluations": results})
 
 
