@@ -1,6 +1,5 @@
 import pytest
 
-from accounts.api import base
 from accounts.api.base import acting_instance
 from authz.context import ActingContext
 from saaskit.errors import ForbiddenError, NotFoundError
@@ -8,12 +7,6 @@ from tests.factories import InstanceFactory, ProfileFactory, UserFactory, contex
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture(autouse=True)
-def _empty_membership_cache():
-    base._membership_cache.clear()
-    yield
-    base._membership_cache.clear()
 
 
 def test_a_member_acts_for_their_instance():

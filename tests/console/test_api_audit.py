@@ -7,7 +7,6 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.api import base
 from accounts.models import Profile
 from audit.models import AuditEntry
 from inventory.services import product_create
@@ -16,12 +15,6 @@ from tests.factories import InstanceFactory, ProfileFactory, context_for
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture(autouse=True)
-def _empty_membership_cache():
-    base._membership_cache.clear()
-    yield
-    base._membership_cache.clear()
 
 
 @pytest.fixture

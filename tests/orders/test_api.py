@@ -2,7 +2,6 @@
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.api import base
 from inventory.services import product_create
 from orders.models import Order
 from orders.services import order_approve, order_place
@@ -10,12 +9,6 @@ from tests.factories import ProfileFactory, context_for
 
 pytestmark = pytest.mark.django_db
 
-
-@pytest.fixture(autouse=True)
-def _empty_membership_cache():
-    base._membership_cache.clear()
-    yield
-    base._membership_cache.clear()
 
 
 def client_for(profile) -> APIClient:

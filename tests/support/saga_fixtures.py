@@ -34,11 +34,3 @@ def sent() -> Iterator[SignalRecorder]:
 def fast_password_hashing(settings) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
-
-@pytest.fixture(autouse=True)
-def _empty_membership_cache():
-    from accounts.api import base
-
-    base._membership_cache.clear()
-    yield
-    base._membership_cache.clear()

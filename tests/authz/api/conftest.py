@@ -1,15 +1,7 @@
 import pytest
 from rest_framework.test import APIClient
 
-from accounts.api import base
 from tests.factories import ProfileFactory, context_for
-
-
-@pytest.fixture(autouse=True)
-def _empty_membership_cache():
-    base._membership_cache.clear()
-    yield
-    base._membership_cache.clear()
 
 
 def client_for(profile):
