@@ -252,12 +252,14 @@ class FastPath:
     def _answer(self, environ: Environ, start_response: StartResponse, handler: Any, slug: str, name: str,
                 method: str, path: str, cfg: _Config) -> Iterable[bytes]:
         started = time.perf_counter()
-        # Django's request_started signal, as its handler sends it: its receiver closes a database connection past
-        # CONN_MAX_AGE or broken before this request uses it (tests disconnect it, as Django's test client does,
-        # to keep their transaction). request_finished is not sent for an answer given here (~10 us, a sixth of
-        # a warm answer): its receivers would close the same connections, which the next request_started does,
-        # and the caches, which this path does not use; no receiver of ours listens to it.
-        signals.request_started.send(sender=self.__class__, environ=environ)
+        # Django's request_started and request_finished signals are not sent for an answer given here (~10 us
+        # together, a fifth of a warm answer, most of it walking the thread's database connections). Their
+        # receivers close a connection past CONN_MAX_AGE or left unusable, and reset the health check; the
+        # warm path touches no database. A miss that does and finds its connection gone (a restart, a failover,
+        # a pooler's timeout) raises, and the request goes to Django, which sends both signals (after
+        # request_finished below has closed the broken connection) and answers on a new connection
+        # (tests/authzen/test_fastpath.py). A connection past its age is closed by the next request Django
+        # answers on that thread; until then it is only kept open longer.
         request_id = RequestContextMiddleware.request_id_from(_Meta(environ))
         context = RequestContext(request_id=request_id, address=client_address(_Meta(environ)) or None,
                                  origin="request")

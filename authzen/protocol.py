@@ -66,7 +66,9 @@ def parse_body(content_type: str, body: bytes) -> dict[str, Any]:
         raise RequestError("body", f"nested deeper than {MAX_DEPTH} levels") from None
     if not isinstance(data, dict):
         raise RequestError("body", "the request body must be a JSON object")
-    if _depth(data) > MAX_DEPTH:
+    # A body with no more opening brackets than the limit cannot nest deeper (brackets inside strings only
+    # over-count): the walk is skipped for the common, small body (it was a tenth of a warm evaluation).
+    if body.count(b"{") + body.count(b"[") > MAX_DEPTH and _depth(data) > MAX_DEPTH:
         raise RequestError("body", f"nested deeper than {MAX_DEPTH} levels")
     return data
 

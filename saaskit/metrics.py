@@ -47,5 +47,15 @@ def collect_state() -> Iterator[Any]:
         yield from collect()
 
 
+_http_latency_children: dict[tuple[str, str, int], Any] = {}
+
+
 def http_request_observed(*, route: str, method: str, status: int, seconds: float) -> None:
-    HTTP_LATENCY.labels(route, method, f"{status // 100}xx").observe(seconds)
+    """One request into the latency histogram. The labelled child is kept per (route, method, status class):
+    ``labels()`` is the same child every time, but finding it (a lock and the label checks) cost as much as
+    the observation itself on the decision endpoints' path. Routes are patterns, so the dict stays small."""
+    key = (route, method, status // 100)
+    child = _http_latency_children.get(key)
+    if child is None:
+        child = _http_latency_children[key] = HTTP_LATENCY.labels(route, method, f"{status // 100}xx")
+    child.observe(seconds)

@@ -1,5 +1,5 @@
+import random
 import time
-import uuid
 from collections.abc import Callable
 
 from django.conf import settings
@@ -47,7 +47,10 @@ class RequestContextMiddleware:
         given = request.META.get("HTTP_X_REQUEST_ID", "")
         if 0 < len(given) <= cls.MAX_LENGTH and given.isprintable():
             return given
-        return uuid.uuid4().hex
+        # 128 random bits as 32 hex digits, the shape uuid4().hex had: an id to correlate logs, not a secret, so
+        # the module's Mersenne Twister (reseeded in every forked worker) instead of os.urandom, a system call
+        # that cost a tenth of a warm decision on the fast path.
+        return f"{random.getrandbits(128):032x}"
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         context = RequestContext(

@@ -352,3 +352,38 @@ def _count(labels: tuple[str, str, str]) -> float:
                                                    sample.labels["status"]) == labels:
                 return sample.value
     return 0.0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_needing_the_database_after_its_connection_was_cut_comes_from_a_new_one(world):
+    """The fast path sends neither request_started nor request_finished (their receivers check the thread's
+    connections). A warm answer needs no database; a miss whose connection is gone (PostgreSQL restarted, a
+    failover) raises, the request goes to Django, which opens a new connection and answers it right."""
+    import psycopg
+    from django.conf import settings
+    from django.db import connection
+
+    from authz.cache import default_cache
+    from authzen.authentication import forget_cached_keys
+    from saaskit.wsgi import django_application
+
+    spy = Spy(django_application)
+    fast = FastPath(spy)
+    request = _post(EVAL, _evaluation(str(world["member"].user_id)), _bearer(world["key"]))
+    assert _call(fast, request())[::2] == ("200 OK", b'{"decision":true}')
+    assert spy.calls == 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (first_pid,) = cursor.fetchone()
+    with psycopg.connect(settings.DATABASE_URL, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [first_pid])
+    default_cache().clear()  # the next answer must read PostgreSQL
+    forget_cached_keys()
+
+    assert _call(fast, request())[::2] == ("200 OK", b'{"decision":true}')
+    assert spy.calls == 1  # the fast path's miss failed on the dead connection; Django answered
+    assert _call(fast, request())[::2] == ("200 OK", b'{"decision":true}')
+    assert spy.calls == 1  # and the fast path is back on the new connection
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        assert cursor.fetchone()[0] != first_pid

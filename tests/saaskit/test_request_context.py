@@ -59,3 +59,20 @@ def test_the_context_is_restored_when_the_view_fails():
 def test_every_response_of_the_site_carries_a_request_id(client):
     response = client.get("/healthz", HTTP_X_REQUEST_ID="probe-1")
     assert response["X-Request-ID"] == "probe-1"
+
+
+def test_forked_workers_generate_different_request_ids():
+    """granian forks its workers from one process: each must draw its own ids, not replay its parent's."""
+    import os
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        os.write(write, RequestContextMiddleware.request_id_from(RequestFactory().get("/")).encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    parent = RequestContextMiddleware.request_id_from(RequestFactory().get("/"))
+    assert re.fullmatch(r"[0-9a-f]{32}", child) and child != parent
