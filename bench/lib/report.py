@@ -291,11 +291,13 @@ def main() -> None:
             for name, value in ordered(cd["cpu_ms_per_request"], ENDPOINTS).items():
                 out.append(f"| {name} | {value:.3f} ms | {cores / value * 1e3:,.0f} req/s |")
         out += ["", f"Open loop at {cd['half_rate']:,.0f} req/s (half our AuthZEN peak; {cd['open_loop_connections']} "
-                f"keep-alive connections in {cd.get('open_loop_processes', 1)} load process(es), raw sockets, "
+                f"warmed keep-alive connections in {cd.get('open_loop_processes', 1)} load process(es), an epoll "
+                "loop each, "
                 f"{cd['open_loop_seconds']} s; latency from the scheduled send time):", "",
-                "| Endpoint | p50 | p99 |", "|---|---|---|"]
+                "| Endpoint | p50 | p99 | CPU of the server / of the load processes |", "|---|---|---|---|"]
         for name, r in ordered(cd["at_half"], ENDPOINTS).items():
-            out.append(f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms |")
+            cpu = (f"{r['server_cores']:.2f} / {r['generator_cores']:.2f} cores" if "server_cores" in r else "")
+            out.append(f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {cpu} |")
         out.append("")
     else:
         out += ["Not run.", ""]
