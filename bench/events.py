@@ -47,7 +47,7 @@ from django.db.models import Max
 from django.test.utils import CaptureQueriesContext
 
 from bench.eventsbench.consumer import NAME, QUEUE
-from bench.lib import results
+from bench.lib import cpu, results
 from events import publish
 from events.choices import DeliveryStatus
 from events.consumers import subscriptions_for, unregister
@@ -226,8 +226,33 @@ def stop_workers(procs: list[subprocess.Popen[bytes]]) -> None:
             proc.kill()
 
 
+CPU_PARTS = ("bench", "workers", "postgres", "redis")  # the bench process is the sender / publisher
+
+
+def cpu_seconds(procs: list[subprocess.Popen[bytes]]) -> dict[str, float]:
+    """CPU seconds so far (utime + stime from /proc) of this process, the workers, PostgreSQL and Redis (the
+    embedded servers; a server elsewhere counts as 0)."""
+    data = Path(os.environ.get("SAASKIT_DATA_DIR", BASE_DIR / ".saaskit"))
+    found = cpu.tree_seconds({"workers": [p.pid for p in procs],
+                              "postgres": [cpu.pid_from_file(data / "pgdata" / "postmaster.pid")],
+                              "redis": [cpu.pid_from_file(data / "redis" / "redis.pid")]})
+    return {"bench": time.process_time(), **found}
+
+
+def cpu_per_item(procs: list[subprocess.Popen[bytes]], run, n: int) -> tuple[float, dict[str, float]]:
+    """``run(n)``'s rate and the CPU microseconds per item of each part (what the machine's load barely moves)."""
+    before = cpu_seconds(procs)
+    rate = run(n)
+    after = cpu_seconds(procs)
+    return rate, {part: (after[part] - before[part]) * 1e6 / n for part in CPU_PARTS}
+
+
+CPU_ROUNDS: dict[int, list[tuple[dict[str, float], dict[str, float]]]] = {}  # workers -> [(raw, bus) us per item]
+
+
 def measure(workers: int) -> list[tuple[float, float]]:
-    """ROUNDS rounds of (raw Celery tasks/s, bus events/s) with ``workers`` worker processes."""
+    """ROUNDS rounds of (raw Celery tasks/s, bus events/s) with ``workers`` worker processes (and the CPU time per
+    task / event of each round in CPU_ROUNDS)."""
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for index in range(workers):
@@ -236,8 +261,10 @@ def measure(workers: int) -> list[tuple[float, float]]:
         raw_celery(200)
         rounds = []  # (raw, bus) measured back to back: the machine's drift hits both alike
         for _ in range(ROUNDS):
-            raw_rate = raw_celery(N)
-            rounds.append((raw_rate, bus(N)))
+            raw_rate, raw_cpu = cpu_per_item(procs, raw_celery, N)
+            bus_rate, bus_cpu = cpu_per_item(procs, bus, N)
+            rounds.append((raw_rate, bus_rate))
+            CPU_ROUNDS.setdefault(workers, []).append((raw_cpu, bus_cpu))
             cleanup()  # every round starts from the same tables
             vacuum_events_tables()
     finally:
@@ -245,6 +272,17 @@ def measure(workers: int) -> list[tuple[float, float]]:
         cleanup()
         redis.Redis.from_url(settings.REDIS_URL).flushdb()
     return rounds
+
+
+def cpu_medians(workers: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median CPU us per raw task and per bus event of each part over the rounds with ``workers`` workers."""
+    rounds = CPU_ROUNDS[workers]
+    return tuple({part: statistics.median(r[side][part] for r in rounds) for part in CPU_PARTS}  # type: ignore
+                 for side in (0, 1))
+
+
+def cpu_text(parts: dict[str, float]) -> str:
+    return f"{sum(parts.values()):,.0f} (" + " / ".join(f"{parts[p]:,.0f}" for p in CPU_PARTS) + ")"
 
 
 def main() -> None:
@@ -257,8 +295,10 @@ def main() -> None:
         by_workers[workers] = measure(workers)
         raw = statistics.median(r for r, _ in by_workers[workers])
         events = statistics.median(b for _, b in by_workers[workers])
+        raw_cpu, bus_cpu = cpu_medians(workers)
         print(f"  {workers} worker process(es): raw Celery {raw:,.0f} tasks/s, bus {events:,.0f} events/s "
-              f"({events / raw:.0%})")
+              f"({events / raw:.0%}); CPU us per item raw {cpu_text(raw_cpu)}, bus {cpu_text(bus_cpu)}: "
+              f"ratio {sum(raw_cpu.values()) / sum(bus_cpu.values()):.0%}")
     if SENDER_THREADS is not None:
         SENDER_THREADS.close()
     rounds = by_workers[1]
@@ -279,6 +319,11 @@ def main() -> None:
           + ", ".join(f"{b:.0f}" for _, b in rounds))
     print(f"  {'ratio, median of rounds (goal >= 50%)':<44}{ratio:>9.0f}%  {'ok' if ratio >= 50 else 'BELOW GOAL'}"
           f"   rounds: " + ", ".join(f"{r:.0f}%" for r in ratios))
+    raw_cpu, bus_cpu = cpu_medians(1)
+    print(f"  {'CPU us per task / event (median of rounds)':<44}raw {cpu_text(raw_cpu)}, bus {cpu_text(bus_cpu)}"
+          f"   (bench / workers / PostgreSQL / Redis)")
+    print(f"  {'ratio of CPU per item, raw / bus (proxy)':<44}{sum(raw_cpu.values()) / sum(bus_cpu.values()):>9.0%}  "
+          f"(the rates' ratio tends to it when the run is CPU-bound)")
     print(f"  {'publish() statements in a request (goal: 1 INSERT)':<44}{len(statements):>10}  "
           f"{'ok (INSERT event + its deliveries, one statement)' if one_insert else 'BELOW GOAL'}")
     print(f"  {'publish() ms median / p95 (goal < 1 ms)':<44}{median_ms:>10.3f} / {p95_ms:.3f}  "
@@ -287,7 +332,8 @@ def main() -> None:
         "n": N, "senders": SENDERS, "rounds": ROUNDS, "workers": WORKERS,
         "by_workers": [{"workers": w, "raw": results.spread([r for r, _ in rs]),
                         "bus": results.spread([b for _, b in rs]),
-                        "ratio_pct": results.spread([b / r * 100 for r, b in rs])}
+                        "ratio_pct": results.spread([b / r * 100 for r, b in rs]),
+                        "cpu_us_raw": cpu_medians(w)[0], "cpu_us_bus": cpu_medians(w)[1]}
                        for w, rs in by_workers.items()],
         "publish_statements": len(statements), "publish_one_insert": one_insert,
         "publish_ms_median": median_ms, "publish_ms_p95": p95_ms,
