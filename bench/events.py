@@ -4,7 +4,7 @@ For 1, 2 and 4 worker processes (QUICK: 1 and 2) starts that many ``celery -A sa
 solo`` and measures, on the same broker in the same run,
 BENCH_ROUNDS (3) rounds of the two rates back to back, reporting the medians and the median of the rounds' ratios:
 
-- raw Celery: no-op tasks/s, sent by SENDERS sender processes (BENCH_SENDERS_AS=threads: threads of this process)
+- raw Celery: no-op tasks/s, sent by SENDERS threads of this process (BENCH_SENDERS_AS=processes: processes)
   while the worker drains them;
 - the bus: events/s from ``publish()`` (each in its own transaction, sent after commit; the same senders) to the
   consumer's delivery marked done by that worker (a no-op consumer, the event's only subscriber here: one event,
@@ -68,7 +68,7 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 else results.pick(300, 1000)
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", results.pick("2", "3")))
 WORKERS = results.pick([1, 2], [1, 2, 4])
 SENDERS = int(os.environ.get("BENCH_SENDERS", "4"))
-SENDERS_AS = os.environ.get("BENCH_SENDERS_AS", "processes")  # or threads (of this process); see Senders
+SENDERS_AS = os.environ.get("BENCH_SENDERS_AS", "threads")  # or processes; see Senders
 POLL_SECONDS = 0.05  # how often the bench looks whether a run is over (both rates take their end from the run)
 
 
@@ -78,10 +78,10 @@ class Senders:
     closing) a connection, charged the bus a new PostgreSQL backend per sender and round (about 5 ms of CPU time
     each, some 70 us per event at N=300) that raw Celery's sends do not pay.
 
-    Processes by default (BENCH_SENDERS_AS=processes), as web workers are: threads of one process share one GIL,
-    and the bus's publish, which waits twice on PostgreSQL (its INSERT, its commit), paid more CPU time for the
-    hand-offs than raw Celery's send, which waits once (BENCH_SENDERS_AS=threads measures it that way). Both sides
-    use the same senders on equal terms; their CPU time counts as the bench's."""
+    Threads of this process by default; BENCH_SENDERS_AS=processes forks SENDERS processes instead, as web
+    workers are (threads share one GIL, and the bus's publish waits twice on PostgreSQL, its INSERT and its commit,
+    where raw Celery's send waits once). Both sides use the same senders on equal terms; the senders' CPU time
+    counts as the bench's. With the relay's own send path (2026-12-01) both ways measured the same CPU ratio."""
 
     def __init__(self) -> None:
         self.as_processes = SENDERS_AS == "processes"
