@@ -155,3 +155,20 @@ def test_after_a_broker_failure_the_relay_opens_a_new_connection_once_paused_lon
     assert relay._sender() is not before
     queued = _queued_delivery_ids(client, "events_test")
     assert queued[-1] == 5 and not {2, 3, 4} & set(queued)  # (1 is there if the AOF kept it)
+
+
+@pytest.mark.django_db
+def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(monkeypatch):
+    """A web server or a prefork pool that forks after the parent sent: the child must not share (or close) the
+    parent's broker connection."""
+    relay.reset()
+    parent = relay._sender()
+    closed = []
+    monkeypatch.setattr(parent, "close", lambda: closed.append(True))
+    monkeypatch.setattr(relay.os, "getpid", lambda: parent.pid + 1)  # as seen from a forked child
+
+    child = relay._sender()
+
+    assert child is not parent and child.pid == parent.pid + 1
+    assert closed == []  # the parent's connection is the parent's to close
+    assert relay._sender() is child
