@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from events import publish
+from events import publish, relay
 from events.choices import DeliveryStatus
 from events.models import Delivery, OutboxEvent
 from events.services import delivery_run
@@ -111,10 +111,8 @@ def test_sweep_and_purge_report(test_consumers):
 def test_backfill_creates_and_sends_the_missing_deliveries_of_a_consumer_added_later(test_consumers, monkeypatch):
     """A rolling deploy: old web processes published without a consumer the new code adds."""
     from events.consumers import consumer, unregister
-    from events.tasks import deliver
-
     sent = []
-    monkeypatch.setattr(deliver, "apply_async", lambda args, queue, **options: sent.append((args, queue)))
+    monkeypatch.setattr(relay, "_put", lambda args, queue, argsrepr: sent.append((args, queue)))
     before = publish("event-order-approved", {"order_id": 1}, instance=None)
     OutboxEvent.objects.filter(pk=before.pk).update(occurred_at=timezone.now() - timedelta(days=2))
     during = [publish("event-order-approved", {"order_id": i}, instance=None) for i in (2, 3)]

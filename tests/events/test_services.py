@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from events import publish
+from events import publish, relay
 from events.choices import DeliveryStatus
 from events.consumers import consumer, get_subscription, subscriptions_for, unregister
 from events.errors import (
@@ -120,10 +120,8 @@ def test_domain_signal_publishes_through_the_catalogue(instance):
 
 @pytest.mark.django_db(transaction=True)
 def test_rolled_back_transaction_publishes_nothing(test_consumers, monkeypatch):
-    from events.tasks import deliver
-
     sent = []
-    monkeypatch.setattr(deliver, "apply_async", lambda args, queue, **options: sent.append((args, queue)))
+    monkeypatch.setattr(relay, "_put", lambda args, queue, argsrepr: sent.append((args, queue)))
     with pytest.raises(RuntimeError), transaction.atomic():
         publish("event-suspicious-activity", activity("record"), instance=None)
         raise RuntimeError("rollback")
@@ -137,10 +135,8 @@ def test_rolled_back_transaction_publishes_nothing(test_consumers, monkeypatch):
 @pytest.mark.django_db
 def test_commit_sends_one_message_per_delivery_to_its_queue(test_consumers, django_capture_on_commit_callbacks,
                                                             monkeypatch):
-    from events.tasks import deliver
-
     sent = []
-    monkeypatch.setattr(deliver, "apply_async", lambda args, queue, **options: sent.append((args, queue)))
+    monkeypatch.setattr(relay, "_put", lambda args, queue, argsrepr: sent.append((args, queue)))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         row = publish("event-order-canceled", {"order_id": 1, "reason": "customer"}, instance=None)
         publish("event-order-approved", {"order_id": 1}, instance=None)
