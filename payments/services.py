@@ -17,13 +17,14 @@ cancellation leaves when it overtakes the charge, so a late event-product-reserv
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -186,38 +187,28 @@ def payment_charge_for_order(*, instance: Instance, order_id: int, customer_id: 
     Records the outcome and sends ``payment_processed`` (succeeded, or failed with a reason). If the order
     already has a payment row (redelivery, or a cancellation came first) it is returned and nothing is sent.
     """
-    # The wallet first: a customer with a wallet exists, so only a customer without one costs another query.
-    wallet = (Wallet.objects.for_instance(instance).filter(user_id=customer_id, currency=currency).first()
-              if isinstance(customer_id, int) and not isinstance(customer_id, bool) else None)
-    customer_exists = wallet is not None or (isinstance(customer_id, int) and not isinstance(customer_id, bool)
-                                             and User.objects.filter(pk=customer_id).exists())
-    # Claim the order, in one statement: a concurrent charge for it waits on the unique index and then backs off.
-    payment = Payment(instance=instance, order_id=order_id, status=PaymentStatus.FAILED,
-                      customer_id=customer_id if customer_exists else None,
-                      currency=currency[:3] if isinstance(currency, str) else "")
-    if not insert_or_nothing(payment, conflict=("instance", "order_id")):
-        return Payment.objects.for_instance(instance).get(order_id=order_id)
-
+    customer = customer_id if isinstance(customer_id, int) and not isinstance(customer_id, bool) else None
     value = _parse_amount(amount)
-    if value is None:
-        payment.reason = PaymentFailure.INVALID_AMOUNT
-    elif wallet is None:
-        payment.amount, payment.reason = value, PaymentFailure.NO_WALLET
+    now = timezone.now()
+    if value is None:  # rare: no wallet read, no money moves
+        payment = Payment(instance=instance, order_id=order_id, status=PaymentStatus.FAILED, created_at=now,
+                          updated_at=now, reason=PaymentFailure.INVALID_AMOUNT,
+                          customer_id=customer if customer is not None and User.objects.filter(
+                              pk=customer).exists() else None,
+                          currency=currency[:3] if isinstance(currency, str) else "")
+        claimed = insert_or_nothing(payment, conflict=("instance", "order_id"))
     else:
-        payment.amount, payment.wallet = value, wallet
-        if Wallet.objects.filter(pk=wallet.pk, balance__gte=value).update(balance=F("balance") - value):
-            payment.status = PaymentStatus.SUCCEEDED
-            if value:
-                _post(instance=instance, kind=LedgerKind.CHARGE, currency=wallet.currency, order_id=order_id,
-                      legs=[(LedgerAccount.WALLET, wallet.pk, -value), (LedgerAccount.REVENUE, None, value)])
-        else:
-            payment.reason = PaymentFailure.INSUFFICIENT_FUNDS
-    payment.save(update_fields=["amount", "wallet", "status", "reason", "updated_at"])
+        payment, debited = _charge(instance=instance, order_id=order_id, customer_id=customer, value=value,
+                                   currency=currency if isinstance(currency, str) else "", now=now)
+        claimed = payment is not None
+    if not claimed:
+        return Payment.objects.for_instance(instance).get(order_id=order_id)
+    assert payment is not None
     _send_processed(payment, instance=instance, causation_id=causation_id)
 
     if payment.reason == PaymentFailure.INSUFFICIENT_FUNDS:
-        # Serialize the streak count per wallet so two concurrent failures cannot both miss the threshold.
-        Wallet.objects.select_for_update().filter(pk=wallet.pk).first()
+        # The charge's statement holds the wallet's row lock until COMMIT, so two concurrent failures of one
+        # wallet count their streak one after the other and cannot both miss the threshold.
         threshold = suspicious_failures_in_a_row()
         # Look one further back: exactly ``threshold`` means this failure completed the streak, so each streak
         # reports once, however long it grows.
@@ -230,6 +221,79 @@ def payment_charge_for_order(*, instance: Instance, order_id: int, customer_id: 
             })
         _check_failures_in_window(payment, instance=instance, causation_id=causation_id)
     return payment
+
+
+@functools.cache
+def _charge_sql() -> str:
+    """The charge in ONE statement (was 6 round trips: the wallet read, the claim, the debit, the ledger
+    transaction with its entries, the payment's outcome, and the customer check when there is no wallet).
+
+    ``w`` locks the customer's wallet (FOR UPDATE returns its latest committed balance); ``claim`` inserts the
+    order's one payment with its outcome decided on that locked balance, or nothing when the order already has one
+    (a concurrent claim of the same order waits on the unique index, then backs off); ``debit`` moves the balance
+    only for a succeeded claim (still guarded by ``balance >= amount``); ``tx`` and ``entries`` write the balanced
+    ledger transaction only for a debit of more than zero. The last SELECT reports what happened, so the caller
+    can check that a succeeded payment did move the money. Written by hand: the ORM has no data-modifying CTE."""
+    wallet, payment = Wallet._meta.db_table, Payment._meta.db_table
+    tx, entry, user = LedgerTransaction._meta.db_table, LedgerEntry._meta.db_table, User._meta.db_table
+    return f"""
+WITH w AS (SELECT id, balance, user_id FROM {wallet}
+           WHERE instance_id = %(instance)s AND user_id = %(customer)s AND currency = %(currency)s FOR UPDATE),
+claim AS (
+    INSERT INTO {payment} (instance_id, order_id, customer_id, wallet_id, amount, currency, status, reason,
+                           created_at, updated_at)
+    SELECT %(instance)s, %(order)s, COALESCE(w.user_id, (SELECT id FROM {user} WHERE id = %(customer)s)), w.id,
+           %(amount)s, %(currency3)s,
+           CASE WHEN w.balance >= %(amount)s THEN %(succeeded)s ELSE %(failed)s END,
+           CASE WHEN w.id IS NULL THEN %(no_wallet)s WHEN w.balance >= %(amount)s THEN ''
+                ELSE %(insufficient)s END,
+           %(now)s, %(now)s
+    FROM (VALUES (1)) AS one (x) LEFT JOIN w ON true
+    ON CONFLICT (instance_id, order_id) DO NOTHING
+    RETURNING id, customer_id, wallet_id, status, reason),
+debit AS (
+    UPDATE {wallet} SET balance = {wallet}.balance - %(amount)s FROM claim
+    WHERE {wallet}.id = claim.wallet_id AND claim.status = %(succeeded)s AND {wallet}.balance >= %(amount)s
+    RETURNING {wallet}.id),
+tx AS (
+    INSERT INTO {tx} (instance_id, kind, currency, order_id, actor_id, reason, created_at)
+    SELECT %(instance)s, %(kind)s, %(currency)s, %(order)s, NULL, '', %(now)s FROM debit WHERE %(amount)s > 0
+    RETURNING id),
+entries AS (
+    INSERT INTO {entry} (transaction_id, instance_id, account, wallet_id, currency, amount, created_at)
+    SELECT tx.id, %(instance)s, %(wallet_account)s, debit.id, %(currency)s, -%(amount)s, %(now)s FROM tx, debit
+    UNION ALL
+    SELECT tx.id, %(instance)s, %(revenue_account)s, NULL, %(currency)s, %(amount)s, %(now)s FROM tx
+    RETURNING id)
+SELECT claim.id, claim.customer_id, claim.wallet_id, claim.status, claim.reason,
+       (SELECT count(*) FROM debit), (SELECT count(*) FROM entries)
+FROM claim"""
+
+
+def _charge(*, instance: Instance, order_id: int, customer_id: int | None, value: Decimal, currency: str,
+            now: Any) -> tuple[Payment | None, bool]:
+    """Run ``_charge_sql``: the new payment (saved) and whether the wallet was debited, or (None, False) when the
+    order already had a payment (nothing written)."""
+    params = {"instance": instance.pk, "order": order_id, "customer": customer_id, "currency": currency,
+              "currency3": currency[:3], "amount": value, "now": now, "succeeded": PaymentStatus.SUCCEEDED.value,
+              "failed": PaymentStatus.FAILED.value, "no_wallet": PaymentFailure.NO_WALLET.value,
+              "insufficient": PaymentFailure.INSUFFICIENT_FUNDS.value, "kind": LedgerKind.CHARGE.value,
+              "wallet_account": LedgerAccount.WALLET.value, "revenue_account": LedgerAccount.REVENUE.value}
+    with connection.cursor() as cursor:
+        cursor.execute(_charge_sql(), params)
+        row = cursor.fetchone()
+    if row is None:
+        return None, False
+    pk, customer, wallet_id, status, reason, debited, entries = row
+    # Cannot happen with the wallet locked by the statement; if it did, the delivery rolls back as a whole.
+    if status == PaymentStatus.SUCCEEDED and (debited != 1 or entries != (2 if value else 0)):
+        raise RuntimeError(f"charge of order {order_id}: succeeded but debited {debited}, {entries} ledger entries")
+    payment = Payment(pk=pk, instance=instance, order_id=order_id, customer_id=customer, wallet_id=wallet_id,
+                      amount=value, currency=currency[:3], status=status, reason=reason, created_at=now,
+                      updated_at=now)
+    payment._state.adding = False
+    payment._state.db = connection.alias
+    return payment, bool(debited)
 
 
 def _check_failures_in_window(payment: Payment, *, instance: Instance, causation_id: str | None) -> None:
