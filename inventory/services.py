@@ -93,15 +93,24 @@ def product_restock(*, product: Product, quantity: int, actor: Any = None) -> Pr
     return product
 
 
-@transaction.atomic(savepoint=False)  # in order_place's transaction: a savepoint would protect nothing
-def price_quote_record(*, instance: Instance, order_id: int, currency: str,
-                       lines: list[tuple[int, int, Decimal]]) -> PriceQuote:
-    """Record the prices an order was placed at (``(product_id, quantity, unit_price)`` per line), in the caller's
-    transaction. The reservation charges the quote's amount, so later price changes do not touch this order."""
+def price_quote_new(*, instance: Instance, currency: str, lines: list[tuple[int, int, Decimal]],
+                    order_id: int | None = None) -> PriceQuote:
+    """The (unsaved) record of the prices an order is placed at (``(product_id, quantity, unit_price)`` per line).
+    The reservation charges the quote's amount, so later price changes do not touch the order. ``order_place``
+    inserts it in its own placement statement, which sets ``order_id``."""
     amount = sum((unit_price * quantity for _, quantity, unit_price in lines), Decimal("0.00")).quantize(CENT)
-    return PriceQuote.objects.create(
+    return PriceQuote(
         instance=instance, order_id=order_id, currency=currency, amount=amount,
         lines=[{"product_id": pid, "quantity": qty, "unit_price": str(price)} for pid, qty, price in sorted(lines)])
+
+
+@transaction.atomic(savepoint=False)
+def price_quote_record(*, instance: Instance, order_id: int, currency: str,
+                       lines: list[tuple[int, int, Decimal]]) -> PriceQuote:
+    """``price_quote_new`` saved, in the caller's transaction."""
+    quote = price_quote_new(instance=instance, currency=currency, lines=lines, order_id=order_id)
+    quote.save(force_insert=True)
+    return quote
 
 
 @dataclass(frozen=True)
@@ -129,7 +138,7 @@ def _normalize_lines(lines: Any) -> list[_Line] | None:
 def _locked_products_and_quote(instance: Instance, product_ids: list[int],
                                order_id: int) -> tuple[dict[int, Product], dict[int, Decimal] | None]:
     """Lock the instance's products with these ids, always in pk order so concurrent reservations never deadlock,
-    and read the unit prices of the order's price quote (``price_quote_record``) in the same statement (a
+    and read the unit prices of the order's price quote (``price_quote_new``) in the same statement (a
     subquery on each row; FOR UPDATE locks the products only). With no product found the quote is not needed:
     the lines are unknown then. The quote is None for an order placed without one."""
     quote = PriceQuote.objects.for_instance(instance).filter(order_id=order_id).order_by("id").values("lines")[:1]

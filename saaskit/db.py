@@ -125,37 +125,73 @@ def _placeholders(fields: Sequence[Any]) -> str:
 
 
 def insert_with_children(parent: Model, children: Sequence[Model], *, link: str) -> None:
-    """Insert a new ``parent`` and its new ``children`` (whose foreign key ``link`` points to it) in ONE statement:
-    ``WITH parent AS (INSERT ... RETURNING pk) INSERT INTO children SELECT parent.pk, v.* FROM parent, (VALUES
-    ...) v``. Sets the pks and links; defaults and ``auto_now(_add)`` apply as in ``save()``; no signals."""
+    """Insert a new ``parent`` and its new ``children`` (whose foreign key ``link`` points to it) in ONE statement
+    (``insert_tree`` with one group). Sets the pks and links; defaults and ``auto_now(_add)`` apply as in
+    ``save()``; no signals."""
     assert children, "a parent without children is a plain save()"
+    insert_tree(parent, [(children, link)])
+
+
+def insert_tree(parent: Model, groups: Sequence[tuple[Sequence[Model], str]], *,
+                read: tuple[str, Sequence[Any]] | None = None) -> Any:
+    """Insert a new ``parent`` and, per group ``(rows, link)``, new rows (of any model) whose field ``link`` (a
+    foreign key to it, or a plain integer column holding its id) is set to the parent's pk, in ONE statement::
+
+        WITH parent AS (INSERT ... RETURNING pk),
+             g0 AS (INSERT INTO rows0 (link, ...) SELECT parent.pk, v.* FROM parent, (VALUES ...) v RETURNING pk),
+             ...
+        SELECT parent.pk, ARRAY(SELECT pk FROM g0 ORDER BY pk), ..., (read) FROM parent
+
+    Sets every pk and link (a foreign key's cached object too); defaults and ``auto_now(_add)`` apply as in
+    ``save()``; no signals. ``read`` is an optional SQL expression with its params, evaluated in the same
+    statement and returned: it sees the database as it was before the statement (none of these rows), e.g. the
+    customer's previous orders. Returns its value (None without ``read``). All or nothing, like any statement."""
     parent_fields = _insertable(type(parent))
     parent_values = [f.get_db_prep_save(f.pre_save(parent, True), connection) for f in parent_fields]
-    child_model = type(children[0])
-    link_field = child_model._meta.get_field(link)
-    child_fields = _insertable(child_model, exclude=link_field)
-    rows = [[f.get_db_prep_save(f.pre_save(child, True), connection) for f in child_fields] for child in children]
-    child_columns = [_qn(f.column) for f in child_fields]
     pk = _qn(parent._meta.pk.column)
-    sql = (f"WITH parent AS (INSERT INTO {_qn(parent._meta.db_table)} "
-           f"({', '.join(_qn(f.column) for f in parent_fields)}) VALUES ({_placeholders(parent_fields)}) "
-           f"RETURNING {pk}) "
-           f"INSERT INTO {_qn(child_model._meta.db_table)} ({_qn(link_field.column)}, {', '.join(child_columns)}) "
-           f"SELECT parent.{pk}, {', '.join(f'v.c{i}' for i in range(len(child_fields)))} FROM parent, (VALUES "
-           f"{', '.join(f'({_placeholders(child_fields)})' for _ in rows)}) "
-           f"AS v ({', '.join(f'c{i}' for i in range(len(child_fields)))}) "
-           f"RETURNING {_qn(child_model._meta.pk.column)}, {_qn(link_field.column)}")
+    ctes = [f"parent AS (INSERT INTO {_qn(parent._meta.db_table)} ({', '.join(_qn(f.column) for f in parent_fields)}) "
+            f"VALUES ({_placeholders(parent_fields)}) RETURNING {pk})"]
+    params: list[Any] = list(parent_values)
+    links = []
+    for n, (rows, link) in enumerate(groups):
+        assert rows, "an empty group"
+        model = type(rows[0])
+        link_field = model._meta.get_field(link)
+        fields = _insertable(model, exclude=link_field)
+        values = [[f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields] for row in rows]
+        names = ", ".join(f"c{i}" for i in range(len(fields)))
+        ctes.append(f"g{n} AS (INSERT INTO {_qn(model._meta.db_table)} ({_qn(link_field.column)}, "
+                    f"{', '.join(_qn(f.column) for f in fields)}) "
+                    f"SELECT parent.{pk}, {', '.join(f'v.c{i}' for i in range(len(fields)))} FROM parent, "
+                    f"(VALUES {', '.join(f'({_placeholders(fields)})' for _ in rows)}) AS v ({names}) "
+                    f"RETURNING {_qn(model._meta.pk.column)})")
+        params.extend(v for row in values for v in row)
+        links.append(link_field)
+    # Child pks come from their sequence in the order the rows are inserted (the VALUES' order).
+    selected = [f"parent.{pk}"] + [f"ARRAY(SELECT {_qn(type(rows[0])._meta.pk.column)} FROM g{n} ORDER BY 1)"
+                                    for n, (rows, _) in enumerate(groups)]
+    if read is not None:
+        selected.append(f"({read[0]})")
+        params.extend(read[1])
+    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM parent"
     with connection.cursor() as cursor:
-        cursor.execute(sql, parent_values + [v for row in rows for v in row])
-        inserted = cursor.fetchall()
-    # RETURNING of an INSERT ... SELECT comes back in the VALUES' order (PostgreSQL inserts in scan order).
-    parent.pk = inserted[0][1]
-    for obj in (parent, *children):
-        obj._state.adding = False
-        obj._state.db = connection.alias
-    for child, (child_pk, parent_pk) in zip(children, inserted, strict=True):
-        child.pk = child_pk
-        setattr(child, link_field.attname, parent_pk)
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    parent.pk = row[0]
+    parent._state.adding = False
+    parent._state.db = connection.alias
+    for (rows, _), link_field, pks in zip(groups, links, row[1:1 + len(groups)], strict=True):
+        if len(pks) != len(rows):  # pragma: no cover - an INSERT ... SELECT inserts every row or fails
+            raise RuntimeError(f"insert_tree: {len(pks)} of {len(rows)} rows came back")
+        for obj, obj_pk in zip(rows, pks, strict=True):
+            obj.pk = obj_pk
+            if link_field.is_relation:
+                setattr(obj, link_field.name, parent)  # the id and the cached object, as a save() with it leaves
+            else:
+                setattr(obj, link_field.attname, parent.pk)
+            obj._state.adding = False
+            obj._state.db = connection.alias
+    return row[-1] if read is not None else None
 
 
 def _decoded(field: Any, value: Any) -> Any:

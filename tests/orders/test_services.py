@@ -12,6 +12,7 @@ from orders.services import (
     order_place,
 )
 from saaskit.errors import ApplicationError
+from tests.factories import InstanceFactory, UserFactory
 from tests.inventory.support import Sent
 
 pytestmark = pytest.mark.django_db
@@ -189,3 +190,31 @@ def test_order_place_refuses_a_total_beyond_the_column_limit(instance, customer,
                     lines=[{"product_id": gold.pk, "quantity": 1000}])
     assert (err.value.code, err.value.status_code) == ("total_too_large", 400)
     assert (Order.objects.count(), sent.sent) == (0, [])
+
+
+def test_the_median_rule_reads_only_the_customers_previous_orders_in_this_instance(instance, customer, sent,
+                                                                                   settings):
+    settings.ORDERS_SUSPICIOUS_TOTAL_FACTOR = 5
+    settings.ORDERS_SUSPICIOUS_MIN_HISTORY = 3
+    apple = product_create(instance=instance, sku="MED", name="Apple", price="1.00", stock_on_hand=10_000)
+    elsewhere = InstanceFactory()
+    pear = product_create(instance=elsewhere, sku="MED", name="Pear", price="1.00", stock_on_hand=10_000)
+    stranger = UserFactory()
+
+    def place(quantity, who=customer, where=instance, product=apple):
+        return order_place(instance=where, customer=who, currency="USD",
+                           lines=[{"product_id": product.pk, "quantity": quantity}])
+    def suspicious():
+        return [s.payload for s in sent.sent if s.signal == "order_suspicious_activity"]
+    for _ in range(3):
+        place(1000, who=stranger)  # another customer's big orders: not this customer's history
+        place(1000, where=elsewhere, product=pear)  # this customer's orders in another instance: neither
+    place(2)
+    place(2)
+    assert suspicious() == []
+    place(20)  # only two orders of history: not judged
+    assert suspicious() == []
+    big = place(60)  # 60.00 > 5 x median(2, 2, 20) = 10.00
+    assert suspicious() == [{"kind": "order_total_above_median", "user_id": customer.pk,
+                                 "detail": f"order {big.pk}: total 60.00 USD is above 5 x the customer's median "
+                                           "2.00 over 3 orders"}]

@@ -6,11 +6,11 @@ import pytest
 from django.db import DataError, IntegrityError, transaction
 
 from inventory.choices import ReservationStatus
-from inventory.models import Reservation
+from inventory.models import PriceQuote, Reservation
 from orders.choices import OrderEventKind, OrderStatus
-from orders.models import Order, OrderEvent
+from orders.models import Order, OrderEvent, OrderLine
 from payments.models import LedgerEntry, LedgerTransaction
-from saaskit.db import insert_or_nothing, insert_with_children, update_returning, update_then_insert
+from saaskit.db import insert_or_nothing, insert_tree, insert_with_children, update_returning, update_then_insert
 from tests.factories import InstanceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -115,3 +115,37 @@ def test_update_then_insert_refuses_a_too_long_value_like_the_orm_and_changes_no
                                          "status": [OrderStatus.PENDING]},
                            values={"status": OrderStatus.APPROVED}, row=entry, link="order")
     assert (Order.objects.get(pk=order.pk).status, OrderEvent.objects.count()) == (OrderStatus.PENDING, 0)
+
+
+def test_insert_tree_writes_groups_of_several_models_and_reads_the_state_before_it(django_assert_num_queries):
+    instance, customer = InstanceFactory(), UserFactory()
+    earlier = Order.objects.create(instance=instance, customer=customer, currency="USD", total=Decimal("3.00"))
+    order = Order(instance=instance, customer=customer, currency="USD", total=Decimal("5.00"))
+    lines = [OrderLine(product_id=7, quantity=1, unit_price=Decimal("2.00")),
+             OrderLine(product_id=3, quantity=1, unit_price=Decimal("3.00"))]
+    quote = PriceQuote(instance=instance, currency="USD", amount=Decimal("5.00"), lines=[])
+    entry = OrderEvent(kind=OrderEventKind.PLACED, detail={"total": "5.00"})
+    with django_assert_num_queries(1):
+        seen = insert_tree(order, [(lines, "order"), ([quote], "order_id"), ([entry], "order")],
+                           read=("ARRAY(SELECT id FROM orders_order WHERE instance_id = %s ORDER BY id)",
+                                 [instance.pk]))
+    assert seen == [earlier.pk]  # the statement does not see the order it inserts
+    assert order.pk > earlier.pk and not order._state.adding
+    assert [(line.order_id, line.order is order) for line in lines] == [(order.pk, True)] * 2
+    assert sorted(OrderLine.objects.filter(order=order).values_list("pk", "product_id")) == sorted(
+        (line.pk, line.product_id) for line in lines)
+    assert PriceQuote.objects.get(pk=quote.pk).order_id == order.pk == quote.order_id
+    assert OrderEvent.objects.get(pk=entry.pk).order_id == order.pk
+    assert Order.objects.get(pk=order.pk).total == Decimal("5.00")
+
+
+def test_insert_tree_without_read_returns_none_and_is_all_or_nothing():
+    instance, customer = InstanceFactory(), UserFactory()
+    order = Order(instance=instance, customer=customer, currency="USD", total=Decimal("1.00"))
+    assert insert_tree(order, [([OrderEvent(kind=OrderEventKind.PLACED)], "order")]) is None
+    before = (Order.objects.count(), OrderLine.objects.count(), OrderEvent.objects.count())
+    again = Order(instance=instance, customer=customer, currency="USD", total=Decimal("1.00"))
+    twice = [OrderLine(product_id=1, quantity=1), OrderLine(product_id=1, quantity=2)]  # one line per product
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_tree(again, [(twice, "order"), ([OrderEvent(kind=OrderEventKind.PLACED)], "order")])
+    assert (Order.objects.count(), OrderLine.objects.count(), OrderEvent.objects.count()) == before
