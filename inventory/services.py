@@ -8,6 +8,8 @@ before the order's reservation leaves a ``released`` tombstone, so a late order-
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -15,7 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Subquery
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Instance
@@ -25,7 +27,7 @@ from inventory.choices import ReservationStatus
 from inventory.error_codes import InventoryErrorCode, ReservationFailure
 from inventory.models import PriceQuote, Product, Reservation
 from inventory.signals import product_reservation_failed, product_reserved
-from saaskit.db import insert_or_nothing, update_returning
+from saaskit.db import insert_or_nothing
 from saaskit.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -135,19 +137,64 @@ def _normalize_lines(lines: Any) -> list[_Line] | None:
     return [_Line(pid, qty) for pid, qty in sorted(merged.items())]
 
 
-def _locked_products_and_quote(instance: Instance, product_ids: list[int],
-                               order_id: int) -> tuple[dict[int, Product], dict[int, Decimal] | None]:
-    """Lock the instance's products with these ids, always in pk order so concurrent reservations never deadlock,
-    and read the unit prices of the order's price quote (``price_quote_new``) in the same statement (a
-    subquery on each row; FOR UPDATE locks the products only). With no product found the quote is not needed:
-    the lines are unknown then. The quote is None for an order placed without one."""
-    quote = PriceQuote.objects.for_instance(instance).filter(order_id=order_id).order_by("id").values("lines")[:1]
-    locked = list(Product.objects.for_instance(instance).filter(pk__in=product_ids).order_by("pk")
-                  .select_for_update(of=("self",)).annotate(quote_lines=Subquery(quote)))
+@dataclass(frozen=True)
+class _Stock:
+    """A product as the reservation sees it, locked."""
+
+    price: Decimal
+    currency: str
+    available: int
+
+
+@functools.cache
+def _claim_and_lock_sql() -> str:
+    """Claim the order's reservation and, only if claimed, lock the instance's products among the ids (pk order)
+    and read the order's price quote: ONE statement (was three: the claim, then the products with the quote).
+
+    ``claim`` inserts the reservation or nothing when the order has one (a concurrent claim of the same order
+    waits on the unique index, then backs off), so the lock order stays reservation, then products, as in the
+    release; the LATERAL subquery names ``claim`` so that it runs only for a claimed row (FOR UPDATE in it locks
+    in its ORDER BY). One row per locked product; one row of NULLs when none was found; no row at all when the
+    order was claimed already. Written by hand: the ORM has no INSERT ... ON CONFLICT in a CTE."""
+    reservation, product, quote = (Reservation._meta.db_table, Product._meta.db_table, PriceQuote._meta.db_table)
+    return f"""
+WITH claim AS (
+    INSERT INTO {reservation} (instance_id, order_id, status, lines, amount, currency, reason, created_at, updated_at)
+    VALUES (%(instance)s, %(order)s, %(status)s, '[]'::jsonb, 0, %(currency)s, '', %(now)s, %(now)s)
+    ON CONFLICT (instance_id, order_id) DO NOTHING RETURNING id)
+SELECT claim.id, p.id, p.price, p.currency, p.stock_on_hand - p.stock_reserved,
+       (SELECT lines FROM {quote} WHERE instance_id = %(instance)s AND order_id = %(order)s)
+FROM claim LEFT JOIN LATERAL (
+    SELECT id, price, currency, stock_on_hand, stock_reserved FROM {product}
+    WHERE instance_id = %(instance)s AND id = ANY(%(ids)s::bigint[]) AND claim.id IS NOT NULL
+    ORDER BY id FOR UPDATE) AS p ON true"""
+
+
+def _claim_and_lock(reservation: Reservation, product_ids: list[int]) -> tuple[dict[int, _Stock],
+                                                                           dict[int, Decimal] | None] | None:
+    """Run ``_claim_and_lock_sql`` for the new ``reservation`` (saved when claimed): None when the order was
+    claimed already; else the locked products by id and the unit prices of the order's price quote (None for an
+    order placed without one; not read for lines with no known product)."""
+    reservation.created_at = reservation.updated_at = timezone.now()
+    params = {"instance": reservation.instance_id, "order": reservation.order_id, "status": reservation.status,
+              "currency": reservation.currency, "now": reservation.created_at, "ids": product_ids}
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_and_lock_sql(), params)
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    reservation.pk = rows[0][0]
+    reservation._state.adding = False
+    reservation._state.db = connection.alias
+    stock = {pk: _Stock(price=price, currency=currency, available=available)
+             for _, pk, price, currency, available, _ in rows if pk is not None}
+    quote_lines = rows[0][5]
+    if isinstance(quote_lines, str | bytes):
+        quote_lines = json.loads(quote_lines)  # Django's psycopg setup leaves jsonb as text
     quoted = None
-    if locked and locked[0].quote_lines is not None:
-        quoted = {int(line["product_id"]): Decimal(line["unit_price"]) for line in locked[0].quote_lines}
-    return {p.pk: p for p in locked}, quoted
+    if stock and quote_lines is not None:
+        quoted = {int(line["product_id"]): Decimal(line["unit_price"]) for line in quote_lines}
+    return stock, quoted
 
 
 # Consumer-path services below run inside the bus's delivery transaction, which rolls back as a whole on any
@@ -162,20 +209,19 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
     ``rejected`` reservation and sends ``product_reservation_failed``. A second call for the same order
     (redelivery, or a cancellation that got here first) returns the existing row and sends nothing.
     """
-    # Claim the order first, in one statement: a concurrent call for the same order waits on the unique index,
-    # then finds the row there (and the lock order stays reservation, then products, as in release).
     reservation = Reservation(instance=instance, order_id=order_id, status=ReservationStatus.RESERVED,
                               currency=currency[:3] if isinstance(currency, str) else "")
-    if not insert_or_nothing(reservation, conflict=("instance", "order_id")):
-        return Reservation.objects.for_instance(instance).get(order_id=order_id)
-
     normalized = _normalize_lines(lines)
+    claimed = _claim_and_lock(reservation, [line.product_id for line in normalized or []])
+    if claimed is None:
+        return Reservation.objects.for_instance(instance).get(order_id=order_id)
+    products, quoted = claimed
+
     failure: ReservationFailure | None = None
     prices: dict[int, Decimal] = {}
     if normalized is None:
         failure = ReservationFailure.INVALID_LINES
     else:
-        products, quoted = _locked_products_and_quote(instance, [line.product_id for line in normalized], order_id)
         # The prices the order was placed at; the current ones only for an order placed without a quote.
         prices = quoted if quoted is not None else {pk: p.price for pk, p in products.items()}
         if len(products) != len(normalized):
@@ -184,7 +230,7 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
             failure = ReservationFailure.INVALID_LINES  # the event's lines are not the quoted order's
         elif any(p.currency != currency for p in products.values()):
             failure = ReservationFailure.CURRENCY_MISMATCH
-        elif any(products[line.product_id].stock_available < line.quantity for line in normalized):
+        elif any(products[line.product_id].available < line.quantity for line in normalized):
             failure = ReservationFailure.INSUFFICIENT_STOCK
         elif sum(prices[line.product_id] * line.quantity for line in normalized) > MAX_AMOUNT:
             failure = ReservationFailure.AMOUNT_TOO_LARGE
@@ -233,41 +279,52 @@ def _hold_stock(reservation: Reservation, lines: list[_Line]) -> int:
         return int(cursor.fetchone()[0])
 
 
-def _move_stock(instance: Instance, lines: list[dict[str, Any]], *, on_hand_sign: int, reserved_sign: int) -> None:
-    """Move the lines' units. Each UPDATE locks its row, and they go in pk order (the order
-    ``_locked_products_and_quote`` locks in), so concurrent movements never deadlock; a product no longer there is
-    skipped."""
-    quantities: dict[int, int] = {}
-    for line in lines:
-        quantities[int(line["product_id"])] = quantities.get(int(line["product_id"]), 0) + int(line["quantity"])
-    for pk in sorted(quantities):
-        qty = quantities[pk]
-        Product.objects.for_instance(instance).filter(pk=pk).update(
-            stock_on_hand=F("stock_on_hand") + on_hand_sign * qty,
-            stock_reserved=F("stock_reserved") + reserved_sign * qty)
+@functools.cache
+def _transition_moving_stock_sql(with_reason: bool) -> str:
+    """Move the order's reservation from one status to another and, only if it moved, its lines' units: ONE
+    statement (was a conditional UPDATE ... RETURNING the lines and an UPDATE per product).
+
+    ``moving`` sums the moved reservation's lines per product; ``locked`` locks those of the instance's products
+    still there in pk order (the order the reservation locks in, so concurrent movements never deadlock; FOR
+    UPDATE locks in its ORDER BY); ``moved`` adds the signed quantities. Returns whether the reservation moved.
+    Written by hand: the ORM cannot say an UPDATE from a CTE's rows."""
+    reservation, product = Reservation._meta.db_table, Product._meta.db_table
+    return f"""
+WITH r AS (
+    UPDATE {reservation} SET status = %(to)s{', reason = %(reason)s' if with_reason else ''}
+    WHERE instance_id = %(instance)s AND order_id = %(order)s AND status = %(from)s RETURNING lines),
+moving AS (
+    SELECT (line ->> 'product_id')::bigint AS id, sum((line ->> 'quantity')::integer) AS quantity
+    FROM r, jsonb_array_elements(r.lines) AS line GROUP BY 1),
+locked AS (
+    SELECT id FROM {product} WHERE instance_id = %(instance)s AND id IN (SELECT id FROM moving)
+    ORDER BY id FOR UPDATE),
+moved AS (
+    UPDATE {product} AS p SET stock_on_hand = p.stock_on_hand + %(on_hand)s * moving.quantity,
+                              stock_reserved = p.stock_reserved + %(reserved)s * moving.quantity
+    FROM moving JOIN locked ON locked.id = moving.id WHERE p.id = moving.id RETURNING p.id)
+SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM moved)"""
 
 
-def _transition(instance: Instance, order_id: int, *, from_status: str, to_status: str,
-                reason: str | None = None) -> list[dict[str, Any]] | None:
-    """Move the order's reservation from ``from_status`` to ``to_status`` (conditional UPDATE ... RETURNING, one
-    round trip): its lines when it moved, None when it was not in ``from_status``."""
-    values: dict[str, Any] = {"status": to_status}
-    if reason is not None:
-        values["reason"] = reason[:64]
-    rows = update_returning(Reservation, where={"instance": instance, "order_id": order_id, "status": from_status},
-                            values=values, returning=["lines"])
-    return rows[0][0] if rows else None
+def _transition(instance: Instance, order_id: int, *, from_status: str, to_status: str, on_hand_sign: int,
+                reserved_sign: int, reason: str | None = None) -> bool:
+    """Move the order's reservation from ``from_status`` to ``to_status`` and its lines' units by the signs (a
+    product no longer there is skipped), in one round trip: whether it moved (False when it was not in
+    ``from_status``)."""
+    params = {"instance": instance.pk, "order": order_id, "from": from_status, "to": to_status,
+              "reason": reason[:64] if reason is not None else None, "on_hand": on_hand_sign,
+              "reserved": reserved_sign}
+    with connection.cursor() as cursor:
+        cursor.execute(_transition_moving_stock_sql(reason is not None), params)
+        moved, _ = cursor.fetchone()
+    return bool(moved)
 
 
 @transaction.atomic(savepoint=False)
 def reservation_commit_for_order(*, instance: Instance, order_id: int) -> bool:
     """Order approved: the reserved units leave the shelf. Returns whether anything changed (only from reserved)."""
-    lines = _transition(instance, order_id, from_status=ReservationStatus.RESERVED,
-                        to_status=ReservationStatus.COMMITTED)
-    if lines is None:
-        return False
-    _move_stock(instance, lines, on_hand_sign=-1, reserved_sign=-1)
-    return True
+    return _transition(instance, order_id, from_status=ReservationStatus.RESERVED,
+                       to_status=ReservationStatus.COMMITTED, on_hand_sign=-1, reserved_sign=-1)
 
 
 @transaction.atomic
@@ -277,15 +334,11 @@ def reservation_release_for_order(*, instance: Instance, order_id: int, reason: 
     From ``reserved`` the hold is dropped; from ``committed`` the units return to ``stock_on_hand``. With no
     reservation yet (the cancellation overtook order-created) a ``released`` tombstone is written.
     """
-    lines = _transition(instance, order_id, from_status=ReservationStatus.RESERVED,
-                        to_status=ReservationStatus.RELEASED, reason=reason)
-    if lines is not None:
-        _move_stock(instance, lines, on_hand_sign=0, reserved_sign=-1)
+    if _transition(instance, order_id, from_status=ReservationStatus.RESERVED, to_status=ReservationStatus.RELEASED,
+                   reason=reason, on_hand_sign=0, reserved_sign=-1):
         return True
-    lines = _transition(instance, order_id, from_status=ReservationStatus.COMMITTED,
-                        to_status=ReservationStatus.RELEASED, reason=reason)
-    if lines is not None:
-        _move_stock(instance, lines, on_hand_sign=1, reserved_sign=0)
+    if _transition(instance, order_id, from_status=ReservationStatus.COMMITTED,
+                   to_status=ReservationStatus.RELEASED, reason=reason, on_hand_sign=1, reserved_sign=0):
         return True
     if not Reservation.objects.for_instance(instance).filter(order_id=order_id).exists():
         tombstone = Reservation(instance=instance, order_id=order_id, status=ReservationStatus.RELEASED,
