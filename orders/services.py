@@ -26,7 +26,7 @@ from django.utils import timezone
 from accounts.models import Instance, User
 from audit.choices import AuditAction
 from audit.services import audit_record
-from inventory.selectors import products_by_id
+from inventory.selectors import product_prices
 from inventory.services import price_quote_new
 from orders.choices import CancelReason, DeadLetterAction, OrderEventKind, OrderStatus
 from orders.error_codes import OrdersErrorCode
@@ -80,7 +80,7 @@ def order_place(*, instance: Instance, customer: User, lines: Any, currency: str
         raise ApplicationError("Currency must be a 3-letter ISO code.", code=OrdersErrorCode.INVALID_CURRENCY,
                                fields={"currency": ["Must be a 3-letter upper-case ISO code."]})
     quantities = _normalize_lines(lines)
-    products = products_by_id(instance=instance, product_ids=list(quantities))
+    products = product_prices(instance=instance, product_ids=list(quantities))
     unknown = sorted(set(quantities) - set(products))
     if unknown:
         raise ApplicationError("Unknown product.", code=OrdersErrorCode.UNKNOWN_PRODUCT,

@@ -8,16 +8,24 @@ never the rows it changed.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import AutoField, BigAutoField, Model, SmallAutoField
 
 
+def _db() -> Any:
+    """The default connection itself: ``django.db.connection`` is a proxy that looks it up on every attribute
+    access (an asgiref Local each time), which the hot paths below would pay dozens of times per statement."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
+@functools.cache
 def _qn(name: str) -> str:
-    return connection.ops.quote_name(name)
+    return _db().ops.quote_name(name)
 
 
 def insert_or_nothing(obj: Model, *, conflict: Sequence[str]) -> bool:
@@ -26,6 +34,7 @@ def insert_or_nothing(obj: Model, *, conflict: Sequence[str]) -> bool:
     ``conflict`` fields (a unique constraint's) already exists. A concurrent insert of the same key that is not
     committed yet is waited for, like the unique index makes a plain INSERT wait: False if it commits, True if it
     rolls back. Field defaults and ``auto_now(_add)`` apply as in ``save()``; no signals are sent."""
+    connection = _db()
     meta = obj._meta
     fields = _insertable(type(obj))
     values = [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields]
@@ -47,6 +56,7 @@ def insert_or_nothing(obj: Model, *, conflict: Sequence[str]) -> bool:
 def _assignments(model: type[Model], items: Mapping[str, Any]) -> list[tuple[str, Any, bool]]:
     """(quoted column, database value, whether the value is a list of alternatives) per model field name; a
     foreign key (``instance``) takes the object or its id."""
+    connection = _db()
     out = []
     for name, value in items.items():
         field = model._meta.get_field(name)
@@ -72,6 +82,7 @@ def update_returning(model: type[Model], *, where: Mapping[str, Any], values: Ma
     """``UPDATE table SET values WHERE where RETURNING returning`` in one round trip: the changed rows'
     ``returning`` fields (JSON fields decoded), ``[]`` when nothing matched. ``where`` and ``values`` name model
     fields; a condition is equality, or membership for a list."""
+    connection = _db()
     fields = [model._meta.get_field(name) for name in returning]
     sql, params = _update_sql(model, where, values, ", ".join(_qn(f.column) for f in fields))
     with connection.cursor() as cursor:
@@ -86,6 +97,7 @@ def update_then_insert(model: type[Model], *, where: Mapping[str, Any], values: 
     foreign key ``link`` is set to the changed row): one statement, ``WITH changed AS (UPDATE ... RETURNING pk)
     INSERT ... SELECT ... FROM changed``. True when a row changed (``row`` is saved then, its pk set). For a
     ``where`` that matches at most one row (it names the pk)."""
+    connection = _db()
     sql, params = _update_sql(model, where, values, _qn(model._meta.pk.column))
     meta = row._meta
     link_field = meta.get_field(link)
@@ -107,15 +119,17 @@ def update_then_insert(model: type[Model], *, where: Mapping[str, Any], values: 
     return True
 
 
-def _insertable(model: type[Model], exclude: Any = None) -> list[Any]:
-    return [f for f in model._meta.concrete_fields if f is not exclude
-            and not (f.primary_key and isinstance(f, AutoField | BigAutoField | SmallAutoField))]
+@functools.cache
+def _insertable(model: type[Model], exclude: Any = None) -> tuple[Any, ...]:
+    return tuple(f for f in model._meta.concrete_fields if f is not exclude
+                 and not (f.primary_key and isinstance(f, AutoField | BigAutoField | SmallAutoField)))
 
 
+@functools.cache
 def _cast(field: Any) -> str:
     """The field's type for a cast, without a length: an explicit cast to ``varchar(n)`` would silently cut a
     longer value, where assigning text to the column refuses it as the ORM's INSERT would."""
-    db_type = field.cast_db_type(connection)
+    db_type = field.cast_db_type(_db())
     return "text" if db_type.startswith(("varchar", "char")) else db_type
 
 
@@ -146,6 +160,7 @@ def insert_tree(parent: Model, groups: Sequence[tuple[Sequence[Model], str]], *,
     ``save()``; no signals. ``read`` is an optional SQL expression with its params, evaluated in the same
     statement and returned: it sees the database as it was before the statement (none of these rows), e.g. the
     customer's previous orders. Returns its value (None without ``read``). All or nothing, like any statement."""
+    connection = _db()
     parent_fields = _insertable(type(parent))
     parent_values = [f.get_db_prep_save(f.pre_save(parent, True), connection) for f in parent_fields]
     pk = _qn(parent._meta.pk.column)
