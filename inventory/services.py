@@ -8,7 +8,6 @@ before the order's reservation leaves a ``released`` tombstone, so a late order-
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -146,40 +145,26 @@ class _Stock:
     available: int
 
 
-@functools.cache
-def _claim_and_lock_sql() -> str:
-    """Claim the order's reservation and, only if claimed, lock the instance's products among the ids (pk order)
-    and read the order's price quote: ONE statement (was three: the claim, then the products with the quote).
-
-    ``claim`` inserts the reservation or nothing when the order has one (a concurrent claim of the same order
-    waits on the unique index, then backs off), so the lock order stays reservation, then products, as in the
-    release; the LATERAL subquery names ``claim`` so that it runs only for a claimed row (FOR UPDATE in it locks
-    in its ORDER BY). One row per locked product; one row of NULLs when none was found; no row at all when the
-    order was claimed already. Written by hand: the ORM has no INSERT ... ON CONFLICT in a CTE."""
-    reservation, product, quote = (Reservation._meta.db_table, Product._meta.db_table, PriceQuote._meta.db_table)
-    return f"""
-WITH claim AS (
-    INSERT INTO {reservation} (instance_id, order_id, status, lines, amount, currency, reason, created_at, updated_at)
-    VALUES (%(instance)s, %(order)s, %(status)s, '[]'::jsonb, 0, %(currency)s, '', %(now)s, %(now)s)
-    ON CONFLICT (instance_id, order_id) DO NOTHING RETURNING id)
-SELECT claim.id, p.id, p.price, p.currency, p.stock_on_hand - p.stock_reserved,
-       (SELECT lines FROM {quote} WHERE instance_id = %(instance)s AND order_id = %(order)s)
-FROM claim LEFT JOIN LATERAL (
-    SELECT id, price, currency, stock_on_hand, stock_reserved FROM {product}
-    WHERE instance_id = %(instance)s AND id = ANY(%(ids)s::bigint[]) AND claim.id IS NOT NULL
-    ORDER BY id FOR UPDATE) AS p ON true"""
+# The reservation's hot statements are PL/pgSQL functions (migration 0003, which explains them), so PostgreSQL
+# keeps their plans. ``inventory_reservation_claim``: the claim, the product locks and the quote read in one round
+# trip (was three; no Product models built). ``inventory_reservation_move``: a transition with its stock movement
+# (was a conditional UPDATE ... RETURNING the lines and an UPDATE per product). Written by hand: the ORM has no
+# data-modifying CTE, and a function is what keeps the plan.
+_CLAIM = ("SELECT * FROM inventory_reservation_claim(%s::bigint, %s::bigint, %s::text, %s::text, %s::timestamptz, "
+          "%s::bigint[])")
+_MOVE = "SELECT * FROM inventory_reservation_move(%s::bigint, %s::bigint, %s::text, %s::text, %s::text, %s, %s)"
 
 
 def _claim_and_lock(reservation: Reservation, product_ids: list[int]) -> tuple[dict[int, _Stock],
                                                                            dict[int, Decimal] | None] | None:
-    """Run ``_claim_and_lock_sql`` for the new ``reservation`` (saved when claimed): None when the order was
+    """Call ``inventory_reservation_claim`` for the new ``reservation`` (saved when claimed): None when the order was
     claimed already; else the locked products by id and the unit prices of the order's price quote (None for an
     order placed without one; not read for lines with no known product)."""
     reservation.created_at = reservation.updated_at = timezone.now()
-    params = {"instance": reservation.instance_id, "order": reservation.order_id, "status": reservation.status,
-              "currency": reservation.currency, "now": reservation.created_at, "ids": product_ids}
+    params = [reservation.instance_id, reservation.order_id, reservation.status, reservation.currency,
+              reservation.created_at, product_ids]
     with connection.cursor() as cursor:
-        cursor.execute(_claim_and_lock_sql(), params)
+        cursor.execute(_CLAIM, params)
         rows = cursor.fetchall()
     if not rows:
         return None
@@ -279,43 +264,15 @@ def _hold_stock(reservation: Reservation, lines: list[_Line]) -> int:
         return int(cursor.fetchone()[0])
 
 
-@functools.cache
-def _transition_moving_stock_sql(with_reason: bool) -> str:
-    """Move the order's reservation from one status to another and, only if it moved, its lines' units: ONE
-    statement (was a conditional UPDATE ... RETURNING the lines and an UPDATE per product).
-
-    ``moving`` sums the moved reservation's lines per product; ``locked`` locks those of the instance's products
-    still there in pk order (the order the reservation locks in, so concurrent movements never deadlock; FOR
-    UPDATE locks in its ORDER BY); ``moved`` adds the signed quantities. Returns whether the reservation moved.
-    Written by hand: the ORM cannot say an UPDATE from a CTE's rows."""
-    reservation, product = Reservation._meta.db_table, Product._meta.db_table
-    return f"""
-WITH r AS (
-    UPDATE {reservation} SET status = %(to)s{', reason = %(reason)s' if with_reason else ''}
-    WHERE instance_id = %(instance)s AND order_id = %(order)s AND status = %(from)s RETURNING lines),
-moving AS (
-    SELECT (line ->> 'product_id')::bigint AS id, sum((line ->> 'quantity')::integer) AS quantity
-    FROM r, jsonb_array_elements(r.lines) AS line GROUP BY 1),
-locked AS (
-    SELECT id FROM {product} WHERE instance_id = %(instance)s AND id IN (SELECT id FROM moving)
-    ORDER BY id FOR UPDATE),
-moved AS (
-    UPDATE {product} AS p SET stock_on_hand = p.stock_on_hand + %(on_hand)s * moving.quantity,
-                              stock_reserved = p.stock_reserved + %(reserved)s * moving.quantity
-    FROM moving JOIN locked ON locked.id = moving.id WHERE p.id = moving.id RETURNING p.id)
-SELECT (SELECT count(*) FROM r), (SELECT count(*) FROM moved)"""
-
-
 def _transition(instance: Instance, order_id: int, *, from_status: str, to_status: str, on_hand_sign: int,
                 reserved_sign: int, reason: str | None = None) -> bool:
     """Move the order's reservation from ``from_status`` to ``to_status`` and its lines' units by the signs (a
     product no longer there is skipped), in one round trip: whether it moved (False when it was not in
     ``from_status``)."""
-    params = {"instance": instance.pk, "order": order_id, "from": from_status, "to": to_status,
-              "reason": reason[:64] if reason is not None else None, "on_hand": on_hand_sign,
-              "reserved": reserved_sign}
+    params = [instance.pk, order_id, from_status, to_status, reason[:64] if reason is not None else None,
+              on_hand_sign, reserved_sign]
     with connection.cursor() as cursor:
-        cursor.execute(_transition_moving_stock_sql(reason is not None), params)
+        cursor.execute(_MOVE, params)
         moved, _ = cursor.fetchone()
     return bool(moved)
 

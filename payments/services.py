@@ -17,7 +17,6 @@ cancellation leaves when it overtakes the charge, so a late event-product-reserv
 
 from __future__ import annotations
 
-import functools
 import re
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -223,64 +222,23 @@ def payment_charge_for_order(*, instance: Instance, order_id: int, customer_id: 
     return payment
 
 
-@functools.cache
-def _charge_sql() -> str:
-    """The charge in ONE statement (was 6 round trips: the wallet read, the claim, the debit, the ledger
-    transaction with its entries, the payment's outcome, and the customer check when there is no wallet).
-
-    ``w`` locks the customer's wallet (FOR UPDATE returns its latest committed balance); ``claim`` inserts the
-    order's one payment with its outcome decided on that locked balance, or nothing when the order already has one
-    (a concurrent claim of the same order waits on the unique index, then backs off); ``debit`` moves the balance
-    only for a succeeded claim (still guarded by ``balance >= amount``); ``tx`` and ``entries`` write the balanced
-    ledger transaction only for a debit of more than zero. The last SELECT reports what happened, so the caller
-    can check that a succeeded payment did move the money. Written by hand: the ORM has no data-modifying CTE."""
-    wallet, payment = Wallet._meta.db_table, Payment._meta.db_table
-    tx, entry, user = LedgerTransaction._meta.db_table, LedgerEntry._meta.db_table, User._meta.db_table
-    return f"""
-WITH w AS (SELECT id, balance, user_id FROM {wallet}
-           WHERE instance_id = %(instance)s AND user_id = %(customer)s AND currency = %(currency)s FOR UPDATE),
-claim AS (
-    INSERT INTO {payment} (instance_id, order_id, customer_id, wallet_id, amount, currency, status, reason,
-                           created_at, updated_at)
-    SELECT %(instance)s, %(order)s, COALESCE(w.user_id, (SELECT id FROM {user} WHERE id = %(customer)s)), w.id,
-           %(amount)s, %(currency3)s,
-           CASE WHEN w.balance >= %(amount)s THEN %(succeeded)s ELSE %(failed)s END,
-           CASE WHEN w.id IS NULL THEN %(no_wallet)s WHEN w.balance >= %(amount)s THEN ''
-                ELSE %(insufficient)s END,
-           %(now)s, %(now)s
-    FROM (VALUES (1)) AS one (x) LEFT JOIN w ON true
-    ON CONFLICT (instance_id, order_id) DO NOTHING
-    RETURNING id, customer_id, wallet_id, status, reason),
-debit AS (
-    UPDATE {wallet} SET balance = {wallet}.balance - %(amount)s FROM claim
-    WHERE {wallet}.id = claim.wallet_id AND claim.status = %(succeeded)s AND {wallet}.balance >= %(amount)s
-    RETURNING {wallet}.id),
-tx AS (
-    INSERT INTO {tx} (instance_id, kind, currency, order_id, actor_id, reason, created_at)
-    SELECT %(instance)s, %(kind)s, %(currency)s, %(order)s, NULL, '', %(now)s FROM debit WHERE %(amount)s > 0
-    RETURNING id),
-entries AS (
-    INSERT INTO {entry} (transaction_id, instance_id, account, wallet_id, currency, amount, created_at)
-    SELECT tx.id, %(instance)s, %(wallet_account)s, debit.id, %(currency)s, -%(amount)s, %(now)s FROM tx, debit
-    UNION ALL
-    SELECT tx.id, %(instance)s, %(revenue_account)s, NULL, %(currency)s, %(amount)s, %(now)s FROM tx
-    RETURNING id)
-SELECT claim.id, claim.customer_id, claim.wallet_id, claim.status, claim.reason,
-       (SELECT count(*) FROM debit), (SELECT count(*) FROM entries)
-FROM claim"""
+# The charge's statement is the PL/pgSQL function ``payments_charge`` (migration 0006, which explains each part):
+# one round trip (was 6: the wallet read, the claim, the debit, the ledger transaction with its entries, the
+# payment's outcome, and the customer check when there is no wallet), its plan cached per session. Written by hand:
+# the ORM has no data-modifying CTE, and a function is what keeps its plan.
+_CHARGE = ("SELECT * FROM payments_charge(%s::bigint, %s::bigint, %s::bigint, %s::text, %s::numeric, "
+           "%s::timestamptz, %s, %s, %s, %s, %s, %s, %s)")
 
 
 def _charge(*, instance: Instance, order_id: int, customer_id: int | None, value: Decimal, currency: str,
             now: Any) -> tuple[Payment | None, bool]:
-    """Run ``_charge_sql``: the new payment (saved) and whether the wallet was debited, or (None, False) when the
-    order already had a payment (nothing written)."""
-    params = {"instance": instance.pk, "order": order_id, "customer": customer_id, "currency": currency,
-              "currency3": currency[:3], "amount": value, "now": now, "succeeded": PaymentStatus.SUCCEEDED.value,
-              "failed": PaymentStatus.FAILED.value, "no_wallet": PaymentFailure.NO_WALLET.value,
-              "insufficient": PaymentFailure.INSUFFICIENT_FUNDS.value, "kind": LedgerKind.CHARGE.value,
-              "wallet_account": LedgerAccount.WALLET.value, "revenue_account": LedgerAccount.REVENUE.value}
+    """Call ``payments_charge``: the new payment (saved) and whether the wallet was debited, or (None, False) when
+    the order already had a payment (nothing written)."""
+    params = [instance.pk, order_id, customer_id, currency, value, now, PaymentStatus.SUCCEEDED.value,
+              PaymentStatus.FAILED.value, PaymentFailure.NO_WALLET.value, PaymentFailure.INSUFFICIENT_FUNDS.value,
+              LedgerKind.CHARGE.value, LedgerAccount.WALLET.value, LedgerAccount.REVENUE.value]
     with connection.cursor() as cursor:
-        cursor.execute(_charge_sql(), params)
+        cursor.execute(_CHARGE, params)
         row = cursor.fetchone()
     if row is None:
         return None, False
