@@ -19,7 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
@@ -32,7 +32,7 @@ from orders.choices import CancelReason, DeadLetterAction, OrderEventKind, Order
 from orders.error_codes import OrdersErrorCode
 from orders.models import DeadLetter, Order, OrderEvent, OrderLine
 from orders.signals import order_approved, order_canceled, order_created, suspicious_activity
-from saaskit.db import insert_tree, update_then_insert
+from saaskit.db import insert_tree
 from saaskit.errors import ApplicationError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -151,21 +151,37 @@ def _check_total_against_median(order: Order, previous: list[Decimal]) -> None:
         })
 
 
-def _transition(instance: Instance | int, order_id: int, *, from_statuses: list[str], values: dict[str, Any],
-                entry: OrderEvent) -> bool:
-    """Move the order out of ``from_statuses`` (a conditional UPDATE, ``updated_at`` set to ``values``' time) and,
-    only if it moved, write its timeline ``entry``: one statement (``saaskit.db.update_then_insert``)."""
-    return update_then_insert(
-        Order, where={"instance": instance, "id": order_id, "status": list(from_statuses)},
-        values={**values, "updated_at": entry.created_at}, row=entry, link="order")
+# Written by hand: the ORM has no UPDATE-then-INSERT in one statement, and a PL/pgSQL function keeps its plan.
+_TRANSITION = ("SELECT orders_transition(%s::bigint, %s::bigint, %s::text[], %s::text, %s::text, %s::timestamptz, "
+               "%s::timestamptz, %s::timestamptz, %s::text, %s::jsonb, %s::text)")
+
+
+def _transition(instance: Instance | int, order_id: int, *, from_statuses: list[str], status: str,
+                entry: OrderEvent, reason: str | None = None, approved_at: datetime | None = None,
+                canceled_at: datetime | None = None) -> bool:
+    """Move the order out of ``from_statuses`` to ``status`` (a conditional UPDATE of the given fields,
+    ``updated_at`` set to the entry's time) and, only if it moved, write its timeline ``entry``: one call of
+    ``orders_transition`` (migration 0005). True when it moved (``entry`` is saved then)."""
+    detail = OrderEvent._meta.get_field("detail").get_db_prep_save(entry.detail, connection)
+    params = [instance if isinstance(instance, int) else instance.pk, order_id, list(from_statuses), status, reason,
+              approved_at, canceled_at, entry.created_at, entry.kind, detail, entry.causation_id]
+    with connection.cursor() as cursor:
+        cursor.execute(_TRANSITION, params)
+        (entry_id,) = cursor.fetchone()
+    if entry_id is None:
+        return False
+    entry.pk, entry.order_id = entry_id, order_id
+    entry._state.adding = False
+    entry._state.db = connection.alias
+    return True
 
 
 def _cancel(*, instance: Instance | int, order_id: int, from_statuses: list[str], reason: str,
             causation_id: str | None, detail: dict[str, Any] | None = None) -> bool:
     now = timezone.now()
     reason = reason[:64]
-    if not _transition(instance, order_id, from_statuses=from_statuses,
-                       values={"status": OrderStatus.CANCELED, "reason": reason, "canceled_at": now},
+    if not _transition(instance, order_id, from_statuses=from_statuses, status=OrderStatus.CANCELED,
+                       reason=reason, canceled_at=now,
                        entry=OrderEvent(kind=OrderEventKind.CANCELED, detail={"reason": reason, **(detail or {})},
                                         causation_id=causation_id or "", created_at=now)):
         return False
@@ -213,11 +229,10 @@ def order_approve(*, instance: Instance | int, order_id: int, causation_id: str 
     ``charged`` (the payment's amount: the order's total at placement, see ``inventory.PriceQuote``) goes to the
     timeline."""
     now = timezone.now()
-    if not _transition(instance, order_id, from_statuses=[OrderStatus.PENDING],
-                       values={"status": OrderStatus.APPROVED, "approved_at": now},
-                       entry=OrderEvent(kind=OrderEventKind.APPROVED, causation_id=causation_id or "",
-                                        detail={"charged": charged} if charged is not None else {},
-                                        created_at=now)):
+    entry = OrderEvent(kind=OrderEventKind.APPROVED, causation_id=causation_id or "", created_at=now,
+                       detail={"charged": charged} if charged is not None else {})
+    if not _transition(instance, order_id, from_statuses=[OrderStatus.PENDING], status=OrderStatus.APPROVED,
+                       approved_at=now, entry=entry):
         return False
     order_approved.send(sender=Order, instance=_with_slug(instance), causation_id=causation_id,
                         payload={"order_id": order_id})

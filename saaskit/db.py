@@ -2,15 +2,15 @@
 
 Written by hand because Django has no single-statement form for them: a claim by a unique key is either
 ``create()`` inside a savepoint (SAVEPOINT, INSERT, RELEASE: three round trips, and an IntegrityError to catch) or
-``bulk_create(ignore_conflicts=True)``, which cannot say whether it inserted; and ``update()`` returns a row count,
-never the rows it changed.
+``bulk_create(ignore_conflicts=True)``, which cannot say whether it inserted; and a parent with its children is a
+round trip per table. The saga's transitions and money movements with conditions are PL/pgSQL functions in their
+apps' migrations (``payments_charge``, ``inventory_reservation_claim``/``_move``, ``orders_transition``).
 """
 
 from __future__ import annotations
 
 import functools
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, connections
@@ -50,72 +50,6 @@ def insert_or_nothing(obj: Model, *, conflict: Sequence[str]) -> bool:
     obj.pk = row[0]
     obj._state.adding = False
     obj._state.db = connection.alias
-    return True
-
-
-def _assignments(model: type[Model], items: Mapping[str, Any]) -> list[tuple[str, Any, bool]]:
-    """(quoted column, database value, whether the value is a list of alternatives) per model field name; a
-    foreign key (``instance``) takes the object or its id."""
-    connection = _db()
-    out = []
-    for name, value in items.items():
-        field = model._meta.get_field(name)
-        many = isinstance(value, list | tuple)
-        values = [v.pk if isinstance(v, Model) else v for v in (value if many else [value])]
-        prepared = [field.get_db_prep_save(v, connection) for v in values]
-        out.append((_qn(field.column), prepared if many else prepared[0], many))
-    return out
-
-
-def _update_sql(model: type[Model], where: Mapping[str, Any], values: Mapping[str, Any],
-                returning: str) -> tuple[str, list[Any]]:
-    sets = _assignments(model, values)
-    conditions = _assignments(model, where)
-    sql = (f"UPDATE {_qn(model._meta.db_table)} SET {', '.join(f'{c} = %s' for c, _, _ in sets)} "
-           f"WHERE {' AND '.join(f'{c} = ANY(%s)' if many else f'{c} = %s' for c, _, many in conditions)} "
-           f"RETURNING {returning}")
-    return sql, [v for _, v, _ in sets] + [v for _, v, _ in conditions]
-
-
-def update_returning(model: type[Model], *, where: Mapping[str, Any], values: Mapping[str, Any],
-                     returning: Sequence[str]) -> list[tuple[Any, ...]]:
-    """``UPDATE table SET values WHERE where RETURNING returning`` in one round trip: the changed rows'
-    ``returning`` fields (JSON fields decoded), ``[]`` when nothing matched. ``where`` and ``values`` name model
-    fields; a condition is equality, or membership for a list."""
-    connection = _db()
-    fields = [model._meta.get_field(name) for name in returning]
-    sql, params = _update_sql(model, where, values, ", ".join(_qn(f.column) for f in fields))
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return [tuple(_decoded(field, value) for field, value in zip(fields, row, strict=True)) for row in rows]
-
-
-def update_then_insert(model: type[Model], *, where: Mapping[str, Any], values: Mapping[str, Any], row: Model,
-                       link: str) -> bool:
-    """A conditional update and, only when it changed a row, the insert of ``row`` (a new model instance whose
-    foreign key ``link`` is set to the changed row): one statement, ``WITH changed AS (UPDATE ... RETURNING pk)
-    INSERT ... SELECT ... FROM changed``. True when a row changed (``row`` is saved then, its pk set). For a
-    ``where`` that matches at most one row (it names the pk)."""
-    connection = _db()
-    sql, params = _update_sql(model, where, values, _qn(model._meta.pk.column))
-    meta = row._meta
-    link_field = meta.get_field(link)
-    fields = _insertable(type(row), exclude=link_field)
-    row_values = [f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields]
-    columns = ", ".join(_qn(f.column) for f in [link_field, *fields])
-    sql = (f"WITH changed AS ({sql}) INSERT INTO {_qn(meta.db_table)} ({columns}) "
-           f"SELECT changed.{_qn(model._meta.pk.column)}, {_placeholders(fields)} FROM changed "
-           f"RETURNING {_qn(meta.pk.column)}, {_qn(link_field.column)}")
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params + row_values)
-        inserted = cursor.fetchall()
-    if not inserted:
-        return False
-    row.pk, linked = inserted[0]
-    setattr(row, link_field.attname, linked)
-    row._state.adding = False
-    row._state.db = connection.alias
     return True
 
 
@@ -207,9 +141,3 @@ def insert_tree(parent: Model, groups: Sequence[tuple[Sequence[Model], str]], *,
             obj._state.adding = False
             obj._state.db = connection.alias
     return row[-1] if read is not None else None
-
-
-def _decoded(field: Any, value: Any) -> Any:
-    if field.get_internal_type() == "JSONField" and isinstance(value, str | bytes):
-        return json.loads(value)  # Django's psycopg setup leaves jsonb as text for the field to decode
-    return value

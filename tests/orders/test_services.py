@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pytest
+from django.db import DataError, transaction
 
 from inventory.services import product_create
 from orders.choices import OrderEventKind, OrderStatus
@@ -125,6 +126,36 @@ def test_cancel_pending_for_failure_once(instance, order, sent):
     assert sent.sent == [
         Sent("order_canceled", instance.pk, {"order_id": order.pk, "reason": "payment_failed"}, "evt-f"),
     ]
+
+
+def test_a_transition_is_one_statement_with_its_timeline_entry_and_keeps_the_other_times(
+        instance, order, sent, django_assert_num_queries):
+    with django_assert_num_queries(2):  # orders_transition, then the outbox's INSERT of event-order-approved
+        assert order_approve(instance=instance, order_id=order.pk, causation_id="evt-a", charged="3.00") is True
+    approved = Order.objects.get(pk=order.pk)
+    assert (approved.status, approved.reason, approved.canceled_at, approved.updated_at) == (
+        OrderStatus.APPROVED, "", None, approved.approved_at)
+    assert order_cancel(order=approved).status == OrderStatus.CANCELED
+    canceled = Order.objects.get(pk=order.pk)
+    assert (canceled.reason, canceled.approved_at, canceled.updated_at) == (
+        "customer_request", approved.approved_at, canceled.canceled_at)
+    assert timeline(canceled) == [(OrderEventKind.PLACED, {"total": str(order.total)}, ""),
+                                  (OrderEventKind.APPROVED, {"charged": "3.00"}, "evt-a"),
+                                  (OrderEventKind.CANCELED, {"reason": "customer_request"}, "")]
+
+
+def test_a_transition_that_matches_nothing_writes_no_timeline_entry(instance, other_instance, order, sent,
+                                                                    django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert order_cancel_pending(instance=other_instance, order_id=order.pk, reason="payment_failed") is False
+    assert order_cancel_pending(instance=instance, order_id=order.pk + 1000, reason="payment_failed") is False
+    assert (Order.objects.get(pk=order.pk).status, len(timeline(order))) == (OrderStatus.PENDING, 1)
+
+
+def test_a_transition_with_a_too_long_causation_is_refused_and_changes_nothing(instance, order, sent):
+    with pytest.raises(DataError), transaction.atomic():
+        order_approve(instance=instance, order_id=order.pk, causation_id="x" * 65)  # max_length 64
+    assert (Order.objects.get(pk=order.pk).status, len(timeline(order))) == (OrderStatus.PENDING, 1)
 
 
 def test_failure_does_not_cancel_an_approved_order(instance, order, sent):
