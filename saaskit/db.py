@@ -80,6 +80,34 @@ def insert_with_children(parent: Model, children: Sequence[Model], *, link: str)
     insert_tree(parent, [(children, link)])
 
 
+@functools.lru_cache(maxsize=256)
+def _insert_tree_sql(parent_model: type[Model], shapes: tuple[tuple[type[Model], str, int], ...],
+                     read: str | None) -> tuple[str, tuple[Any, ...]]:
+    """``insert_tree``'s statement for a shape (the models, links and row counts), built once, and the link fields."""
+    parent_fields = _insertable(parent_model)
+    pk = _qn(parent_model._meta.pk.column)
+    ctes = [f"parent AS (INSERT INTO {_qn(parent_model._meta.db_table)} "
+            f"({', '.join(_qn(f.column) for f in parent_fields)}) VALUES ({_placeholders(parent_fields)}) "
+            f"RETURNING {pk})"]
+    links = []
+    for n, (model, link, count) in enumerate(shapes):
+        link_field = model._meta.get_field(link)
+        fields = _insertable(model, exclude=link_field)
+        names = ", ".join(f"c{i}" for i in range(len(fields)))
+        ctes.append(f"g{n} AS (INSERT INTO {_qn(model._meta.db_table)} ({_qn(link_field.column)}, "
+                    f"{', '.join(_qn(f.column) for f in fields)}) "
+                    f"SELECT parent.{pk}, {', '.join(f'v.c{i}' for i in range(len(fields)))} FROM parent, "
+                    f"(VALUES {', '.join(f'({_placeholders(fields)})' for _ in range(count))}) AS v ({names}) "
+                    f"RETURNING {_qn(model._meta.pk.column)})")
+        links.append(link_field)
+    # Child pks come from their sequence in the order the rows are inserted (the VALUES' order).
+    selected = [f"parent.{pk}"] + [f"ARRAY(SELECT {_qn(model._meta.pk.column)} FROM g{n} ORDER BY 1)"
+                                    for n, (model, _, _) in enumerate(shapes)]
+    if read is not None:
+        selected.append(f"({read})")
+    return f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM parent", tuple(links)
+
+
 def insert_tree(parent: Model, groups: Sequence[tuple[Sequence[Model], str]], *,
                 read: tuple[str, Sequence[Any]] | None = None) -> Any:
     """Insert a new ``parent`` and, per group ``(rows, link)``, new rows (of any model) whose field ``link`` (a
@@ -95,34 +123,15 @@ def insert_tree(parent: Model, groups: Sequence[tuple[Sequence[Model], str]], *,
     statement and returned: it sees the database as it was before the statement (none of these rows), e.g. the
     customer's previous orders. Returns its value (None without ``read``). All or nothing, like any statement."""
     connection = _db()
-    parent_fields = _insertable(type(parent))
-    parent_values = [f.get_db_prep_save(f.pre_save(parent, True), connection) for f in parent_fields]
-    pk = _qn(parent._meta.pk.column)
-    ctes = [f"parent AS (INSERT INTO {_qn(parent._meta.db_table)} ({', '.join(_qn(f.column) for f in parent_fields)}) "
-            f"VALUES ({_placeholders(parent_fields)}) RETURNING {pk})"]
-    params: list[Any] = list(parent_values)
-    links = []
-    for n, (rows, link) in enumerate(groups):
-        assert rows, "an empty group"
-        model = type(rows[0])
-        link_field = model._meta.get_field(link)
-        fields = _insertable(model, exclude=link_field)
-        values = [[f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields] for row in rows]
-        names = ", ".join(f"c{i}" for i in range(len(fields)))
-        ctes.append(f"g{n} AS (INSERT INTO {_qn(model._meta.db_table)} ({_qn(link_field.column)}, "
-                    f"{', '.join(_qn(f.column) for f in fields)}) "
-                    f"SELECT parent.{pk}, {', '.join(f'v.c{i}' for i in range(len(fields)))} FROM parent, "
-                    f"(VALUES {', '.join(f'({_placeholders(fields)})' for _ in rows)}) AS v ({names}) "
-                    f"RETURNING {_qn(model._meta.pk.column)})")
-        params.extend(v for row in values for v in row)
-        links.append(link_field)
-    # Child pks come from their sequence in the order the rows are inserted (the VALUES' order).
-    selected = [f"parent.{pk}"] + [f"ARRAY(SELECT {_qn(type(rows[0])._meta.pk.column)} FROM g{n} ORDER BY 1)"
-                                    for n, (rows, _) in enumerate(groups)]
+    shapes = tuple((type(rows[0]), link, len(rows)) for rows, link in groups)
+    assert all(rows for rows, _ in groups), "an empty group"
+    sql, links = _insert_tree_sql(type(parent), shapes, read[0] if read is not None else None)
+    params = [f.get_db_prep_save(f.pre_save(parent, True), connection) for f in _insertable(type(parent))]
+    for (rows, _), link_field in zip(groups, links, strict=True):
+        fields = _insertable(type(rows[0]), exclude=link_field)
+        params.extend(f.get_db_prep_save(f.pre_save(row, True), connection) for row in rows for f in fields)
     if read is not None:
-        selected.append(f"({read[0]})")
         params.extend(read[1])
-    sql = f"WITH {', '.join(ctes)} SELECT {', '.join(selected)} FROM parent"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
