@@ -8,7 +8,7 @@ sends captured instead of going to Redis. Celery's and Redis' own costs are not 
 the worker processes' CPU per order). Prints per step (the placement, each consumer): statements (a statement
 sent by hand with BEGIN or COMMIT in the same round trip counts each part), round trips (Django's logged BEGIN
 and COMMIT that the bus sends with its own statements are not counted), and CPU ms (``time.process_time``) per
-order; with PROFILE=1 a cProfile on CPU time of all of it (also dumped to /tmp/saga_profile.pstats), with
+order, and the PostgreSQL backend's CPU ms per order (its utime + stime from /proc); with PROFILE=1 a cProfile on CPU time of all of it (also dumped to /tmp/saga_profile.pstats), with
 SHOW_SQL=1 the statements of one run of each step, with POST=1 also ``POST /api/v1/orders/`` through the Django
 test client. The figures hardly depend on the machine's load (CPU time and counts, not wall time).
 """
@@ -61,17 +61,33 @@ def _capture(deliveries):  # type: ignore[no-untyped-def]
 relay.send = _capture  # the bus looks it up on the module at call time
 
 
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu() -> float:
+    """CPU seconds so far of this connection's PostgreSQL backend (utime + stime from /proc; NaN for a server
+    elsewhere). Tick-quantized (10 ms): summed over many runs of a step, the per-run mean is fine."""
+    try:
+        pid = connection.connection.info.backend_pid
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (AttributeError, OSError):
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 class Step:
     def __init__(self) -> None:
         self.runs = 0
         self.statements = 0
         self.round_trips = 0
         self.cpu = 0.0
+        self.pg_cpu = 0.0
         self.last: list[str] = []
 
-    def add(self, queries: list[dict], cpu: float) -> None:
+    def add(self, queries: list[dict], cpu: float, pg_cpu: float) -> None:
         self.runs += 1
         self.cpu += cpu
+        self.pg_cpu += pg_cpu
         self.last = [q["sql"] for q in queries]
         sqls = [q["sql"] for q in queries]
         # Django logs BEGIN and COMMIT of its atomic blocks; on the bus's message path they are not sent alone
@@ -88,14 +104,17 @@ class Step:
 
 def measure(steps: dict[str, Step], name: str, fn) -> None:  # type: ignore[no-untyped-def]
     reset_queries()
+    connection.ensure_connection()
     connection.force_debug_cursor = True
+    pg_started = backend_cpu()
     started = time.process_time()
     try:
         fn()
     finally:
         cpu = time.process_time() - started
+        pg_cpu = backend_cpu() - pg_started
         connection.force_debug_cursor = False
-    steps.setdefault(name, Step()).add(list(connection.queries), cpu)
+    steps.setdefault(name, Step()).add(list(connection.queries), cpu, pg_cpu)
 
 
 def main() -> None:
@@ -151,22 +170,25 @@ def main() -> None:
         approved = Order.objects.filter(status="approved").count()
         print(f"saga profile: {ORDERS} orders in-process (+20 warm-up, {approved} approved in all), "
               f"load average {os.getloadavg()[0]:.1f}")
-        print(f"  {'step':<44}{'runs':>6}{'stmts/run':>11}{'trips/run':>11}{'CPU ms/run':>12}")
+        print(f"  {'step':<44}{'runs':>6}{'stmts/run':>11}{'trips/run':>11}{'CPU ms/run':>12}{'PG CPU ms':>11}")
         total = Step()
         for name, step in steps.items():
             print(f"  {name:<44}{step.runs:>6}{step.statements / step.runs:>11.1f}"
-                  f"{step.round_trips / step.runs:>11.1f}{step.cpu * 1000 / step.runs:>12.2f}")
+                  f"{step.round_trips / step.runs:>11.1f}{step.cpu * 1000 / step.runs:>12.2f}"
+                  f"{step.pg_cpu * 1000 / step.runs:>11.2f}")
             total.statements += step.statements
             total.round_trips += step.round_trips
             total.cpu += step.cpu
+            total.pg_cpu += step.pg_cpu
         print(f"  {'per order':<44}{ORDERS:>6}{total.statements / ORDERS:>11.1f}{total.round_trips / ORDERS:>11.1f}"
-              f"{total.cpu * 1000 / ORDERS:>12.2f}")
+              f"{total.cpu * 1000 / ORDERS:>12.2f}{total.pg_cpu * 1000 / ORDERS:>11.2f}")
         print("  outcomes:", dict(outcomes))
         bench_results.save("saga_profile", {"orders": ORDERS, "steps": {
             name: {"statements": step.statements / step.runs, "round_trips": step.round_trips / step.runs,
-                   "cpu_ms": step.cpu * 1000 / step.runs} for name, step in steps.items()},
+                   "cpu_ms": step.cpu * 1000 / step.runs, "pg_cpu_ms": step.pg_cpu * 1000 / step.runs}
+            for name, step in steps.items()},
             "per_order": {"statements": total.statements / ORDERS, "round_trips": total.round_trips / ORDERS,
-                          "cpu_ms": total.cpu * 1000 / ORDERS}})
+                          "cpu_ms": total.cpu * 1000 / ORDERS, "pg_cpu_ms": total.pg_cpu * 1000 / ORDERS}})
         if os.environ.get("SHOW_SQL"):
             for name, step in steps.items():
                 print(f"--- {name}")

@@ -54,7 +54,8 @@ class Reservation(models.Model):
     ``lines`` is ``[{"product_id": int, "quantity": int, "unit_price": "decimal"}]``, one entry per product.
     """
 
-    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="reservations")
+    # db_index=False: the unique (instance, order_id) and the (instance, status) indexes start with it.
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="reservations", db_index=False)
     order_id = models.BigIntegerField()
     status = models.CharField(max_length=16, choices=ReservationStatus.choices)
     lines = models.JSONField(default=list, blank=True)
@@ -89,7 +90,8 @@ class PriceQuote(models.Model):
     and ``amount`` their sum (the order's total). ``order_id`` is a plain integer, as on ``Reservation``.
     """
 
-    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="price_quotes")
+    # db_index=False: the unique (instance, order_id) index starts with it.
+    instance = models.ForeignKey(Instance, on_delete=models.CASCADE, related_name="price_quotes", db_index=False)
     order_id = models.BigIntegerField()
     currency = models.CharField(max_length=3)
     lines = models.JSONField(default=list)

@@ -8,6 +8,7 @@ before the order's reservation leaves a ``released`` tombstone, so a late order-
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Subquery
+from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Instance
@@ -25,7 +26,7 @@ from inventory.choices import ReservationStatus
 from inventory.error_codes import InventoryErrorCode, ReservationFailure
 from inventory.models import PriceQuote, Product, Reservation
 from inventory.signals import product_reservation_failed, product_reserved
-from saaskit.db import insert_or_nothing, update_returning
+from saaskit.db import insert_or_nothing
 from saaskit.errors import ApplicationError
 
 logger = logging.getLogger(__name__)
@@ -93,15 +94,24 @@ def product_restock(*, product: Product, quantity: int, actor: Any = None) -> Pr
     return product
 
 
-@transaction.atomic(savepoint=False)  # in order_place's transaction: a savepoint would protect nothing
-def price_quote_record(*, instance: Instance, order_id: int, currency: str,
-                       lines: list[tuple[int, int, Decimal]]) -> PriceQuote:
-    """Record the prices an order was placed at (``(product_id, quantity, unit_price)`` per line), in the caller's
-    transaction. The reservation charges the quote's amount, so later price changes do not touch this order."""
+def price_quote_new(*, instance: Instance, currency: str, lines: list[tuple[int, int, Decimal]],
+                    order_id: int | None = None) -> PriceQuote:
+    """The (unsaved) record of the prices an order is placed at (``(product_id, quantity, unit_price)`` per line).
+    The reservation charges the quote's amount, so later price changes do not touch the order. ``order_place``
+    inserts it in its own placement statement, which sets ``order_id``."""
     amount = sum((unit_price * quantity for _, quantity, unit_price in lines), Decimal("0.00")).quantize(CENT)
-    return PriceQuote.objects.create(
+    return PriceQuote(
         instance=instance, order_id=order_id, currency=currency, amount=amount,
         lines=[{"product_id": pid, "quantity": qty, "unit_price": str(price)} for pid, qty, price in sorted(lines)])
+
+
+@transaction.atomic(savepoint=False)
+def price_quote_record(*, instance: Instance, order_id: int, currency: str,
+                       lines: list[tuple[int, int, Decimal]]) -> PriceQuote:
+    """``price_quote_new`` saved, in the caller's transaction."""
+    quote = price_quote_new(instance=instance, currency=currency, lines=lines, order_id=order_id)
+    quote.save(force_insert=True)
+    return quote
 
 
 @dataclass(frozen=True)
@@ -126,19 +136,50 @@ def _normalize_lines(lines: Any) -> list[_Line] | None:
     return [_Line(pid, qty) for pid, qty in sorted(merged.items())]
 
 
-def _locked_products_and_quote(instance: Instance, product_ids: list[int],
-                               order_id: int) -> tuple[dict[int, Product], dict[int, Decimal] | None]:
-    """Lock the instance's products with these ids, always in pk order so concurrent reservations never deadlock,
-    and read the unit prices of the order's price quote (``price_quote_record``) in the same statement (a
-    subquery on each row; FOR UPDATE locks the products only). With no product found the quote is not needed:
-    the lines are unknown then. The quote is None for an order placed without one."""
-    quote = PriceQuote.objects.for_instance(instance).filter(order_id=order_id).order_by("id").values("lines")[:1]
-    locked = list(Product.objects.for_instance(instance).filter(pk__in=product_ids).order_by("pk")
-                  .select_for_update(of=("self",)).annotate(quote_lines=Subquery(quote)))
+@dataclass(frozen=True)
+class _Stock:
+    """A product as the reservation sees it, locked."""
+
+    price: Decimal
+    currency: str
+    available: int
+
+
+# The reservation's hot statements are PL/pgSQL functions (migration 0003, which explains them), so PostgreSQL
+# keeps their plans. ``inventory_reservation_claim``: the claim, the product locks and the quote read in one round
+# trip (was three; no Product models built). ``inventory_reservation_move``: a transition with its stock movement
+# (was a conditional UPDATE ... RETURNING the lines and an UPDATE per product). Written by hand: the ORM has no
+# data-modifying CTE, and a function is what keeps the plan.
+_CLAIM = ("SELECT * FROM inventory_reservation_claim(%s::bigint, %s::bigint, %s::text, %s::text, %s::timestamptz, "
+          "%s::bigint[])")
+_MOVE = "SELECT * FROM inventory_reservation_move(%s::bigint, %s::bigint, %s::text, %s::text, %s::text, %s, %s)"
+
+
+def _claim_and_lock(reservation: Reservation, product_ids: list[int]) -> tuple[dict[int, _Stock],
+                                                                           dict[int, Decimal] | None] | None:
+    """Call ``inventory_reservation_claim`` for the new ``reservation`` (saved when claimed): None when the order was
+    claimed already; else the locked products by id and the unit prices of the order's price quote (None for an
+    order placed without one; not read for lines with no known product)."""
+    reservation.created_at = reservation.updated_at = timezone.now()
+    params = [reservation.instance_id, reservation.order_id, reservation.status, reservation.currency,
+              reservation.created_at, product_ids]
+    with connection.cursor() as cursor:
+        cursor.execute(_CLAIM, params)
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    reservation.pk = rows[0][0]
+    reservation._state.adding = False
+    reservation._state.db = connection.alias
+    stock = {pk: _Stock(price=price, currency=currency, available=available)
+             for _, pk, price, currency, available, _ in rows if pk is not None}
+    quote_lines = rows[0][5]
+    if isinstance(quote_lines, str | bytes):
+        quote_lines = json.loads(quote_lines)  # Django's psycopg setup leaves jsonb as text
     quoted = None
-    if locked and locked[0].quote_lines is not None:
-        quoted = {int(line["product_id"]): Decimal(line["unit_price"]) for line in locked[0].quote_lines}
-    return {p.pk: p for p in locked}, quoted
+    if stock and quote_lines is not None:
+        quoted = {int(line["product_id"]): Decimal(line["unit_price"]) for line in quote_lines}
+    return stock, quoted
 
 
 # Consumer-path services below run inside the bus's delivery transaction, which rolls back as a whole on any
@@ -153,20 +194,19 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
     ``rejected`` reservation and sends ``product_reservation_failed``. A second call for the same order
     (redelivery, or a cancellation that got here first) returns the existing row and sends nothing.
     """
-    # Claim the order first, in one statement: a concurrent call for the same order waits on the unique index,
-    # then finds the row there (and the lock order stays reservation, then products, as in release).
     reservation = Reservation(instance=instance, order_id=order_id, status=ReservationStatus.RESERVED,
                               currency=currency[:3] if isinstance(currency, str) else "")
-    if not insert_or_nothing(reservation, conflict=("instance", "order_id")):
-        return Reservation.objects.for_instance(instance).get(order_id=order_id)
-
     normalized = _normalize_lines(lines)
+    claimed = _claim_and_lock(reservation, [line.product_id for line in normalized or []])
+    if claimed is None:
+        return Reservation.objects.for_instance(instance).get(order_id=order_id)
+    products, quoted = claimed
+
     failure: ReservationFailure | None = None
     prices: dict[int, Decimal] = {}
     if normalized is None:
         failure = ReservationFailure.INVALID_LINES
     else:
-        products, quoted = _locked_products_and_quote(instance, [line.product_id for line in normalized], order_id)
         # The prices the order was placed at; the current ones only for an order placed without a quote.
         prices = quoted if quoted is not None else {pk: p.price for pk, p in products.items()}
         if len(products) != len(normalized):
@@ -175,7 +215,7 @@ def reservation_reserve_for_order(*, instance: Instance, order_id: int, customer
             failure = ReservationFailure.INVALID_LINES  # the event's lines are not the quoted order's
         elif any(p.currency != currency for p in products.values()):
             failure = ReservationFailure.CURRENCY_MISMATCH
-        elif any(products[line.product_id].stock_available < line.quantity for line in normalized):
+        elif any(products[line.product_id].available < line.quantity for line in normalized):
             failure = ReservationFailure.INSUFFICIENT_STOCK
         elif sum(prices[line.product_id] * line.quantity for line in normalized) > MAX_AMOUNT:
             failure = ReservationFailure.AMOUNT_TOO_LARGE
@@ -224,41 +264,24 @@ def _hold_stock(reservation: Reservation, lines: list[_Line]) -> int:
         return int(cursor.fetchone()[0])
 
 
-def _move_stock(instance: Instance, lines: list[dict[str, Any]], *, on_hand_sign: int, reserved_sign: int) -> None:
-    """Move the lines' units. Each UPDATE locks its row, and they go in pk order (the order
-    ``_locked_products_and_quote`` locks in), so concurrent movements never deadlock; a product no longer there is
-    skipped."""
-    quantities: dict[int, int] = {}
-    for line in lines:
-        quantities[int(line["product_id"])] = quantities.get(int(line["product_id"]), 0) + int(line["quantity"])
-    for pk in sorted(quantities):
-        qty = quantities[pk]
-        Product.objects.for_instance(instance).filter(pk=pk).update(
-            stock_on_hand=F("stock_on_hand") + on_hand_sign * qty,
-            stock_reserved=F("stock_reserved") + reserved_sign * qty)
-
-
-def _transition(instance: Instance, order_id: int, *, from_status: str, to_status: str,
-                reason: str | None = None) -> list[dict[str, Any]] | None:
-    """Move the order's reservation from ``from_status`` to ``to_status`` (conditional UPDATE ... RETURNING, one
-    round trip): its lines when it moved, None when it was not in ``from_status``."""
-    values: dict[str, Any] = {"status": to_status}
-    if reason is not None:
-        values["reason"] = reason[:64]
-    rows = update_returning(Reservation, where={"instance": instance, "order_id": order_id, "status": from_status},
-                            values=values, returning=["lines"])
-    return rows[0][0] if rows else None
+def _transition(instance: Instance, order_id: int, *, from_status: str, to_status: str, on_hand_sign: int,
+                reserved_sign: int, reason: str | None = None) -> bool:
+    """Move the order's reservation from ``from_status`` to ``to_status`` and its lines' units by the signs (a
+    product no longer there is skipped), in one round trip: whether it moved (False when it was not in
+    ``from_status``)."""
+    params = [instance.pk, order_id, from_status, to_status, reason[:64] if reason is not None else None,
+              on_hand_sign, reserved_sign]
+    with connection.cursor() as cursor:
+        cursor.execute(_MOVE, params)
+        moved, _ = cursor.fetchone()
+    return bool(moved)
 
 
 @transaction.atomic(savepoint=False)
 def reservation_commit_for_order(*, instance: Instance, order_id: int) -> bool:
     """Order approved: the reserved units leave the shelf. Returns whether anything changed (only from reserved)."""
-    lines = _transition(instance, order_id, from_status=ReservationStatus.RESERVED,
-                        to_status=ReservationStatus.COMMITTED)
-    if lines is None:
-        return False
-    _move_stock(instance, lines, on_hand_sign=-1, reserved_sign=-1)
-    return True
+    return _transition(instance, order_id, from_status=ReservationStatus.RESERVED,
+                       to_status=ReservationStatus.COMMITTED, on_hand_sign=-1, reserved_sign=-1)
 
 
 @transaction.atomic
@@ -268,15 +291,11 @@ def reservation_release_for_order(*, instance: Instance, order_id: int, reason: 
     From ``reserved`` the hold is dropped; from ``committed`` the units return to ``stock_on_hand``. With no
     reservation yet (the cancellation overtook order-created) a ``released`` tombstone is written.
     """
-    lines = _transition(instance, order_id, from_status=ReservationStatus.RESERVED,
-                        to_status=ReservationStatus.RELEASED, reason=reason)
-    if lines is not None:
-        _move_stock(instance, lines, on_hand_sign=0, reserved_sign=-1)
+    if _transition(instance, order_id, from_status=ReservationStatus.RESERVED, to_status=ReservationStatus.RELEASED,
+                   reason=reason, on_hand_sign=0, reserved_sign=-1):
         return True
-    lines = _transition(instance, order_id, from_status=ReservationStatus.COMMITTED,
-                        to_status=ReservationStatus.RELEASED, reason=reason)
-    if lines is not None:
-        _move_stock(instance, lines, on_hand_sign=1, reserved_sign=0)
+    if _transition(instance, order_id, from_status=ReservationStatus.COMMITTED,
+                   to_status=ReservationStatus.RELEASED, reason=reason, on_hand_sign=1, reserved_sign=0):
         return True
     if not Reservation.objects.for_instance(instance).filter(order_id=order_id).exists():
         tombstone = Reservation(instance=instance, order_id=order_id, status=ReservationStatus.RELEASED,

@@ -19,20 +19,20 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
 from accounts.models import Instance, User
 from audit.choices import AuditAction
 from audit.services import audit_record
-from inventory.selectors import products_by_id
-from inventory.services import price_quote_record
+from inventory.selectors import product_prices
+from inventory.services import price_quote_new
 from orders.choices import CancelReason, DeadLetterAction, OrderEventKind, OrderStatus
 from orders.error_codes import OrdersErrorCode
 from orders.models import DeadLetter, Order, OrderEvent, OrderLine
 from orders.signals import order_approved, order_canceled, order_created, suspicious_activity
-from saaskit.db import update_then_insert
+from saaskit.db import insert_tree
 from saaskit.errors import ApplicationError, NotFoundError
 
 logger = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def order_place(*, instance: Instance, customer: User, lines: Any, currency: str
         raise ApplicationError("Currency must be a 3-letter ISO code.", code=OrdersErrorCode.INVALID_CURRENCY,
                                fields={"currency": ["Must be a 3-letter upper-case ISO code."]})
     quantities = _normalize_lines(lines)
-    products = products_by_id(instance=instance, product_ids=list(quantities))
+    products = product_prices(instance=instance, product_ids=list(quantities))
     unknown = sorted(set(quantities) - set(products))
     if unknown:
         raise ApplicationError("Unknown product.", code=OrdersErrorCode.UNKNOWN_PRODUCT,
@@ -93,15 +93,17 @@ def order_place(*, instance: Instance, customer: User, lines: Any, currency: str
     if total > MAX_TOTAL:
         raise ApplicationError(f"An order's total cannot exceed {MAX_TOTAL}.", code=OrdersErrorCode.TOTAL_TOO_LARGE,
                                fields={"lines": ["Total too large."]})
-    order = Order.objects.create(instance=instance, customer=customer, currency=currency, total=total)
-    lines_placed = OrderLine.objects.bulk_create([
-        OrderLine(order=order, product_id=pid, quantity=qty, unit_price=products[pid].price)
-        for pid, qty in sorted(quantities.items())
-    ])
+    order = Order(instance=instance, customer=customer, currency=currency, total=total)
+    lines_placed = [OrderLine(product_id=pid, quantity=qty, unit_price=products[pid].price)
+                    for pid, qty in sorted(quantities.items())]
     # What the customer will be charged: these prices, whatever the catalogue says when inventory reserves.
-    price_quote_record(instance=instance, order_id=order.pk, currency=currency,
-                       lines=[(pid, qty, products[pid].price) for pid, qty in quantities.items()])
-    placed = OrderEvent.objects.create(order=order, kind=OrderEventKind.PLACED, detail={"total": str(order.total)})
+    quote = price_quote_new(instance=instance, currency=currency,
+                            lines=[(pid, qty, products[pid].price) for pid, qty in quantities.items()])
+    placed = OrderEvent(kind=OrderEventKind.PLACED, detail={"total": str(total)})
+    # The order, its lines, its price quote and its first timeline entry in ONE statement (was four round trips),
+    # which also reads the totals of the customer's previous orders for the median rule (was a fifth).
+    previous = insert_tree(order, [(lines_placed, "order"), ([quote], "order_id"), ([placed], "order")],
+                           read=_previous_totals_sql(instance.pk, customer.pk))
     # The order comes back with its lines and timeline as ``prefetch_related("lines", "timeline")`` would leave
     # them (Django's prefetch cache), so the API answers from it without reading the order back (3 statements).
     order._prefetched_objects_cache = {"lines": _fetched(order.lines.all(), lines_placed),
@@ -110,7 +112,7 @@ def order_place(*, instance: Instance, customer: User, lines: Any, currency: str
         "order_id": order.pk, "customer_id": customer.pk, "currency": currency,
         "lines": [{"product_id": pid, "quantity": qty} for pid, qty in sorted(quantities.items())],
     })
-    _check_total_against_median(order)
+    _check_total_against_median(order, previous)
     return order
 
 
@@ -124,13 +126,19 @@ def _fetched(queryset: Any, rows: list[Any]) -> Any:
 MEDIAN_HISTORY = 50
 
 
-def _check_total_against_median(order: Order) -> None:
+def _previous_totals_sql(instance_id: int, customer_id: int) -> tuple[str, list[Any]]:
+    """The totals of the customer's last ``MEDIAN_HISTORY`` orders, newest first, as an SQL array expression read
+    in the placement's statement (which does not see the order it inserts)."""
+    return (f"ARRAY(SELECT total FROM {Order._meta.db_table} WHERE instance_id = %s AND customer_id = %s "
+            f"ORDER BY id DESC LIMIT {MEDIAN_HISTORY})", [instance_id, customer_id])
+
+
+def _check_total_against_median(order: Order, previous: list[Decimal]) -> None:
     """Rule: an order whose total exceeds ``ORDERS_SUSPICIOUS_TOTAL_FACTOR`` times the median of the customer's
-    last orders (with at least ``ORDERS_SUSPICIOUS_MIN_HISTORY`` of them) sends event-suspicious-activity."""
+    last orders (``previous``, with at least ``ORDERS_SUSPICIOUS_MIN_HISTORY`` of them) sends
+    event-suspicious-activity."""
     factor = Decimal(str(getattr(settings, "ORDERS_SUSPICIOUS_TOTAL_FACTOR", 5)))
     min_history = int(getattr(settings, "ORDERS_SUSPICIOUS_MIN_HISTORY", 3))
-    previous = list(Order.objects.for_instance(order.instance_id).filter(customer_id=order.customer_id)
-                    .exclude(pk=order.pk).order_by("-id").values_list("total", flat=True)[:MEDIAN_HISTORY])
     if len(previous) < min_history:
         return
     median = statistics.median(previous)
@@ -143,21 +151,37 @@ def _check_total_against_median(order: Order) -> None:
         })
 
 
-def _transition(instance: Instance | int, order_id: int, *, from_statuses: list[str], values: dict[str, Any],
-                entry: OrderEvent) -> bool:
-    """Move the order out of ``from_statuses`` (a conditional UPDATE, ``updated_at`` set to ``values``' time) and,
-    only if it moved, write its timeline ``entry``: one statement (``saaskit.db.update_then_insert``)."""
-    return update_then_insert(
-        Order, where={"instance": instance, "id": order_id, "status": list(from_statuses)},
-        values={**values, "updated_at": entry.created_at}, row=entry, link="order")
+# Written by hand: the ORM has no UPDATE-then-INSERT in one statement, and a PL/pgSQL function keeps its plan.
+_TRANSITION = ("SELECT orders_transition(%s::bigint, %s::bigint, %s::text[], %s::text, %s::text, %s::timestamptz, "
+               "%s::timestamptz, %s::timestamptz, %s::text, %s::jsonb, %s::text)")
+
+
+def _transition(instance: Instance | int, order_id: int, *, from_statuses: list[str], status: str,
+                entry: OrderEvent, reason: str | None = None, approved_at: datetime | None = None,
+                canceled_at: datetime | None = None) -> bool:
+    """Move the order out of ``from_statuses`` to ``status`` (a conditional UPDATE of the given fields,
+    ``updated_at`` set to the entry's time) and, only if it moved, write its timeline ``entry``: one call of
+    ``orders_transition`` (migration 0005). True when it moved (``entry`` is saved then)."""
+    detail = OrderEvent._meta.get_field("detail").get_db_prep_save(entry.detail, connection)
+    params = [instance if isinstance(instance, int) else instance.pk, order_id, list(from_statuses), status, reason,
+              approved_at, canceled_at, entry.created_at, entry.kind, detail, entry.causation_id]
+    with connection.cursor() as cursor:
+        cursor.execute(_TRANSITION, params)
+        (entry_id,) = cursor.fetchone()
+    if entry_id is None:
+        return False
+    entry.pk, entry.order_id = entry_id, order_id
+    entry._state.adding = False
+    entry._state.db = connection.alias
+    return True
 
 
 def _cancel(*, instance: Instance | int, order_id: int, from_statuses: list[str], reason: str,
             causation_id: str | None, detail: dict[str, Any] | None = None) -> bool:
     now = timezone.now()
     reason = reason[:64]
-    if not _transition(instance, order_id, from_statuses=from_statuses,
-                       values={"status": OrderStatus.CANCELED, "reason": reason, "canceled_at": now},
+    if not _transition(instance, order_id, from_statuses=from_statuses, status=OrderStatus.CANCELED,
+                       reason=reason, canceled_at=now,
                        entry=OrderEvent(kind=OrderEventKind.CANCELED, detail={"reason": reason, **(detail or {})},
                                         causation_id=causation_id or "", created_at=now)):
         return False
@@ -205,11 +229,10 @@ def order_approve(*, instance: Instance | int, order_id: int, causation_id: str 
     ``charged`` (the payment's amount: the order's total at placement, see ``inventory.PriceQuote``) goes to the
     timeline."""
     now = timezone.now()
-    if not _transition(instance, order_id, from_statuses=[OrderStatus.PENDING],
-                       values={"status": OrderStatus.APPROVED, "approved_at": now},
-                       entry=OrderEvent(kind=OrderEventKind.APPROVED, causation_id=causation_id or "",
-                                        detail={"charged": charged} if charged is not None else {},
-                                        created_at=now)):
+    entry = OrderEvent(kind=OrderEventKind.APPROVED, causation_id=causation_id or "", created_at=now,
+                       detail={"charged": charged} if charged is not None else {})
+    if not _transition(instance, order_id, from_statuses=[OrderStatus.PENDING], status=OrderStatus.APPROVED,
+                       approved_at=now, entry=entry):
         return False
     order_approved.send(sender=Order, instance=_with_slug(instance), causation_id=causation_id,
                         payload={"order_id": order_id})

@@ -48,10 +48,12 @@ class PaymentQuerySet(models.QuerySet["Payment"]):
 class Payment(models.Model):
     """The one charge decision for an order (``order_id`` is a plain integer: payments hears of orders by events)."""
 
-    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="payments")
+    # db_index=False on instance and customer: the unique (instance, order_id) and the (customer, -id) indexes
+    # start with them, so separate ones would only be more index entries to write per payment.
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="payments", db_index=False)
     order_id = models.BigIntegerField()
     customer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True,
-                                 related_name="payments")
+                                 related_name="payments", db_index=False)
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, null=True, blank=True, related_name="payments")
     amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     currency = models.CharField(max_length=3, blank=True, default="")
@@ -97,7 +99,9 @@ class LedgerTransactionQuerySet(models.QuerySet["LedgerTransaction"]):
 class LedgerTransaction(ImmutableLedgerRow):
     """One money movement (top-up, charge, refund, adjustment): its entries sum to zero."""
 
-    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="ledger_transactions")
+    # db_index=False: the (instance, order_id) index starts with it.
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="ledger_transactions",
+                                 db_index=False)
     kind = models.CharField(max_length=16, choices=LedgerKind.choices)
     currency = models.CharField(max_length=3)
     order_id = models.BigIntegerField(null=True, blank=True)
@@ -119,9 +123,12 @@ class LedgerEntry(ImmutableLedgerRow):
     """A signed amount on one account: a wallet (``wallet`` set), or the instance's revenue or funding account."""
 
     transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
-    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="+")
+    # db_index=False on instance and wallet: the (instance, account, currency) and (wallet, -id) indexes start
+    # with them, so separate ones would only be two more index entries to write per ledger entry.
+    instance = models.ForeignKey(Instance, on_delete=models.PROTECT, related_name="+", db_index=False)
     account = models.CharField(max_length=16, choices=LedgerAccount.choices)
-    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, null=True, blank=True, related_name="entries")
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, null=True, blank=True, related_name="entries",
+                               db_index=False)
     currency = models.CharField(max_length=3)
     amount = models.DecimalField(max_digits=14, decimal_places=2)
     created_at = models.DateTimeField(auto_now_add=True)

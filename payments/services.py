@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -186,38 +186,28 @@ def payment_charge_for_order(*, instance: Instance, order_id: int, customer_id: 
     Records the outcome and sends ``payment_processed`` (succeeded, or failed with a reason). If the order
     already has a payment row (redelivery, or a cancellation came first) it is returned and nothing is sent.
     """
-    # The wallet first: a customer with a wallet exists, so only a customer without one costs another query.
-    wallet = (Wallet.objects.for_instance(instance).filter(user_id=customer_id, currency=currency).first()
-              if isinstance(customer_id, int) and not isinstance(customer_id, bool) else None)
-    customer_exists = wallet is not None or (isinstance(customer_id, int) and not isinstance(customer_id, bool)
-                                             and User.objects.filter(pk=customer_id).exists())
-    # Claim the order, in one statement: a concurrent charge for it waits on the unique index and then backs off.
-    payment = Payment(instance=instance, order_id=order_id, status=PaymentStatus.FAILED,
-                      customer_id=customer_id if customer_exists else None,
-                      currency=currency[:3] if isinstance(currency, str) else "")
-    if not insert_or_nothing(payment, conflict=("instance", "order_id")):
-        return Payment.objects.for_instance(instance).get(order_id=order_id)
-
+    customer = customer_id if isinstance(customer_id, int) and not isinstance(customer_id, bool) else None
     value = _parse_amount(amount)
-    if value is None:
-        payment.reason = PaymentFailure.INVALID_AMOUNT
-    elif wallet is None:
-        payment.amount, payment.reason = value, PaymentFailure.NO_WALLET
+    now = timezone.now()
+    if value is None:  # rare: no wallet read, no money moves
+        payment = Payment(instance=instance, order_id=order_id, status=PaymentStatus.FAILED, created_at=now,
+                          updated_at=now, reason=PaymentFailure.INVALID_AMOUNT,
+                          customer_id=customer if customer is not None and User.objects.filter(
+                              pk=customer).exists() else None,
+                          currency=currency[:3] if isinstance(currency, str) else "")
+        claimed = insert_or_nothing(payment, conflict=("instance", "order_id"))
     else:
-        payment.amount, payment.wallet = value, wallet
-        if Wallet.objects.filter(pk=wallet.pk, balance__gte=value).update(balance=F("balance") - value):
-            payment.status = PaymentStatus.SUCCEEDED
-            if value:
-                _post(instance=instance, kind=LedgerKind.CHARGE, currency=wallet.currency, order_id=order_id,
-                      legs=[(LedgerAccount.WALLET, wallet.pk, -value), (LedgerAccount.REVENUE, None, value)])
-        else:
-            payment.reason = PaymentFailure.INSUFFICIENT_FUNDS
-    payment.save(update_fields=["amount", "wallet", "status", "reason", "updated_at"])
+        payment, debited = _charge(instance=instance, order_id=order_id, customer_id=customer, value=value,
+                                   currency=currency if isinstance(currency, str) else "", now=now)
+        claimed = payment is not None
+    if not claimed:
+        return Payment.objects.for_instance(instance).get(order_id=order_id)
+    assert payment is not None
     _send_processed(payment, instance=instance, causation_id=causation_id)
 
     if payment.reason == PaymentFailure.INSUFFICIENT_FUNDS:
-        # Serialize the streak count per wallet so two concurrent failures cannot both miss the threshold.
-        Wallet.objects.select_for_update().filter(pk=wallet.pk).first()
+        # The charge's statement holds the wallet's row lock until COMMIT, so two concurrent failures of one
+        # wallet count their streak one after the other and cannot both miss the threshold.
         threshold = suspicious_failures_in_a_row()
         # Look one further back: exactly ``threshold`` means this failure completed the streak, so each streak
         # reports once, however long it grows.
@@ -230,6 +220,38 @@ def payment_charge_for_order(*, instance: Instance, order_id: int, customer_id: 
             })
         _check_failures_in_window(payment, instance=instance, causation_id=causation_id)
     return payment
+
+
+# The charge's statement is the PL/pgSQL function ``payments_charge`` (migration 0006, which explains each part):
+# one round trip (was 6: the wallet read, the claim, the debit, the ledger transaction with its entries, the
+# payment's outcome, and the customer check when there is no wallet), its plan cached per session. Written by hand:
+# the ORM has no data-modifying CTE, and a function is what keeps its plan.
+_CHARGE = ("SELECT * FROM payments_charge(%s::bigint, %s::bigint, %s::bigint, %s::text, %s::numeric, "
+           "%s::timestamptz, %s, %s, %s, %s, %s, %s, %s)")
+
+
+def _charge(*, instance: Instance, order_id: int, customer_id: int | None, value: Decimal, currency: str,
+            now: Any) -> tuple[Payment | None, bool]:
+    """Call ``payments_charge``: the new payment (saved) and whether the wallet was debited, or (None, False) when
+    the order already had a payment (nothing written)."""
+    params = [instance.pk, order_id, customer_id, currency, value, now, PaymentStatus.SUCCEEDED.value,
+              PaymentStatus.FAILED.value, PaymentFailure.NO_WALLET.value, PaymentFailure.INSUFFICIENT_FUNDS.value,
+              LedgerKind.CHARGE.value, LedgerAccount.WALLET.value, LedgerAccount.REVENUE.value]
+    with connection.cursor() as cursor:
+        cursor.execute(_CHARGE, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None, False
+    pk, customer, wallet_id, status, reason, debited, entries = row
+    # Cannot happen with the wallet locked by the statement; if it did, the delivery rolls back as a whole.
+    if status == PaymentStatus.SUCCEEDED and (debited != 1 or entries != (2 if value else 0)):
+        raise RuntimeError(f"charge of order {order_id}: succeeded but debited {debited}, {entries} ledger entries")
+    payment = Payment(pk=pk, instance=instance, order_id=order_id, customer_id=customer, wallet_id=wallet_id,
+                      amount=value, currency=currency[:3], status=status, reason=reason, created_at=now,
+                      updated_at=now)
+    payment._state.adding = False
+    payment._state.db = connection.alias
+    return payment, bool(debited)
 
 
 def _check_failures_in_window(payment: Payment, *, instance: Instance, causation_id: str | None) -> None:

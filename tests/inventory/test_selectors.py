@@ -1,9 +1,12 @@
+from decimal import Decimal
+
 import pytest
 
 from inventory.selectors import (
+    Price,
     product_get,
     product_list,
-    products_by_id,
+    product_prices,
     reservation_for_order,
 )
 from inventory.services import product_create, reservation_reserve_for_order
@@ -27,7 +30,10 @@ def test_product_list_and_lookup_by_id(instance, other_instance):
     a = product_create(instance=instance, sku="A", name="A", price="1")
     theirs = product_create(instance=other_instance, sku="C", name="C", price="1")
     assert product_list(instance=instance) == [a, b]
-    assert products_by_id(instance=instance, product_ids=[a.pk, theirs.pk, 10**9]) == {a.pk: a}
+    c = product_create(instance=instance, sku="D", name="D", price="12.34", currency="EUR")
+    assert product_prices(instance=instance, product_ids=[a.pk, theirs.pk, c.pk, 10**9]) == {
+        a.pk: Price(Decimal("1.00"), "USD"), c.pk: Price(Decimal("12.34"), "EUR")}
+    assert product_prices(instance=instance.pk, product_ids=[]) == {}
 
 
 def test_reservation_for_order(instance, other_instance):

@@ -336,3 +336,71 @@ def test_reserve_claims_in_one_statement_and_a_second_call_returns_the_row_chang
     assert (again.pk, again.status, again.amount) == (first.pk, ReservationStatus.RESERVED, Decimal("1.50"))
     assert stock(apple) == (10, 1)
     assert len(sent.sent) == 1
+
+
+def test_reserve_is_the_claim_with_the_locks_then_the_hold_then_the_event(
+        instance, apple, pear, sent, django_assert_num_queries):
+    price_quote_record(instance=instance, order_id=46, currency="USD",
+                       lines=[(apple.pk, 2, Decimal("1.00")), (pear.pk, 1, Decimal("2.00"))])
+    with django_assert_num_queries(3) as ctx:
+        reservation = reserve(instance, 46, [{"product_id": pear.pk, "quantity": 1},
+                                             {"product_id": apple.pk, "quantity": 2}])
+    assert "inventory_reservation_claim" in ctx.captured_queries[0]["sql"]
+    assert "events_outboxevent" in ctx.captured_queries[2]["sql"]
+    stored = Reservation.objects.get(pk=reservation.pk)
+    assert (stored.status, stored.amount, stored.currency, stored.order_id, stored.instance_id) == (
+        ReservationStatus.RESERVED, Decimal("4.00"), "USD", 46, instance.pk)
+    assert (stock(apple), stock(pear)) == ((10, 2), (3, 1))
+
+
+def test_reserve_with_no_known_product_claims_rejected_and_locks_nothing(instance, other_instance, sent):
+    foreign = product_create(instance=other_instance, sku="F", name="F", price="1.00", stock_on_hand=5)
+    reservation = reserve(instance, 47, [{"product_id": foreign.pk, "quantity": 1},
+                                         {"product_id": 987654, "quantity": 1}])
+    stored = Reservation.objects.get(pk=reservation.pk)
+    assert (stored.status, stored.reason, stored.lines, stored.amount) == (
+        ReservationStatus.REJECTED, "unknown_product", [], Decimal("0"))
+    assert stock(foreign) == (5, 0)
+    assert sent.names() == ["product_reservation_failed"]
+
+
+def test_reserve_of_malformed_lines_still_claims_the_order_once(instance, apple, sent):
+    first = reserve(instance, 48, "not lines")
+    again = reserve(instance, 48, [{"product_id": apple.pk, "quantity": 1}])
+    assert (again.pk, again.status, again.reason) == (first.pk, ReservationStatus.REJECTED, "invalid_lines")
+    assert stock(apple) == (10, 0)
+    assert sent.names() == ["product_reservation_failed"]
+
+
+def test_commit_is_one_statement_and_skips_a_product_gone_meanwhile(
+        instance, apple, pear, django_assert_num_queries):
+    reserve(instance, 49, [{"product_id": apple.pk, "quantity": 2}, {"product_id": pear.pk, "quantity": 1}])
+    Reservation.objects.filter(order_id=49).update(lines=[
+        {"product_id": apple.pk, "quantity": 2, "unit_price": "1.50"},
+        {"product_id": 987654, "quantity": 1, "unit_price": "2.25"}])  # as if pear had been deleted meanwhile
+    with django_assert_num_queries(1):
+        assert reservation_commit_for_order(instance=instance, order_id=49) is True
+    assert (stock(apple), stock(pear)) == ((8, 0), (3, 1))
+    with django_assert_num_queries(1):  # nothing matched: nothing moves
+        assert reservation_commit_for_order(instance=instance, order_id=49) is False
+    assert Reservation.objects.get(order_id=49).status == ReservationStatus.COMMITTED
+    assert (stock(apple), stock(pear)) == ((8, 0), (3, 1))
+
+
+def test_commit_moves_only_its_own_instances_products(instance, other_instance, apple):
+    foreign = product_create(instance=other_instance, sku="F", name="F", price="1.00", stock_on_hand=5)
+    reserve(instance, 50, [{"product_id": apple.pk, "quantity": 1}])
+    Reservation.objects.filter(order_id=50).update(lines=[
+        {"product_id": apple.pk, "quantity": 1, "unit_price": "1.50"},
+        {"product_id": foreign.pk, "quantity": 1, "unit_price": "1.00"}])
+    assert reservation_commit_for_order(instance=instance, order_id=50) is True
+    assert (stock(apple), stock(foreign)) == ((9, 0), (5, 0))
+
+
+def test_release_keeps_the_reason_and_a_second_release_moves_nothing(instance, apple):
+    reserve(instance, 51, [{"product_id": apple.pk, "quantity": 3}])
+    reservation_commit_for_order(instance=instance, order_id=51)
+    assert reservation_release_for_order(instance=instance, order_id=51, reason="customer") is True
+    assert reservation_release_for_order(instance=instance, order_id=51, reason="other") is False
+    stored = Reservation.objects.get(order_id=51)
+    assert (stored.status, stored.reason, stock(apple)) == (ReservationStatus.RELEASED, "customer", (10, 0))

@@ -1,6 +1,7 @@
 from decimal import Decimal
 
 import pytest
+from django.db import DataError, transaction
 
 from inventory.services import product_create
 from orders.choices import OrderEventKind, OrderStatus
@@ -12,6 +13,7 @@ from orders.services import (
     order_place,
 )
 from saaskit.errors import ApplicationError
+from tests.factories import InstanceFactory, UserFactory
 from tests.inventory.support import Sent
 
 pytestmark = pytest.mark.django_db
@@ -126,6 +128,36 @@ def test_cancel_pending_for_failure_once(instance, order, sent):
     ]
 
 
+def test_a_transition_is_one_statement_with_its_timeline_entry_and_keeps_the_other_times(
+        instance, order, sent, django_assert_num_queries):
+    with django_assert_num_queries(2):  # orders_transition, then the outbox's INSERT of event-order-approved
+        assert order_approve(instance=instance, order_id=order.pk, causation_id="evt-a", charged="3.00") is True
+    approved = Order.objects.get(pk=order.pk)
+    assert (approved.status, approved.reason, approved.canceled_at, approved.updated_at) == (
+        OrderStatus.APPROVED, "", None, approved.approved_at)
+    assert order_cancel(order=approved).status == OrderStatus.CANCELED
+    canceled = Order.objects.get(pk=order.pk)
+    assert (canceled.reason, canceled.approved_at, canceled.updated_at) == (
+        "customer_request", approved.approved_at, canceled.canceled_at)
+    assert timeline(canceled) == [(OrderEventKind.PLACED, {"total": str(order.total)}, ""),
+                                  (OrderEventKind.APPROVED, {"charged": "3.00"}, "evt-a"),
+                                  (OrderEventKind.CANCELED, {"reason": "customer_request"}, "")]
+
+
+def test_a_transition_that_matches_nothing_writes_no_timeline_entry(instance, other_instance, order, sent,
+                                                                    django_assert_num_queries):
+    with django_assert_num_queries(1):
+        assert order_cancel_pending(instance=other_instance, order_id=order.pk, reason="payment_failed") is False
+    assert order_cancel_pending(instance=instance, order_id=order.pk + 1000, reason="payment_failed") is False
+    assert (Order.objects.get(pk=order.pk).status, len(timeline(order))) == (OrderStatus.PENDING, 1)
+
+
+def test_a_transition_with_a_too_long_causation_is_refused_and_changes_nothing(instance, order, sent):
+    with pytest.raises(DataError), transaction.atomic():
+        order_approve(instance=instance, order_id=order.pk, causation_id="x" * 65)  # max_length 64
+    assert (Order.objects.get(pk=order.pk).status, len(timeline(order))) == (OrderStatus.PENDING, 1)
+
+
 def test_failure_does_not_cancel_an_approved_order(instance, order, sent):
     order_approve(instance=instance, order_id=order.pk)
     sent.clear()
@@ -189,3 +221,31 @@ def test_order_place_refuses_a_total_beyond_the_column_limit(instance, customer,
                     lines=[{"product_id": gold.pk, "quantity": 1000}])
     assert (err.value.code, err.value.status_code) == ("total_too_large", 400)
     assert (Order.objects.count(), sent.sent) == (0, [])
+
+
+def test_the_median_rule_reads_only_the_customers_previous_orders_in_this_instance(instance, customer, sent,
+                                                                                   settings):
+    settings.ORDERS_SUSPICIOUS_TOTAL_FACTOR = 5
+    settings.ORDERS_SUSPICIOUS_MIN_HISTORY = 3
+    apple = product_create(instance=instance, sku="MED", name="Apple", price="1.00", stock_on_hand=10_000)
+    elsewhere = InstanceFactory()
+    pear = product_create(instance=elsewhere, sku="MED", name="Pear", price="1.00", stock_on_hand=10_000)
+    stranger = UserFactory()
+
+    def place(quantity, who=customer, where=instance, product=apple):
+        return order_place(instance=where, customer=who, currency="USD",
+                           lines=[{"product_id": product.pk, "quantity": quantity}])
+    def suspicious():
+        return [s.payload for s in sent.sent if s.signal == "order_suspicious_activity"]
+    for _ in range(3):
+        place(1000, who=stranger)  # another customer's big orders: not this customer's history
+        place(1000, where=elsewhere, product=pear)  # this customer's orders in another instance: neither
+    place(2)
+    place(2)
+    assert suspicious() == []
+    place(20)  # only two orders of history: not judged
+    assert suspicious() == []
+    big = place(60)  # 60.00 > 5 x median(2, 2, 20) = 10.00
+    assert suspicious() == [{"kind": "order_total_above_median", "user_id": customer.pk,
+                                 "detail": f"order {big.pk}: total 60.00 USD is above 5 x the customer's median "
+                                           "2.00 over 3 orders"}]

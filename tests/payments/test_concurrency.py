@@ -3,8 +3,10 @@
 from decimal import Decimal
 
 import pytest
+from django.db.models import Sum
 
 from payments.choices import PaymentStatus
+from payments.models import LedgerEntry, LedgerTransaction, Payment
 from payments.services import (
     payment_charge_for_order,
     payment_refund_for_order,
@@ -29,6 +31,23 @@ def test_concurrent_charges_never_overdraw():
     assert sorted(r.status for r in results) == [PaymentStatus.FAILED] * 7 + [PaymentStatus.SUCCEEDED] * 3
     wallet.refresh_from_db()
     assert wallet.balance == Decimal("5.00")
+    # the ledger moved exactly what the balance did: three charges, each a balanced transaction
+    assert sorted(LedgerEntry.objects.filter(wallet=wallet).values_list("amount", flat=True)) == [
+        Decimal("-15.00")] * 3 + [Decimal("50.00")]
+    assert LedgerEntry.objects.filter(instance=instance).aggregate(s=Sum("amount"))["s"] == Decimal("0")
+
+
+def test_concurrent_charges_of_one_order_debit_once():
+    instance, customer = InstanceFactory(), UserFactory()
+    wallet = wallet_create(instance=instance, user=customer, currency="USD", balance="50.00")
+    charge = lambda: payment_charge_for_order(instance=instance, order_id=7, customer_id=customer.pk,  # noqa: E731
+                                              amount="15.00", currency="USD")
+    results = run_concurrently([charge] * 6)
+    assert [r for r in results if isinstance(r, Exception)] == []
+    assert {r.pk for r in results} == {Payment.objects.get(order_id=7).pk}
+    wallet.refresh_from_db()
+    assert wallet.balance == Decimal("35.00")
+    assert LedgerTransaction.objects.filter(order_id=7).count() == 1
 
 
 def test_concurrent_refunds_of_one_order_refund_once():

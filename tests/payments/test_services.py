@@ -4,7 +4,7 @@ import pytest
 from django.db import IntegrityError, transaction
 
 from payments.choices import PaymentStatus
-from payments.models import Payment, Wallet
+from payments.models import LedgerEntry, LedgerTransaction, Payment, Wallet
 from payments.services import (
     payment_charge_for_order,
     payment_refund_for_order,
@@ -136,6 +136,57 @@ def test_charge_twice_debits_once_and_sends_once(instance, customer, wallet, sen
     assert sent.names() == ["payment_processed"]
 
 
+def test_a_charge_is_one_statement_that_debits_writes_the_ledger_and_the_payment(
+        instance, customer, wallet, sent, django_assert_num_queries):
+    with django_assert_num_queries(2) as ctx:  # the charge, then the outbox's INSERT of event-payment
+        payment = charge(instance, 61, customer.pk, "12.50")
+    assert "events_outboxevent" in ctx.captured_queries[1]["sql"]
+    assert balance(wallet) == Decimal("87.50")
+    stored = Payment.objects.get(pk=payment.pk)
+    assert (stored.status, stored.amount, stored.wallet_id, stored.customer_id, stored.currency, stored.reason) == (
+        PaymentStatus.SUCCEEDED, Decimal("12.50"), wallet.pk, customer.pk, "USD", "")
+    assert (payment.status, payment.amount, payment.wallet_id, payment.customer_id, payment.created_at) == (
+        stored.status, stored.amount, stored.wallet_id, stored.customer_id, stored.created_at)
+    tx = LedgerTransaction.objects.get(order_id=61)
+    assert (tx.instance_id, tx.kind, tx.currency, tx.actor_id, tx.reason) == (instance.pk, "charge", "USD", None, "")
+    assert sorted(tx.entries.values_list("account", "wallet_id", "currency", "amount")) == [
+        ("revenue", None, "USD", Decimal("12.50")), ("wallet", wallet.pk, "USD", Decimal("-12.50"))]
+
+
+def test_an_insufficient_funds_charge_records_the_wallet_and_moves_no_money(instance, customer, wallet, sent):
+    payment = charge(instance, 62, customer.pk, "100.01")
+    stored = Payment.objects.get(pk=payment.pk)
+    assert (stored.status, stored.reason, stored.wallet_id, stored.amount, stored.customer_id) == (
+        PaymentStatus.FAILED, "insufficient_funds", wallet.pk, Decimal("100.01"), customer.pk)
+    assert balance(wallet) == Decimal("100.00")
+    assert not LedgerTransaction.objects.filter(order_id=62).exists()
+    assert LedgerEntry.objects.filter(wallet=wallet).count() == 1  # the opening balance only
+
+
+def test_a_charge_without_a_wallet_keeps_the_existing_customer_and_moves_no_money(instance, customer, wallet, sent):
+    payment = charge(instance, 63, customer.pk, "1.00", currency="EUR")
+    stored = Payment.objects.get(pk=payment.pk)
+    assert (stored.status, stored.reason, stored.wallet_id, stored.customer_id, stored.currency, stored.amount) == (
+        PaymentStatus.FAILED, "no_wallet", None, customer.pk, "EUR", Decimal("1.00"))
+    assert not LedgerTransaction.objects.filter(order_id=63).exists()
+    assert balance(wallet) == Decimal("100.00")
+
+
+def test_a_charge_of_zero_succeeds_without_a_ledger_transaction(instance, customer, wallet, sent):
+    payment = charge(instance, 64, customer.pk, "0.00")
+    assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.SUCCEEDED
+    assert not LedgerTransaction.objects.filter(order_id=64).exists()
+    assert balance(wallet) == Decimal("100.00")
+
+
+def test_a_charge_of_another_instances_order_id_is_its_own_claim(instance, other_instance, customer, wallet, sent):
+    wallet_create(instance=other_instance, user=customer, currency="USD", balance="5.00")
+    charge(other_instance, 65, customer.pk, "5.00")
+    payment = charge(instance, 65, customer.pk, "7.00")  # the same order id in another instance: not a repeat
+    assert (payment.status, balance(wallet)) == (PaymentStatus.SUCCEEDED, Decimal("93.00"))
+    assert Payment.objects.filter(order_id=65).count() == 2
+
+
 # --- refund -----------------------------------------------------------------------------------------------------
 
 def test_refund_returns_a_succeeded_charge_once(instance, customer, wallet):
@@ -220,7 +271,7 @@ def test_top_up_beyond_the_column_limit_is_refused(wallet):
 def test_a_second_charge_of_an_order_finds_the_claim_moves_no_money_and_sends_nothing(
         instance, customer, wallet, sent, django_assert_num_queries):
     first = charge(instance, 71, customer.pk, "30.00")
-    with django_assert_num_queries(3):  # the wallet, the claim (ON CONFLICT DO NOTHING), the existing payment
+    with django_assert_num_queries(2):  # the charge's one statement (its claim did nothing), the existing payment
         again = charge(instance, 71, customer.pk, "50.00")
     assert (again.pk, again.status, again.amount) == (first.pk, PaymentStatus.SUCCEEDED, Decimal("30.00"))
     assert balance(wallet) == Decimal("70.00")

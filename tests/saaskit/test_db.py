@@ -6,11 +6,11 @@ import pytest
 from django.db import DataError, IntegrityError, transaction
 
 from inventory.choices import ReservationStatus
-from inventory.models import Reservation
-from orders.choices import OrderEventKind, OrderStatus
-from orders.models import Order, OrderEvent
+from inventory.models import PriceQuote, Reservation
+from orders.choices import OrderEventKind
+from orders.models import Order, OrderEvent, OrderLine
 from payments.models import LedgerEntry, LedgerTransaction
-from saaskit.db import insert_or_nothing, insert_with_children, update_returning, update_then_insert
+from saaskit.db import insert_or_nothing, insert_tree, insert_with_children
 from tests.factories import InstanceFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -40,49 +40,6 @@ def test_insert_or_nothing_still_enforces_the_other_constraints():
         connection.check_constraints()
 
 
-def test_update_returning_gives_the_changed_rows_decoded_or_nothing():
-    instance = InstanceFactory()
-    Reservation.objects.create(instance=instance, order_id=3, status=ReservationStatus.RESERVED,
-                               lines=[{"product_id": 9, "quantity": 2}])
-    where = {"instance": instance, "order_id": 3, "status": ReservationStatus.COMMITTED}
-    assert update_returning(Reservation, where=where, values={"status": "released"}, returning=["lines"]) == []
-    where["status"] = [ReservationStatus.COMMITTED, ReservationStatus.RESERVED]  # a list: any of them
-    assert update_returning(Reservation, where=where, values={"status": ReservationStatus.RELEASED, "reason": "r"},
-                            returning=["lines", "order_id"]) == [([{"product_id": 9, "quantity": 2}], 3)]
-    assert list(Reservation.objects.values_list("status", "reason")) == [(ReservationStatus.RELEASED, "r")]
-
-
-def order_and_entry(status):
-    order = Order.objects.create(instance=InstanceFactory(), customer=UserFactory(), currency="USD",
-                                 total=Decimal("1.00"), status=status)
-    entry = OrderEvent(kind=OrderEventKind.APPROVED, detail={"charged": None}, causation_id="c")
-    return order, entry
-
-
-def test_update_then_insert_writes_the_entry_only_when_the_update_changed_a_row(django_assert_num_queries):
-    order, entry = order_and_entry(OrderStatus.CANCELED)
-    where = {"instance": order.instance_id, "id": order.pk, "status": [OrderStatus.PENDING]}
-    assert update_then_insert(Order, where=where, values={"status": OrderStatus.APPROVED}, row=entry,
-                              link="order") is False
-    assert (entry.pk, OrderEvent.objects.count()) == (None, 0)
-    Order.objects.filter(pk=order.pk).update(status=OrderStatus.PENDING)
-    with django_assert_num_queries(1):
-        assert update_then_insert(Order, where=where, values={"status": OrderStatus.APPROVED}, row=entry,
-                                  link="order") is True
-    assert Order.objects.get(pk=order.pk).status == OrderStatus.APPROVED
-    assert list(OrderEvent.objects.values_list("pk", "order_id", "kind", "detail", "causation_id")) == [
-        (entry.pk, order.pk, OrderEventKind.APPROVED, {"charged": None}, "c")]
-    assert entry.order_id == order.pk and entry.created_at is not None
-
-
-def test_update_then_insert_of_another_instance_changes_nothing():
-    order, entry = order_and_entry(OrderStatus.PENDING)
-    assert update_then_insert(Order, where={"instance": InstanceFactory(), "id": order.pk,
-                                            "status": [OrderStatus.PENDING]},
-                              values={"status": OrderStatus.APPROVED}, row=entry, link="order") is False
-    assert (Order.objects.get(pk=order.pk).status, OrderEvent.objects.count()) == (OrderStatus.PENDING, 0)
-
-
 def test_insert_with_children_writes_all_in_one_statement_with_nulls_typed(django_assert_num_queries):
     instance = InstanceFactory()
     tx = LedgerTransaction(instance=instance, kind="top_up", currency="USD", order_id=None)
@@ -107,11 +64,35 @@ def test_insert_with_children_is_all_or_nothing():
     assert (LedgerTransaction.objects.count(), LedgerEntry.objects.count()) == (0, 0)
 
 
-def test_update_then_insert_refuses_a_too_long_value_like_the_orm_and_changes_nothing():
-    order, entry = order_and_entry(OrderStatus.PENDING)
-    entry.causation_id = "x" * 65  # max_length 64
-    with pytest.raises(DataError), transaction.atomic():
-        update_then_insert(Order, where={"instance": order.instance_id, "id": order.pk,
-                                         "status": [OrderStatus.PENDING]},
-                           values={"status": OrderStatus.APPROVED}, row=entry, link="order")
-    assert (Order.objects.get(pk=order.pk).status, OrderEvent.objects.count()) == (OrderStatus.PENDING, 0)
+def test_insert_tree_writes_groups_of_several_models_and_reads_the_state_before_it(django_assert_num_queries):
+    instance, customer = InstanceFactory(), UserFactory()
+    earlier = Order.objects.create(instance=instance, customer=customer, currency="USD", total=Decimal("3.00"))
+    order = Order(instance=instance, customer=customer, currency="USD", total=Decimal("5.00"))
+    lines = [OrderLine(product_id=7, quantity=1, unit_price=Decimal("2.00")),
+             OrderLine(product_id=3, quantity=1, unit_price=Decimal("3.00"))]
+    quote = PriceQuote(instance=instance, currency="USD", amount=Decimal("5.00"), lines=[])
+    entry = OrderEvent(kind=OrderEventKind.PLACED, detail={"total": "5.00"})
+    with django_assert_num_queries(1):
+        seen = insert_tree(order, [(lines, "order"), ([quote], "order_id"), ([entry], "order")],
+                           read=("ARRAY(SELECT id FROM orders_order WHERE instance_id = %s ORDER BY id)",
+                                 [instance.pk]))
+    assert seen == [earlier.pk]  # the statement does not see the order it inserts
+    assert order.pk > earlier.pk and not order._state.adding
+    assert [(line.order_id, line.order is order) for line in lines] == [(order.pk, True)] * 2
+    assert sorted(OrderLine.objects.filter(order=order).values_list("pk", "product_id")) == sorted(
+        (line.pk, line.product_id) for line in lines)
+    assert PriceQuote.objects.get(pk=quote.pk).order_id == order.pk == quote.order_id
+    assert OrderEvent.objects.get(pk=entry.pk).order_id == order.pk
+    assert Order.objects.get(pk=order.pk).total == Decimal("5.00")
+
+
+def test_insert_tree_without_read_returns_none_and_is_all_or_nothing():
+    instance, customer = InstanceFactory(), UserFactory()
+    order = Order(instance=instance, customer=customer, currency="USD", total=Decimal("1.00"))
+    assert insert_tree(order, [([OrderEvent(kind=OrderEventKind.PLACED)], "order")]) is None
+    before = (Order.objects.count(), OrderLine.objects.count(), OrderEvent.objects.count())
+    again = Order(instance=instance, customer=customer, currency="USD", total=Decimal("1.00"))
+    twice = [OrderLine(product_id=1, quantity=1), OrderLine(product_id=1, quantity=2)]  # one line per product
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_tree(again, [(twice, "order"), ([OrderEvent(kind=OrderEventKind.PLACED)], "order")])
+    assert (Order.objects.count(), OrderLine.objects.count(), OrderEvent.objects.count()) == before
