@@ -10,7 +10,8 @@ sent by hand with BEGIN or COMMIT in the same round trip counts each part), roun
 and COMMIT that the bus sends with its own statements are not counted), and CPU ms (``time.process_time``) per
 order, and the PostgreSQL backend's CPU ms per order (its utime + stime from /proc); with PROFILE=1 a cProfile
 on CPU time of all of it (also dumped to /tmp/saga_profile.pstats), with SHOW_SQL=1 the statements of one run
-of each step, with POST=1 also ``POST /api/v1/orders/`` through the Django test client. The figures hardly depend on the machine's load (CPU time and counts, not wall time).
+of each step, with POST=1 also ``POST /api/v1/orders/`` through the Django test client. The figures hardly
+depend on the machine's load (CPU time and counts, not wall time).
 """
 
 from __future__ import annotations
