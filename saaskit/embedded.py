@@ -61,11 +61,19 @@ def postgres_url() -> str:
         return server.get_uri(DATABASE_NAME)
 
 
+def _no_retry() -> object:
+    """redis-py retries a refused connect three times with backoff: a liveness check must not."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Retry(NoBackoff(), 0)
+
+
 def _redis_ping() -> bool:
     import redis
 
     try:
-        return bool(redis.Redis(unix_socket_path=str(REDIS_SOCKET), socket_timeout=0.5).ping())
+        return bool(redis.Redis(unix_socket_path=str(REDIS_SOCKET), socket_timeout=0.5, retry=_no_retry()).ping())
     except (redis.ConnectionError, redis.TimeoutError, FileNotFoundError, OSError):
         return False
 
@@ -108,7 +116,7 @@ def redis_stop() -> None:
 
     if _redis_ping():
         with contextlib.suppress(redis.ConnectionError):
-            redis.Redis(unix_socket_path=str(REDIS_SOCKET)).shutdown(save=True)
+            redis.Redis(unix_socket_path=str(REDIS_SOCKET), retry=_no_retry()).shutdown(save=True)
     deadline = time.monotonic() + 10
     while REDIS_SOCKET.exists() and _redis_ping() and time.monotonic() < deadline:
         time.sleep(0.05)

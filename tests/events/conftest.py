@@ -11,7 +11,7 @@ from accounts.models import Instance
 from events.consumers import consumer, subscriptions_for, unregister
 from tests.events import consumers_for_tests
 from tests.factories import InstanceFactory
-from tests.support import Worker, start_worker
+from tests.support import Worker, start_worker, stop_workers
 
 # Short bounds so the integration tests run in seconds (the worker reads them from its environment).
 WORKER_ENV = {
@@ -70,8 +70,7 @@ class Workers:
         return worker
 
     def stop_all(self) -> None:
-        for worker in self.started:
-            worker.stop()
+        stop_workers(self.started)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ workers and stops them at teardown.
 
 from tests.support.redis import RedisServer, restart_embedded_redis
 from tests.support.waiting import wait_until
-from tests.support.workers import Worker, current_database_url, start_worker, worker_env
+from tests.support.workers import Worker, current_database_url, start_worker, stop_workers, worker_env
 
 __all__ = [
            "RedisServer",
@@ -27,6 +27,7 @@ __all__ = [
            "current_database_url",
            "restart_embedded_redis",
            "start_worker",
+           "stop_workers",
            "wait_until",
            "worker_env",
 ]

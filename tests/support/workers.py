@@ -115,6 +115,15 @@ class Worker:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
 
+    def begin_stop(self) -> list[int]:
+        """Send the warm shutdown (SIGTERM) without waiting; returns the pool children to kill afterwards."""
+        if not self.alive():
+            return []
+        self.resume()
+        kids = self.children()
+        self.proc.send_signal(signal.SIGTERM)
+        return kids
+
     def wait_ready(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while " ready." not in self.log():
@@ -124,6 +133,22 @@ class Worker:
                 self.stop()
                 raise RuntimeError(f"worker {self.name} not ready within {timeout}s:\n{self.log()[-4000:]}")
             time.sleep(0.05)
+
+
+def stop_workers(workers: Iterable[Worker], timeout: float = 5) -> None:
+    """A test's teardown: every worker's warm shutdown at once, then SIGKILL whatever is left after ``timeout``
+    (the test has asserted what it wanted; a warm shutdown that hangs on a restored message or a pool child
+    waited 20 s per worker here)."""
+    pending = [(worker, worker.begin_stop()) for worker in workers]
+    deadline = time.monotonic() + timeout
+    for worker, kids in pending:
+        try:
+            worker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        for pid in kids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def start_worker(*, queues: Iterable[str] = ("default", *APP_QUEUES), pool: str = "solo", concurrency: int = 1,
