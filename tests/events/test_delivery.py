@@ -292,6 +292,24 @@ def test_a_message_for_a_consumer_that_writes_nothing_sends_begin_with_the_finis
 
 
 @pytest.mark.django_db
+def test_the_owed_check_is_planned_into_the_statements_that_use_it():
+    """events_owed (migration 0011) is inlined: called as a function, its body was parsed and planned again for
+    every statement (events_finish's UPDATE on the message path: about 50 us of PostgreSQL's CPU per delivery).
+    Inlined, it still says which deliveries are owed, by the database's clock."""
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (VERBOSE) SELECT id FROM events_delivery WHERE events_owed(status, next_attempt_at)")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute(
+            "SELECT events_owed(s, t) FROM (VALUES ('pending', NULL::timestamptz), ('retrying', NULL), "
+            "('retrying', clock_timestamp() - interval '1 second'), ('retrying', clock_timestamp() + interval '1 hour'), "
+            "('parked', NULL), ('done', NULL), ('dead', NULL)) AS v (s, t)")
+        owed = [row[0] for row in cursor.fetchall()]
+
+    assert "events_owed" not in plan and "clock_timestamp()" in plan
+    assert owed == [True, True, True, False, False, False, False]
+
+
+@pytest.mark.django_db
 def test_a_duplicated_message_changes_nothing(test_consumers):
     delivery = publish_and_relay(activity("chain", "dup"))
     message = message_for(delivery)
