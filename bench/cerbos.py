@@ -60,6 +60,7 @@ from django.core.management import call_command
 from django.db import connection
 
 from bench.lib import results
+from bench.lib.cpu import process_tree_seconds as cpu_seconds  # granian and its workers
 from saaskit.server import granian_command, server_stop
 
 SLUG = "bench-pdp"
@@ -274,22 +275,6 @@ def write_request_file(path: Path, endpoint: str, sample: list, token: str) -> N
 
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(root: int) -> float:
-    """User + system CPU time of a process and its children (granian's workers), from /proc."""
-    total = 0.0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry.name) == root or int(fields[1]) == root:  # fields[1]: the parent's pid
-            total += (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime
-    return total
 
 
 def wrk(port: int, script: Path, requests_file: Path, connections: int, seconds: float,

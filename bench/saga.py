@@ -40,6 +40,7 @@ os.environ.setdefault("SAASKIT_REDIS_DB", "13")  # not the dev worker's, not ben
 os.environ.setdefault("ORDER_DEADLINE_SECONDS", "600")  # a saturated run must not be cut short by the deadline
 
 from bench.lib import results as bench_results  # noqa: E402  (no Django in it)
+from bench.lib.cpu import pid_from_file, process_tree_seconds  # noqa: E402
 from bench.lib.databases import drop_database, throwaway_database  # noqa: E402
 
 BENCH_DB = "saaskit_bench_saga"
@@ -75,49 +76,11 @@ from orders.services import order_place  # noqa: E402
 from payments.services import wallet_create  # noqa: E402
 
 SAGA_QUEUES = "default,events,orders,inventory,payments,authz,accounts"
-_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """User + system CPU time of a process, its live descendants and the children it has reaped, from /proc (the
-    worker processes; PostgreSQL's postmaster with its backends). Independent of the machine's load."""
-    stats: dict[int, list[str]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-    children: dict[int, list[int]] = {}
-    for pid, fields in stats.items():
-        children.setdefault(int(fields[1]), []).append(pid)
-    total, todo = 0.0, [root]
-    while todo:
-        pid = todo.pop()
-        fields = stats.get(pid)
-        if fields is None:
-            continue
-        total += sum(int(f) for f in fields[11:13]) / _TICK  # utime, stime
-        total += sum(int(f) for f in fields[13:15]) / _TICK  # cutime, cstime: children that ended
-        todo.extend(children.get(pid, []))
-    return total
-
-
-def postmaster_pid() -> int | None:
-    """The embedded PostgreSQL's postmaster (None for a server elsewhere: its CPU is not counted)."""
-    pidfile = BASE_DIR / ".saaskit" / "pgdata" / "postmaster.pid"
-    try:
-        pid = int(pidfile.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-    return pid if Path(f"/proc/{pid}").exists() else None
-
-
 def cpu_snapshot(workers: list[tuple[subprocess.Popen[bytes], Path]]) -> tuple[float, float, float]:
     """CPU seconds so far of: the worker processes, PostgreSQL, this process (the placements)."""
-    pg = postmaster_pid()
-    return (sum(tree_cpu_seconds(proc.pid) for proc, _ in workers), tree_cpu_seconds(pg) if pg else float("nan"),
-            time.process_time())
+    pg = pid_from_file(BASE_DIR / ".saaskit" / "pgdata" / "postmaster.pid")  # None for a server elsewhere
+    return (sum(process_tree_seconds(proc.pid) for proc, _ in workers),
+            process_tree_seconds(pg) if pg else float("nan"), time.process_time())
 
 
 def start_workers(n: int = 2) -> list[tuple[subprocess.Popen[bytes], Path]]:

@@ -40,6 +40,11 @@ def tree_seconds(groups: dict[str, list[int | None]]) -> dict[str, float]:
     return totals
 
 
+def process_tree_seconds(root: int) -> float:
+    """User + system CPU seconds of ``root``, its live descendants and the children they reaped."""
+    return tree_seconds({"root": [root]})["root"]
+
+
 def pid_from_file(path: Path) -> int | None:
     """The process named by a pid file (PostgreSQL's postmaster.pid, Redis' pidfile), if it runs."""
     try:
