@@ -48,12 +48,16 @@ def collect_state() -> Iterator[Any]:
 
 
 _http_latency_children: dict[tuple[str, str, int], Any] = {}
+_HTTP_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
 
 
 def http_request_observed(*, route: str, method: str, status: int, seconds: float) -> None:
     """One request into the latency histogram. The labelled child is kept per (route, method, status class):
     ``labels()`` is the same child every time, but finding it (a lock and the label checks) cost as much as
-    the observation itself on the decision endpoints' path. Routes are patterns, so the dict stays small."""
+    the observation itself on the decision endpoints' path. Routes are patterns and any other method counts as
+    ``other`` (a client may send any token as its method), so the label sets, and the dict, stay small."""
+    if method not in _HTTP_METHODS:
+        method = "other"
     key = (route, method, status // 100)
     child = _http_latency_children.get(key)
     if child is None:

@@ -34,6 +34,17 @@ def test_http_requests_are_timed_by_route_pattern_not_raw_path():
     assert not any("12345" in name for name in after)
 
 
+def test_a_method_outside_http_s_usual_ones_is_counted_as_other():
+    """A client may send any token as its method: each must not become a label set of its own."""
+    before = samples()
+    Client().generic("FROBNICATE123", "/healthz")
+    after = samples()
+
+    other = 'saaskit_http_request_duration_seconds_count{method="other",route="/healthz",status="2xx"}'
+    assert after.get(other, 0) - before.get(other, 0) == 1
+    assert not any("FROBNICATE123" in name for name in after)
+
+
 def test_refreshes_and_reuse_detections_are_counted(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     ProfileFactory(instance=InstanceFactory(slug="acme"), role="customer", user__email="c@acme.test")
