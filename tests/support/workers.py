@@ -102,18 +102,7 @@ class Worker:
 
     def stop(self, timeout: float = 20) -> None:
         """Warm shutdown (SIGTERM); SIGKILL whatever is left after ``timeout``."""
-        if not self.alive():
-            return
-        self.resume()
-        kids = self.children()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-        for pid in kids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        stop_workers([self], timeout)
 
     def begin_stop(self) -> list[int]:
         """Send the warm shutdown (SIGTERM) without waiting; returns the pool children to kill afterwards."""
@@ -136,9 +125,9 @@ class Worker:
 
 
 def stop_workers(workers: Iterable[Worker], timeout: float = 5) -> None:
-    """A test's teardown: every worker's warm shutdown at once, then SIGKILL whatever is left after ``timeout``
-    (the test has asserted what it wanted; a warm shutdown that hangs on a restored message or a pool child
-    waited 20 s per worker here)."""
+    """Every worker's warm shutdown at once, then SIGKILL whatever is left after ``timeout``. A test's teardown
+    keeps the default: the test has asserted what it wanted, and a warm shutdown that hangs on a restored
+    message or a pool child waited 20 s per worker."""
     pending = [(worker, worker.begin_stop()) for worker in workers]
     deadline = time.monotonic() + timeout
     for worker, kids in pending:
