@@ -290,14 +290,22 @@ def main() -> None:
                     f"{cores}-core machine |", "|---|---|---|"]
             for name, value in ordered(cd["cpu_ms_per_request"], ENDPOINTS).items():
                 out.append(f"| {name} | {value:.3f} ms | {cores / value * 1e3:,.0f} req/s |")
+        rounds = cd.get("open_loop_rounds", 1)
         out += ["", f"Open loop at {cd['half_rate']:,.0f} req/s (half our AuthZEN peak; {cd['open_loop_connections']} "
                 f"warmed keep-alive connections in {cd.get('open_loop_processes', 1)} load process(es), an epoll "
                 "loop each, "
-                f"{cd['open_loop_seconds']} s; latency from the scheduled send time):", "",
-                "| Endpoint | p50 | p99 | CPU of the server / of the load processes |", "|---|---|---|---|"]
-        for name, r in ordered(cd["at_half"], ENDPOINTS).items():
+                f"{rounds} interleaved round(s) of {cd['open_loop_seconds']} s, medians; latency from the "
+                "scheduled send time). The last row sends the same AuthZEN requests at the same rate to "
+                f"{cd.get('web_server', 'the general web server')}, for comparison:", "",
+                "| Endpoint | p50 | p99 (each round) | CPU of the server / of the load processes |",
+                "|---|---|---|---|"]
+        rows = dict(ordered(cd["at_half"], ENDPOINTS))
+        if "at_half_web_server" in cd:
+            rows["ours AuthZEN, general web server"] = cd["at_half_web_server"]
+        for name, r in rows.items():
             cpu = (f"{r['server_cores']:.2f} / {r['generator_cores']:.2f} cores" if "server_cores" in r else "")
-            out.append(f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {cpu} |")
+            each = f" ({', '.join(f'{x:.1f}' for x in r['p99_rounds_ms'])})" if "p99_rounds_ms" in r else ""
+            out.append(f"| {name} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms{each} | {cpu} |")
         out.append("")
     else:
         out += ["Not run.", ""]

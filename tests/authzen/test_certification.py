@@ -1,6 +1,6 @@
 """The AuthZEN certification scenario, every test of every sub-level, over HTTP against granian serving the
-project as production does (``saaskit.server``; the fast path of ``saaskit.wsgi`` included) with the token
-``manage.py authzen certification-fixture`` prints."""
+project as production does (``saaskit.server``: the general web server and the PDP listener; the fast path of
+``saaskit.wsgi`` included) with the token ``manage.py authzen certification-fixture`` prints."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from tests.support.server import granian_server
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture(scope="module")
-def server(django_db_setup):
-    with granian_server() as base:
+@pytest.fixture(scope="module", params=["web", "pdp"])
+def server(request, django_db_setup):
+    with granian_server(pdp=request.param == "pdp") as base:
         yield base
 
 

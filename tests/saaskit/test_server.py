@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import signal
 import time
@@ -100,3 +101,53 @@ def test_more_idle_keep_alive_clients_than_threads_are_all_answered():
             for conn in connections:
                 conn.close()
     assert answered == [200] * 6
+
+
+def test_the_pdp_listener_is_the_web_servers_command_with_one_thread_on_the_single_threaded_runtime():
+    from saaskit.server import granian_command, pdp_command
+
+    pdp = pdp_command(port=8001, workers=3)
+    web = granian_command(port=8001, workers=3)
+    assert pdp[pdp.index("--blocking-threads") + 1] == "1"
+    assert pdp[pdp.index("--runtime-mode") + 1] == "st"
+    assert "--runtime-mode" not in web  # the general server keeps granian's default runtime
+    # everything else is the same command line: the same application, workers, respawn and logging
+    assert [a for a in pdp if a not in ("--runtime-mode", "st")][:-1] == (
+        web[:web.index("--blocking-threads") + 1] + ["1"] + web[web.index("--blocking-threads") + 2:])[:-1]
+    assert pdp[-1] == web[-1] == "saaskit.wsgi:application"
+
+
+def test_the_pdp_listener_answers_decisions_and_django_on_kept_alive_connections():
+    """One worker of one thread: six keep-alive clients are all answered, each with a fast-path decision and a
+    request that goes through Django (the discovery document) on the same connection."""
+    from authzen.services import service_client_create
+
+    profile = ProfileFactory(role="clerk")
+    _, _, token = service_client_create(instance=profile.instance, name="pep", role="customer")
+    slug = profile.instance.slug
+    asks = [json.dumps({"subject": {"type": "user", "id": str(profile.user_id)}, "action": {"name": action},
+                        "resource": {"type": "orders", "id": "1"}}) for action in ("get", "delete")]
+    with granian_server(workers=1, pdp=True) as base:
+        master = _server_pid(base)
+        (worker,) = _children(master)
+        assert "--runtime-mode" in Path(f"/proc/{master}/cmdline").read_bytes().decode(errors="replace")
+        port = int(base.rsplit(":", 1)[1])
+        connections, decisions, discovered = [], [], []
+        try:
+            for _ in range(6):
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                connections.append(conn)
+                for body in asks:
+                    conn.request("POST", f"/authzen/{slug}/access/v1/evaluation", body=body,
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+                    response = conn.getresponse()
+                    decisions.append((response.status, json.loads(response.read())["decision"]))
+                conn.request("GET", f"/.well-known/authzen-configuration/authzen/{slug}")
+                response = conn.getresponse()
+                discovered.append((response.status, json.loads(response.read())["policy_decision_point"]))
+        finally:
+            for conn in connections:
+                conn.close()
+        assert os.path.exists(f"/proc/{worker}")  # the same worker answered everything
+    assert decisions == [(200, True), (200, False)] * 6  # a clerk may get orders, not delete them
+    assert discovered == [(200, f"{base}/authzen/{slug}")] * 6

@@ -1,5 +1,6 @@
 """Serve the project with granian (``saaskit.server``, what production runs) against the pytest test database,
-for tests that must go over real HTTP: ``with granian_server() as base_url: ...``.
+for tests that must go over real HTTP: ``with granian_server() as base_url: ...`` (``pdp=True``: the PDP
+listener's command line, ``saaskit.server.pdp_command``).
 
 The server's processes get the test process's DATABASE_URL and Redis db (``tests.support.workers.worker_env``);
 use it from ``@pytest.mark.django_db(transaction=True)`` tests, so the server sees committed rows.
@@ -17,7 +18,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-from saaskit.server import granian_command, server_stop
+from saaskit.server import granian_command, pdp_command, server_stop
 from tests.support.workers import BASE_DIR, worker_env
 
 _counter = itertools.count(1)
@@ -30,7 +31,7 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def granian_server(*, workers: int = 1, threads: int = 2, env: Mapping[str, str] | None = None,
+def granian_server(*, workers: int = 1, threads: int = 2, pdp: bool = False, env: Mapping[str, str] | None = None,
                    start_timeout: float = 90) -> Iterator[str]:
     """A granian server on a free loopback port; yields its base URL and stops it (SIGTERM, then SIGKILL)."""
     port = _free_port()
@@ -38,8 +39,9 @@ def granian_server(*, workers: int = 1, threads: int = 2, env: Mapping[str, str]
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"granian-{next(_counter)}.log"
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(granian_command(port=port, workers=workers, threads=threads, log_level="info"),
-                                cwd=BASE_DIR, env=worker_env(env), stdout=log, stderr=subprocess.STDOUT,
+        command = (pdp_command(port=port, workers=workers, log_level="info") if pdp
+                   else granian_command(port=port, workers=workers, threads=threads, log_level="info"))
+        proc = subprocess.Popen(command, cwd=BASE_DIR, env=worker_env(env), stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -19,8 +19,9 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="what", required=True)
         fixture = sub.add_parser("certification-fixture", help="create the fixture; print the PDP URL and a key")
         fixture.add_argument("--json", action="store_true", help="print one JSON object")
-        fixture.add_argument("--base-url", default=os.environ.get("AUTHZEN_BASE_URL", "http://127.0.0.1:8000"),
-                             help="where the server is reached (default $AUTHZEN_BASE_URL or http://127.0.0.1:8000)")
+        fixture.add_argument("--base-url", default=os.environ.get("AUTHZEN_BASE_URL", "http://127.0.0.1:8001"),
+                             help="where the PDP is reached (default $AUTHZEN_BASE_URL, else the PDP listener "
+                                  "of `manage.py dev`, http://127.0.0.1:8001)")
 
     def handle(self, *args: Any, **options: Any) -> None:
         made = certification_fixture()
