@@ -5,7 +5,7 @@
 
 A warm check is two dict/set lookups and no call into the clock: it touches neither PostgreSQL nor Redis.
 A miss loads that subject's grants for the cache's types in one query (``selectors.subject_role_and_grants``)
-into a bounded LRU (one-second granularity) with a TTL.
+into a bounded LRU (one-second granularity) with a TTL (each entry's shortened by up to ``TTL_JITTER``).
 
 Invalidation, in every process that uses a cache: a daemon *watcher* thread follows the change feed in
 Redis (``authz.changefeed``: a stream read with a blocking XREAD, woken at once by a new entry and
@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import threading
 import time
 import weakref
@@ -52,6 +53,9 @@ STALENESS_SECONDS = 0.9
 TICK_SECONDS = 0.02
 METRICS_EVERY_TICKS = 50  # about once a second
 POLL_SECONDS = 0.25
+# An entry lives between (1 - TTL_JITTER) and 1 times its cache's TTL, drawn at its load: subjects loaded in
+# one moment (a start, a dropped feed) must not all expire, and reload, in one moment too.
+TTL_JITTER = 0.2
 _EMPTY_PAIRS: frozenset[tuple[str, str]] = frozenset()
 _monotonic = time.monotonic
 
@@ -401,7 +405,8 @@ class AuthzCache:
                 if rid.isdigit() and len(rid) < 19 and str(int(rid)) == rid:
                     ids.add(int(rid))  # so an int id needs no str() on the hot path
         by_pair = {pair: frozenset(ids) for pair, ids in collected.items()}
-        meta: Meta = [now + self.ttl_seconds, role, now, now + min(1.0, self.ttl_seconds)]
+        ttl = self.ttl_seconds * (1.0 - TTL_JITTER * random.random())
+        meta: Meta = [now + ttl, role, now, now + min(1.0, ttl)]
         with watcher.lock:
             if watcher.generation == generation:  # no invalidation ran while we read: safe to keep
                 self._remove_unlocked(key)

@@ -49,6 +49,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from datetime import timedelta
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -62,6 +63,7 @@ django.setup()
 
 from django.core.management import call_command
 from django.db import connection
+from django.test import override_settings
 
 from bench.lib import results
 from bench.lib.cpu import process_tree_seconds as cpu_seconds  # granian and its workers
@@ -427,6 +429,8 @@ def _open_loop_process(port: int, prepared: list[bytes], rate: float, seconds: f
             c.buffer += chunk
             if c.complete():
                 latencies.append(time.monotonic() - min(c.due, c.started))
+                if c.buffer[9:12] not in (b"200", b"403"):  # a decision either way; anything else is a failure
+                    raise RuntimeError(f"open loop: the server answered {c.buffer[:200]!r}")
                 c.buffer, c.need = b"", -1  # one request in flight per connection: nothing follows
                 in_flight -= 1
                 if c.sent < per_connection:
@@ -496,8 +500,11 @@ def main() -> None:
     try:
         instance, admin_id, sample = setup()
         assert isinstance(instance, Instance)
-        access = access_token_issue(user_id=admin_id, instance=instance, role="instance_admin",
-                                    profile_role="instance_admin")
+        # The run outlasts an access token's five minutes: an expired one made every /authorized request a 401
+        # written by Django, and the open loop measured that.
+        with override_settings(ACCESS_TOKEN_LIFETIME=timedelta(hours=2)):
+            access = access_token_issue(user_id=admin_id, instance=instance, role="instance_admin",
+                                        profile_role="instance_admin")
         _, _, key = service_client_create(instance=instance, name="bench-pep", role="customer")
         token = f"{access} {key}"
         (tmp / "policies").mkdir()

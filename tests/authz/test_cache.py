@@ -155,6 +155,21 @@ def test_expired_entries_reload(synced, instance, member):
     assert cache.loads == 2
 
 
+def test_subjects_loaded_together_do_not_expire_together(synced, instance):
+    """Entries loaded in the same moment (a process start, a dropped feed) get expiries spread over the last
+    fifth of the TTL: one instant of expiry would reload every subject at once, a burst of queries that a
+    worker with one thread (the PDP listener) serves one after another while its requests wait."""
+    users = [ProfileFactory(instance=instance).user for _ in range(20)]
+    cache = AuthzCache(["orders"], ttl_seconds=100.0)
+    for user in users:
+        cache.allowed(instance.pk, user.pk, "get", "orders", "1")
+    lives = [meta[0] - meta[2] for meta in cache._entries.values()]  # expires_at - loaded_at
+
+    assert all(80.0 <= life <= 100.0 for life in lives)
+    assert max(lives) - min(lives) > 5.0  # spread, not one instant (20 uniform draws over 20 s)
+    assert all(meta[3] <= meta[0] for meta in cache._entries.values())  # a touch is never due after expiry
+
+
 def test_a_load_racing_an_invalidation_is_not_kept(synced, instance, member, monkeypatch):
     services.policies_upsert(instance=instance, policies=[f"{member.pk}:get:orders:1"])
     real = selectors.subject_role_and_grants
