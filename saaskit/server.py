@@ -16,9 +16,10 @@ cores: 50,900 req/s against gunicorn gthread's 10,900), which is what the decisi
 The PDP listener (``pdp_command``) serves the same application tuned for policy enforcement points: one WSGI
 thread per worker and granian's single-threaded runtime. A decision is answered from memory in tens of
 microseconds, so a worker's threads only take turns on the GIL; at a moderate rate each request then paid for
-waking a sleeping thread, and a second and third thread added wake-ups, not throughput. On 2 cores
-(``bench/cerbos.py``, open loop at ~9,400 AuthZEN evaluations/s, half the peak): p99 13-19 ms with 4 threads,
-6 ms with one, 3-4 ms with one and the single-threaded runtime, at the same peak throughput. The price: a
+waking a sleeping thread, and a second and third thread added wake-ups, not throughput. On 2 cores (open
+loop at ~9,400 AuthZEN evaluations/s, half the peak, while choosing): p99 13-19 ms with 4 threads, 6 ms with one,
+3-4 ms with one and the single-threaded runtime, at the same peak throughput (``bench/cerbos.py`` measures both
+servers in every run). The price: a
 request that waits on PostgreSQL (a cache miss, a Django page) holds the whole worker meanwhile, so this
 listener is for decision traffic, and the general one (``granian_command``) serves everything else.
 """
