@@ -35,8 +35,8 @@ django.setup()
 from bench.cerbos import (
     LUA,
     WORKERS,
-    _free_port,
     ask_raw,
+    free_port,
     open_loop_requests,
     raw_request,
     wait_http,
@@ -75,7 +75,7 @@ def main() -> None:
         raise SystemExit("bench/authzen.py needs wrk: run `make bench-tools` (make bench does)")
     call_command("migrate", verbosity=0)
     token = certification_fixture().token
-    port = _free_port()
+    port = free_port()
     tmp = Path(tempfile.mkdtemp(prefix="bench-authzen-"))
     env = {**os.environ, "SAASKIT_ENV": "development", "DEBUG": "false", "LOG_LEVEL": "WARNING"}
     server = subprocess.Popen(pdp_command(port=port, workers=WORKERS), cwd=BASE_DIR, env=env,

@@ -92,7 +92,7 @@ ENDPOINTS = ("ours /authorized", "ours AuthZEN", "Cerbos /api/check/resources", 
 RNG = random.Random(20261201)
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -248,7 +248,7 @@ def start_cerbos(port: int, policies: Path, log: Path) -> subprocess.Popen:
     if not os.access(CERBOS_BIN, os.X_OK):
         CERBOS_BIN.chmod(0o755)
     proc = subprocess.Popen([str(CERBOS_BIN), "server", f"--set=server.httpListenAddr=127.0.0.1:{port}",
-                             f"--set=server.grpcListenAddr=127.0.0.1:{_free_port()}",
+                             f"--set=server.grpcListenAddr=127.0.0.1:{free_port()}",
                              "--set=storage.driver=disk", f"--set=storage.disk.directory={policies}",
                              "--set=audit.enabled=false", "--set=server.logRequestPayloads=false",
                              "--log-level=error"],
@@ -526,7 +526,7 @@ def main() -> None:
         token = f"{access} {key}"
         (tmp / "policies").mkdir()
         rules = cerbos_policies(instance.pk, tmp / "policies")
-        ours_port, cerbos_port = _free_port(), _free_port()
+        ours_port, cerbos_port = free_port(), free_port()
         procs.append(start_ours(ours_port, tmp / "granian.log"))
         procs.append(start_cerbos(cerbos_port, tmp / "policies", tmp / "cerbos.log"))
         port_of = {e: ours_port if e.startswith("ours") else cerbos_port for e in ENDPOINTS}
@@ -575,7 +575,7 @@ def main() -> None:
                 open_runs[e].append(open_loop(port_of[e], e, sample, token, half, OPEN_LOOP_SECONDS, pid_of[e]))
         at_half = {e: open_loop_summary(rs) for e, rs in open_runs.items()}
         # For comparison, not for the goal: the same AuthZEN requests at the same rate to the general web server
-        web_port = _free_port()
+        web_port = free_port()
         procs.append(start_ours(web_port, tmp / "granian-web.log", pdp=False))
         wrk(web_port, script, files["ours AuthZEN"], 8, DURATION, procs[-1].pid)  # warm-up
         at_half_web = open_loop_summary([open_loop(web_port, "ours AuthZEN", sample, token, half, OPEN_LOOP_SECONDS,
